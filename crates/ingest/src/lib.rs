@@ -1,0 +1,489 @@
+//! # nbtrail-ingest
+//!
+//! Reads exported audit logs and yields normalized [`Event`]s, one record at a time, in constant memory.
+//! This crate owns everything between "a path the user gave" and "an event or an error with file:line":
+//!
+//! * **inputs** ([`expand_inputs`]): files, directories (recursive, sorted, log-like names only) and gzip
+//!   (recognised by its magic bytes, whatever the name);
+//! * **integrity**: the SHA-256 of every source file is computed from the bytes as they stream through
+//!   ([`FileReader::finish`]), so provenance costs no second read;
+//! * **framing** ([`framing`]): JSON lines, a JSON array (streamed element by element, never loaded
+//!   whole), or CSV with a header (multi-line quoted fields kept as one record);
+//! * **shapes** ([`normalize`]): Databricks delivered JSON, `system.access.audit` exports and Azure
+//!   diagnostic logs, detected **per record** from field names.
+//!
+//! ## Accounting
+//! Every record of a file (a JSON line, an array element, a CSV data row) yields exactly one [`Item`]:
+//! an event or a [`RecordError`] naming its line, byte offset and reason. Blank lines and the CSV header
+//! are counted separately. Structural damage (an unclosed array, a truncated gzip stream, a read error)
+//! is reported as one more error at the position where it was found. Nothing is dropped silently.
+//!
+//! This crate does no storage and knows nothing of duplicates; `nbtrail-store` decides those.
+
+pub mod framing;
+pub mod normalize;
+
+use flate2::read::MultiGzDecoder;
+use framing::{Frame, Framer, Framing};
+use nbtrail_model::{Event, Provenance};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Failures that stop reading a whole input (per-record problems are [`RecordError`]s instead).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The path does not exist or cannot be opened/read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The path is neither a file nor a directory (socket, device, …).
+    #[error("{path}: not a regular file or directory")]
+    NotAFile {
+        /// The path concerned.
+        path: PathBuf,
+    },
+}
+
+/// One record that could not become an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    /// 1-based line where the record starts (decompressed text).
+    pub line: u64,
+    /// Byte offset where the record starts (decompressed text).
+    pub byte_offset: u64,
+    /// Why it was rejected.
+    pub message: String,
+}
+
+/// What one record became.
+#[derive(Debug)]
+pub enum Item {
+    /// A normalized event (provenance set, file hash not yet known).
+    Event(Box<Event>),
+    /// A rejected record.
+    Error(RecordError),
+}
+
+/// What a directory walk kept and left out.
+#[derive(Debug, Default, Clone)]
+pub struct Inputs {
+    /// Files to read, in a deterministic order.
+    pub files: Vec<PathBuf>,
+    /// Files inside directories that were not read, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// File-name endings read when walking a directory (explicitly named files are always read).
+pub const LOG_EXTENSIONS: &[&str] = &["json", "jsonl", "ndjson", "csv", "log", "txt"];
+
+fn looks_like_log(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name.starts_with('.') {
+        return false;
+    }
+    let name = name.strip_suffix(".gz").unwrap_or(name);
+    match name.rsplit_once('.') {
+        Some((_, ext)) => LOG_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()),
+        None => false,
+    }
+}
+
+/// Expands paths into the files to read: a file is taken as is; a directory is walked recursively in
+/// name order, keeping log-like files (see [`LOG_EXTENSIONS`], optionally `.gz`) and listing the rest as
+/// skipped. A missing path is an error before anything is read.
+pub fn expand_inputs(paths: &[PathBuf]) -> Result<Inputs, IngestError> {
+    let mut out = Inputs::default();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|source| IngestError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_file() {
+            out.files.push(path.clone());
+        } else if meta.is_dir() {
+            for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
+                let entry = entry.map_err(|e| IngestError::Io {
+                    path: e.path().map(Path::to_path_buf).unwrap_or_else(|| path.clone()),
+                    source: e.into(),
+                })?;
+                if !entry.file_type().is_file() {
+                    continue;
+                }
+                if looks_like_log(entry.path()) {
+                    out.files.push(entry.into_path());
+                } else {
+                    out.skipped.push((
+                        entry.into_path(),
+                        "name does not look like a log export (.json, .jsonl, .csv, … or .gz of those)".into(),
+                    ));
+                }
+            }
+        } else {
+            return Err(IngestError::NotAFile { path: path.clone() });
+        }
+    }
+    Ok(out)
+}
+
+/// Hash and byte count of the raw file bytes read so far.
+#[derive(Default)]
+struct HashState {
+    hasher: Sha256,
+    bytes: u64,
+}
+
+/// Feeds every byte read from the file into the SHA-256 and the shared progress counter.
+struct HashingReader {
+    file: File,
+    state: Arc<Mutex<HashState>>,
+    progress: Arc<AtomicU64>,
+}
+
+impl Read for HashingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.hasher.update(&buf[..n]);
+        st.bytes += n as u64;
+        self.progress.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Facts about a file known once it has been read in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSummary {
+    /// Hex SHA-256 of the file as stored (compressed bytes for a `.gz`).
+    pub sha256: String,
+    /// Size of the file on disk.
+    pub size_bytes: u64,
+    /// Whether it was gzip-compressed.
+    pub gzip: bool,
+    /// How its records were laid out.
+    pub framing: Framing,
+    /// Blank lines skipped.
+    pub blank_lines: u64,
+    /// Header rows (CSV) skipped.
+    pub header_lines: u64,
+}
+
+/// Reads one file record by record. See the crate docs for the accounting rules.
+pub struct FileReader {
+    path: PathBuf,
+    display: String,
+    framer: Framer<Box<dyn BufRead + Send>>,
+    framing: Framing,
+    gzip: bool,
+    csv_header: Option<Vec<String>>,
+    header_lines: u64,
+    state: Arc<Mutex<HashState>>,
+    progress: Arc<AtomicU64>,
+    failed: bool,
+}
+
+const PEEK: usize = 64 * 1024;
+
+impl FileReader {
+    /// Opens `path`. `progress` is increased by every raw byte read (for progress bars).
+    pub fn open(path: &Path, progress: Arc<AtomicU64>) -> Result<FileReader, IngestError> {
+        let io_err = |source| IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let state = Arc::new(Mutex::new(HashState::default()));
+        let mut raw = BufReader::with_capacity(
+            256 * 1024,
+            HashingReader {
+                file,
+                state: state.clone(),
+                progress: progress.clone(),
+            },
+        );
+        let gzip = raw.fill_buf().map_err(io_err)?.starts_with(&[0x1f, 0x8b]);
+        let mut text: Box<dyn Read + Send> = if gzip {
+            Box::new(MultiGzDecoder::new(raw))
+        } else {
+            Box::new(raw)
+        };
+        // Peek at the start to choose the framing, then put the peeked bytes back in front.
+        let mut prefix = Vec::with_capacity(PEEK);
+        let mut peek_error = None;
+        match (&mut text).take(PEEK as u64).read_to_end(&mut prefix) {
+            Ok(_) => {}
+            Err(e) => peek_error = Some(e),
+        }
+        let bom = if prefix.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
+        let framing = framing::detect(&prefix[bom..]);
+        let reader: Box<dyn BufRead + Send> = match peek_error {
+            // Surface the error through the normal record path (as a positioned error).
+            Some(e) => Box::new(BufReader::new(
+                Cursor::new(prefix[bom..].to_vec()).chain(FailingReader(Some(e))),
+            )),
+            None => Box::new(BufReader::with_capacity(
+                256 * 1024,
+                Cursor::new(prefix[bom..].to_vec()).chain(text),
+            )),
+        };
+        Ok(FileReader {
+            display: path.display().to_string(),
+            path: path.to_path_buf(),
+            framer: Framer::new(reader, framing, bom as u64),
+            framing,
+            gzip,
+            csv_header: None,
+            header_lines: 0,
+            state,
+            progress,
+            failed: false,
+        })
+    }
+
+    /// The path as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The framing detected for this file.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// The next record's outcome; `None` at the end of the file.
+    pub fn next_item(&mut self) -> Option<Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            let frame = match self.framer.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => return None,
+                Err(e) => {
+                    self.failed = true;
+                    let what = if self.gzip {
+                        "the gzip stream is damaged or truncated"
+                    } else {
+                        "read error"
+                    };
+                    return Some(Item::Error(RecordError {
+                        line: self.framer_line(),
+                        byte_offset: self.framer_offset(),
+                        message: format!("{what} ({e}); the rest of the file could not be read"),
+                    }));
+                }
+            };
+            if self.framing == Framing::Csv && self.csv_header.is_none() && frame.structural_error.is_none() {
+                match parse_csv_row(&frame.bytes) {
+                    Ok(h) => {
+                        self.csv_header = Some(h.into_iter().map(|s| s.trim().to_string()).collect());
+                        self.header_lines += 1;
+                        continue;
+                    }
+                    Err(msg) => {
+                        return Some(Item::Error(self.error(&frame, format!("unreadable CSV header: {msg}"))));
+                    }
+                }
+            }
+            return Some(self.frame_to_item(frame));
+        }
+    }
+
+    fn framer_line(&self) -> u64 {
+        self.framer_pos().0
+    }
+
+    fn framer_offset(&self) -> u64 {
+        self.framer_pos().1
+    }
+
+    fn framer_pos(&self) -> (u64, u64) {
+        self.framer.position()
+    }
+
+    fn error(&self, frame: &Frame, message: String) -> RecordError {
+        RecordError {
+            line: frame.line,
+            byte_offset: frame.byte_offset,
+            message,
+        }
+    }
+
+    fn frame_to_item(&self, frame: Frame) -> Item {
+        if let Some(msg) = &frame.structural_error {
+            return Item::Error(self.error(&frame, msg.clone()));
+        }
+        if let Some(len) = frame.oversize {
+            return Item::Error(self.error(
+                &frame,
+                format!(
+                    "record is {len} bytes, over the {} byte limit; skipped",
+                    framing::MAX_RECORD_BYTES
+                ),
+            ));
+        }
+        let raw = match String::from_utf8(frame.bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                return Item::Error(RecordError {
+                    line: frame.line,
+                    byte_offset: frame.byte_offset,
+                    message: format!("not valid UTF-8 (byte {at} of the record)"),
+                });
+            }
+        };
+        let provenance = Provenance {
+            file: self.display.clone(),
+            line: frame.line,
+            byte_offset: frame.byte_offset,
+            file_sha256: None,
+        };
+        let err = |message: String| {
+            Item::Error(RecordError {
+                line: frame.line,
+                byte_offset: frame.byte_offset,
+                message,
+            })
+        };
+        let obj = match self.framing {
+            Framing::Csv => {
+                let header = self.csv_header.as_deref().unwrap_or(&[]);
+                match csv_row_object(header, &raw) {
+                    Ok(o) => o,
+                    Err(m) => return err(m),
+                }
+            }
+            Framing::JsonLines | Framing::JsonArray => {
+                match serde_json::from_str::<Value>(&raw) {
+                    Ok(Value::Object(o)) => o,
+                    Ok(other) => {
+                        let kind = match other {
+                            Value::Array(_) => "an array",
+                            Value::String(_) => "a string",
+                            Value::Number(_) => "a number",
+                            Value::Bool(_) => "a boolean",
+                            _ => "null",
+                        };
+                        return err(format!("record is {kind}, not a JSON object"));
+                    }
+                    Err(e) => return err(format!("not valid JSON: {e}")),
+                }
+            }
+        };
+        match normalize::normalize(&obj, raw, provenance) {
+            Ok(ev) => Item::Event(Box::new(ev)),
+            Err(m) => err(m),
+        }
+    }
+
+    /// Finishes the file: hashes any bytes not yet read (e.g. after a damaged gzip stream) and returns
+    /// the summary with the file's SHA-256.
+    pub fn finish(self) -> Result<FileSummary, IngestError> {
+        let io_err = |source| IngestError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let blank_lines = self.framer.blank_lines;
+        drop(self.framer);
+        let mut st = std::mem::take(&mut *self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        let size = std::fs::metadata(&self.path).map_err(io_err)?.len();
+        if st.bytes < size {
+            let mut f = File::open(&self.path).map_err(io_err)?;
+            f.seek(SeekFrom::Start(st.bytes)).map_err(io_err)?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = f.read(&mut buf).map_err(io_err)?;
+                if n == 0 {
+                    break;
+                }
+                st.hasher.update(&buf[..n]);
+                st.bytes += n as u64;
+                self.progress.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        Ok(FileSummary {
+            sha256: hex::encode(st.hasher.finalize()),
+            size_bytes: st.bytes,
+            gzip: self.gzip,
+            framing: self.framing,
+            blank_lines,
+            header_lines: self.header_lines,
+        })
+    }
+}
+
+/// A reader that yields a stored error once (used to replay an error hit while peeking).
+struct FailingReader(Option<io::Error>);
+
+impl Read for FailingReader {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Ok(0),
+        }
+    }
+}
+
+fn parse_csv_row(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut rec = csv::StringRecord::new();
+    match rdr.read_record(&mut rec) {
+        Ok(true) => Ok(rec.iter().map(str::to_string).collect()),
+        Ok(false) => Ok(Vec::new()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// CSV columns that hold structs/maps as JSON text.
+const JSON_COLUMNS: &[&str] = &[
+    "user_identity",
+    "request_params",
+    "response",
+    "identity_metadata",
+    "Identity",
+    "RequestParams",
+    "Response",
+    "userIdentity",
+    "requestParams",
+];
+
+fn csv_row_object(header: &[String], raw: &str) -> Result<Map<String, Value>, String> {
+    let fields = parse_csv_row(raw.as_bytes()).map_err(|e| format!("unreadable CSV row: {e}"))?;
+    if fields.len() != header.len() {
+        return Err(format!(
+            "CSV row has {} fields but the header has {}",
+            fields.len(),
+            header.len()
+        ));
+    }
+    let mut obj = Map::new();
+    for (name, field) in header.iter().zip(fields) {
+        let value = if field.is_empty() || field == "null" {
+            Value::Null
+        } else if JSON_COLUMNS.contains(&name.as_str()) {
+            match serde_json::from_str::<Value>(&field) {
+                Ok(v) => v,
+                Err(e) => return Err(format!("CSV column `{name}` is not valid JSON: {e}")),
+            }
+        } else {
+            Value::String(field)
+        };
+        obj.insert(name.clone(), value);
+    }
+    Ok(obj)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,227 @@
+use super::*;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use proptest::prelude::*;
+use std::io::Write;
+
+fn line(i: u64) -> String {
+    format!(
+        r#"{{"version":"2.0","timestamp":{},"workspaceId":1,"userIdentity":{{"email":"u{}@example.com"}},"serviceName":"notebook","actionName":"runCommand","requestId":"r{}","requestParams":{{"notebookId":"7","commandId":"{}","commandText":"x = {}"}}}}"#,
+        1_714_557_661_000u64 + i,
+        i % 3,
+        i,
+        i,
+        i
+    )
+}
+
+fn read_all(path: &Path) -> (Vec<Item>, FileSummary) {
+    let mut r = FileReader::open(path, Arc::new(AtomicU64::new(0))).unwrap();
+    let mut items = Vec::new();
+    while let Some(it) = r.next_item() {
+        items.push(it);
+    }
+    (items, r.finish().unwrap())
+}
+
+fn read_bytes(bytes: &[u8]) -> (Vec<Item>, FileSummary) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.json");
+    std::fs::write(&p, bytes).unwrap();
+    read_all(&p)
+}
+
+fn errors(items: &[Item]) -> Vec<(u64, String)> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Error(e) => Some((e.line, e.message.clone())),
+            Item::Event(_) => None,
+        })
+        .collect()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[test]
+fn json_lines_with_bad_lines_are_all_accounted() {
+    let text = format!("{}\nnot json\n\n{}\n[1]\n{{\"a\":1}}\n", line(1), line(2));
+    let (items, sum) = read_bytes(text.as_bytes());
+    assert_eq!(items.len(), 5);
+    let errs = errors(&items);
+    assert_eq!(errs.iter().map(|e| e.0).collect::<Vec<_>>(), vec![2, 5, 6]);
+    assert!(errs[0].1.starts_with("not valid JSON"), "{}", errs[0].1);
+    assert!(errs[1].1.contains("not a JSON object"));
+    assert!(errs[2].1.contains("not a Databricks audit record"));
+    assert_eq!(sum.blank_lines, 1);
+    assert_eq!(sum.sha256, sha(text.as_bytes()));
+    match &items[2] {
+        Item::Event(e) => {
+            assert_eq!(e.provenance.line, 4);
+            assert_eq!(e.raw, line(2));
+            assert_eq!(
+                &text.as_bytes()[e.provenance.byte_offset as usize..][..e.raw.len()],
+                line(2).as_bytes()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn gzip_is_detected_by_content_and_hashed_compressed() {
+    let text = format!("{}\n{}\n", line(1), line(2));
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(text.as_bytes()).unwrap();
+    let gz = enc.finish().unwrap();
+    let (items, sum) = read_bytes(&gz);
+    assert!(sum.gzip);
+    assert_eq!(sum.sha256, sha(&gz));
+    assert_eq!(sum.size_bytes, gz.len() as u64);
+    assert!(items.iter().all(|i| matches!(i, Item::Event(_))));
+    assert_eq!(items.len(), 2);
+}
+
+#[test]
+fn truncated_gzip_reports_an_error_and_keeps_what_was_read() {
+    let text: String = (0..2000).map(|i| line(i) + "\n").collect();
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(text.as_bytes()).unwrap();
+    let gz = enc.finish().unwrap();
+    let cut = &gz[..gz.len() / 2];
+    let (items, sum) = read_bytes(cut);
+    let errs = errors(&items);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].1.contains("gzip stream is damaged or truncated"));
+    assert!(items.len() > 100);
+    assert_eq!(sum.sha256, sha(cut));
+}
+
+#[test]
+fn json_array_pretty_printed_with_a_bad_element() {
+    let text = format!(
+        "[\n  {},\n  {{\"serviceName\": \"x\",\n   \"timestamp\": 5}},\n  {}\n]\n",
+        line(1),
+        line(2)
+    );
+    let (items, sum) = read_bytes(text.as_bytes());
+    assert_eq!(sum.framing, Framing::JsonArray);
+    assert_eq!(items.len(), 3);
+    assert_eq!(errors(&items), vec![(3, "missing `actionName`".to_string())]);
+}
+
+#[test]
+fn csv_export_of_the_system_table() {
+    let text = "account_id,workspace_id,event_time,service_name,action_name,request_id,user_identity,request_params,response\n\
+        a,42,2024-05-01 10:00:00.5,notebook,runCommand,r1,\"{\"\"email\"\":\"\"e@x.com\"\"}\",\"{\"\"commandText\"\":\"\"print(1)\\nprint(2)\"\",\"\"notebookId\"\":\"\"9\"\"}\",\"{\"\"statusCode\"\":200}\"\n\
+        a,42,2024-05-01 10:00:01,notebook,runCommand\n\
+        a,42,yesterday,notebook,runCommand,r3,,,\n";
+    let (items, sum) = read_bytes(text.as_bytes());
+    assert_eq!(sum.framing, Framing::Csv);
+    assert_eq!(sum.header_lines, 1);
+    assert_eq!(items.len(), 3);
+    match &items[0] {
+        Item::Event(e) => {
+            assert_eq!(e.user.as_deref(), Some("e@x.com"));
+            assert_eq!(e.command_text.as_deref(), Some("print(1)\nprint(2)"));
+            assert_eq!(e.time.timestamp_millis() % 1000, 500);
+            assert_eq!(e.response_status, Some(200));
+        }
+        other => panic!("{other:?}"),
+    }
+    let errs = errors(&items);
+    assert_eq!(errs[0], (3, "CSV row has 5 fields but the header has 9".into()));
+    assert_eq!(errs[1].0, 4);
+    assert!(errs[1].1.contains("not a recognised time"));
+}
+
+#[test]
+fn bom_and_crlf_are_handled() {
+    let text = format!("\u{feff}{}\r\n{}\r\n", line(1), line(2));
+    let (items, _) = read_bytes(text.as_bytes());
+    assert_eq!(items.len(), 2);
+    match &items[1] {
+        Item::Event(e) => {
+            assert_eq!(e.raw, line(2));
+            assert_eq!(e.provenance.line, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn directories_are_walked_in_order_and_non_logs_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("workspaceId=1/date=2024-05-02")).unwrap();
+    std::fs::create_dir_all(d.join("workspaceId=1/date=2024-05-01")).unwrap();
+    std::fs::write(d.join("workspaceId=1/date=2024-05-02/auditlogs_a.json"), "").unwrap();
+    std::fs::write(d.join("workspaceId=1/date=2024-05-01/auditlogs_b.json.gz"), "").unwrap();
+    std::fs::write(d.join("workspaceId=1/_SUCCESS"), "").unwrap();
+    std::fs::write(d.join(".hidden.json"), "").unwrap();
+    let inputs = expand_inputs(&[d.to_path_buf()]).unwrap();
+    let names: Vec<String> = inputs
+        .files
+        .iter()
+        .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "workspaceId=1/date=2024-05-01/auditlogs_b.json.gz",
+            "workspaceId=1/date=2024-05-02/auditlogs_a.json"
+        ]
+    );
+    assert_eq!(inputs.skipped.len(), 2);
+    let missing = expand_inputs(&[d.join("nope")]).unwrap_err().to_string();
+    assert!(missing.contains("nope"), "{missing}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Arbitrary bytes never panic, and every item's position lies inside the input in increasing order.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+                                   prefix in prop_oneof![Just(&b""[..]), Just(&b"["[..]), Just(&b"event_time,action_name\n"[..]), Just(&b"{"[..])]) {
+        let mut input = prefix.to_vec();
+        input.extend_from_slice(&bytes);
+        let (items, sum) = read_bytes(&input);
+        prop_assert_eq!(sum.sha256, sha(&input));
+        let mut last = 0u64;
+        for it in &items {
+            let off = match it { Item::Event(e) => e.provenance.byte_offset, Item::Error(e) => e.byte_offset };
+            prop_assert!(off >= last);
+            prop_assert!(off <= input.len() as u64);
+            last = off;
+        }
+    }
+
+    /// Valid records and garbage lines in any order: each valid record is an event, each garbage line
+    /// exactly one error, blank lines are counted, in JSON lines and in a JSON array alike.
+    #[test]
+    fn every_record_is_accounted(kinds in proptest::collection::vec(0u8..3, 0..40), array in any::<bool>()) {
+        let mut parts = Vec::new();
+        let (mut good, mut bad, mut blank) = (0, 0, 0);
+        for (i, k) in kinds.iter().enumerate() {
+            match k {
+                0 => { parts.push(line(i as u64)); good += 1; }
+                1 => { parts.push(format!("{{\"junk\": {i}}}")); bad += 1; }
+                _ if !array => { parts.push(String::new()); blank += 1; }
+                _ => { parts.push(format!("\"s{i}\"")); bad += 1; }
+            }
+        }
+        let text = if array {
+            format!("[\n{}\n]", parts.join(",\n"))
+        } else {
+            parts.iter().map(|p| format!("{p}\n")).collect()
+        };
+        let (items, sum) = read_bytes(text.as_bytes());
+        let events = items.iter().filter(|i| matches!(i, Item::Event(_))).count();
+        prop_assert_eq!(events, good);
+        prop_assert_eq!(items.len() - events, bad);
+        if !array { prop_assert_eq!(sum.blank_lines, blank as u64); }
+    }
+}
