@@ -1,1 +1,402 @@
-fn main(){}
+//! # nbtrail (command-line tool)
+//!
+//! Every capability of nbtrail without a window, for auditors' scripts and automation. This binary owns
+//! argument parsing, human and JSON rendering, progress bars and exit codes; all logic lives in the
+//! library crates (`nbtrail-ingest`, `nbtrail-store`, …).
+//!
+//! Output contract: results go to stdout (human tables by default, `--json` for machines; `ingest`
+//! always prints its JSON report), progress and diagnostics to stderr. Exit status 0 on success, 1 when the
+//! input or the case is unusable (with a one-line `nbtrail: error: …` naming the file), 2 on bad usage.
+
+mod render;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use nbtrail_store::{Case, EventFilter, SessionFilter};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+#[derive(Parser)]
+#[command(name = "nbtrail", version, about = "Audit trails of notebook work: ingest, sessions, replay", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct CaseArg {
+    /// The case folder (created by `ingest` when missing).
+    #[arg(long, value_name = "DIR")]
+    case: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct TimeRange {
+    /// Only at or after this time (UTC): `2024-05-01`, `2024-05-01T14:00`, RFC 3339.
+    #[arg(long, value_parser = parse_time)]
+    from: Option<DateTime<Utc>>,
+    /// Only before this time (UTC); a bare date means the end of that day.
+    #[arg(long, value_parser = parse_time_end)]
+    to: Option<DateTime<Utc>>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest audit-log files or directories (recursive, .gz too) into a case, as one atomic run.
+    ///
+    /// Prints the JSON report on stdout: {files, lines, events, duplicates, errors:[{file,line,message}], …}.
+    /// `lines` counts records (JSON lines, array elements, CSV rows): lines = events + duplicates + errors.
+    Ingest {
+        #[command(flatten)]
+        case: CaseArg,
+        /// Files or directories to read.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Idle time that ends a notebook session (e.g. `2h`, `30m`); stored in the case.
+        #[arg(long, value_parser = parse_duration_ms, value_name = "DURATION")]
+        idle_gap: Option<i64>,
+        /// No human summary on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List notebook sessions.
+    Sessions {
+        #[command(flatten)]
+        case: CaseArg,
+        /// Sessions of this user (e-mail).
+        #[arg(long)]
+        user: Option<String>,
+        /// A notebook id, path, or path prefix ending in `/`.
+        #[arg(long)]
+        notebook: Option<String>,
+        #[command(flatten)]
+        range: TimeRange,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a session's cells in execution order (a unique id prefix is enough).
+    Replay {
+        #[command(flatten)]
+        case: CaseArg,
+        /// The session id.
+        session_id: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Colour and syntax highlighting.
+        #[arg(long, value_enum, default_value_t = render::ColorChoice::Auto)]
+        color: render::ColorChoice,
+    },
+    /// List events with their provenance.
+    Events {
+        #[command(flatten)]
+        case: CaseArg,
+        /// Events of this user (e-mail).
+        #[arg(long)]
+        user: Option<String>,
+        /// `action` or `service.action`, e.g. `getSecret` or `secrets.getSecret`.
+        #[arg(long)]
+        action: Option<String>,
+        /// A notebook id or path.
+        #[arg(long)]
+        notebook: Option<String>,
+        #[command(flatten)]
+        range: TimeRange,
+        /// Only the newest N (still listed oldest first).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Include the raw record in human output (always in JSON).
+        #[arg(long)]
+        raw: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Case overview: events, users, sessions, trail gaps, notable events.
+    Summary {
+        #[command(flatten)]
+        case: CaseArg,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List ingest runs (who, when, what, counts).
+    Runs {
+        #[command(flatten)]
+        case: CaseArg,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every rejected record with file, line and reason.
+    Errors {
+        #[command(flatten)]
+        case: CaseArg,
+        /// Only this ingest run.
+        #[arg(long)]
+        run: Option<i64>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("NBTRAIL_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        // One line: the chain joined, file names included by the errors themselves.
+        let msg = format!("{e:#}").replace('\n', " ");
+        eprintln!("nbtrail: error: {}", render::visible(&msg));
+        std::process::exit(1);
+    }
+}
+
+fn open(case: &CaseArg) -> Result<Case> {
+    Ok(Case::open(&case.case)?)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Ingest {
+            case,
+            paths,
+            idle_gap,
+            quiet,
+        } => {
+            for p in &paths {
+                if !p.exists() {
+                    bail!("{}: no such file or directory", p.display());
+                }
+            }
+            let mut c = Case::create(&case.case)?;
+            if let Some(ms) = idle_gap {
+                c.set_idle_gap_ms(ms)?;
+            }
+            let bar = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {bytes}/{total_bytes} [{wide_bar}] {msg} ETA {eta}",
+                )
+                .expect("template"),
+            );
+            let started = std::time::Instant::now();
+            let cancel = AtomicBool::new(false);
+            let report = c.ingest(&paths, &cancel, &mut |p| {
+                bar.set_length(p.bytes_total);
+                bar.set_position(p.bytes_read);
+                let secs = started.elapsed().as_secs_f64().max(0.001);
+                bar.set_message(format!(
+                    "file {}/{} · {} events ({:.0}/s) · {} dup · {} err",
+                    p.files_done,
+                    p.files_total,
+                    p.events,
+                    p.events as f64 / secs,
+                    p.duplicates,
+                    p.errors
+                ));
+            });
+            bar.finish_and_clear();
+            let report = report?;
+            print_json(&report)?;
+            if !quiet {
+                render::ingest_summary(&report);
+            }
+            Ok(())
+        }
+        Command::Sessions {
+            case,
+            user,
+            notebook,
+            range,
+            json,
+        } => {
+            let c = open(&case)?;
+            let s = c.sessions(&SessionFilter {
+                user,
+                notebook,
+                from: range.from,
+                to: range.to,
+            })?;
+            if json {
+                print_json(&s)
+            } else {
+                render::sessions(&s);
+                Ok(())
+            }
+        }
+        Command::Replay {
+            case,
+            session_id,
+            json,
+            color,
+        } => {
+            let c = open(&case)?;
+            let s = c.session(&session_id)?;
+            let cells = c.session_cells(&s.id)?;
+            if json {
+                #[derive(serde::Serialize)]
+                struct Replay<'a> {
+                    session: &'a nbtrail_model::Session,
+                    cells: &'a [nbtrail_model::SessionCell],
+                }
+                print_json(&Replay {
+                    session: &s,
+                    cells: &cells,
+                })
+            } else {
+                render::replay(&s, &cells, color.enabled())
+            }
+        }
+        Command::Events {
+            case,
+            user,
+            action,
+            notebook,
+            range,
+            limit,
+            raw,
+            json,
+        } => {
+            let c = open(&case)?;
+            let ev = c.events(&EventFilter {
+                user,
+                action,
+                notebook,
+                from: range.from,
+                to: range.to,
+                limit,
+            })?;
+            if json {
+                print_json(&ev)
+            } else {
+                render::events(&ev, raw);
+                Ok(())
+            }
+        }
+        Command::Summary { case, json } => {
+            let c = open(&case)?;
+            let s = c.summary()?;
+            if json {
+                print_json(&s)
+            } else {
+                let sessions = c.sessions(&SessionFilter::default())?;
+                render::summary(&s, &sessions);
+                Ok(())
+            }
+        }
+        Command::Runs { case, json } => {
+            let c = open(&case)?;
+            let r = c.runs()?;
+            if json {
+                print_json(&r)
+            } else {
+                for r in &r {
+                    println!(
+                        "run {}  {} → {}  by {}@{}  files {}  lines {}  events {}  duplicates {}  errors {}",
+                        r.id,
+                        r.started_at,
+                        r.finished_at.as_deref().unwrap_or("?"),
+                        render::visible(&r.examiner),
+                        render::visible(&r.host),
+                        r.files,
+                        r.lines,
+                        r.events,
+                        r.duplicates,
+                        r.errors
+                    );
+                }
+                Ok(())
+            }
+        }
+        Command::Errors { case, run, json } => {
+            let c = open(&case)?;
+            let e = c.ingest_errors(run)?;
+            if json {
+                print_json(&e)
+            } else {
+                for e in &e {
+                    println!("{}:{}: {}", render::visible(&e.file), e.line, render::visible(&e.message));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `2h`, `30m`, `90s`, `1d`, or plain seconds.
+fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: i64 = num.parse().map_err(|_| format!("not a duration: {s:?} (try 2h, 30m, 90s)"))?;
+    let mult = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("unknown unit in {s:?}: use s, m, h or d")),
+    };
+    if n <= 0 {
+        return Err("the idle gap must be positive".into());
+    }
+    Ok(n * mult)
+}
+
+fn parse_time_inner(s: &str, end_of_day: bool) -> Result<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(t.and_utc());
+        }
+    }
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .with_context(|| format!("not a time: {s:?} (use 2024-05-01, 2024-05-01T14:00 or RFC 3339)"))?;
+    let d = if end_of_day { d.succ_opt().unwrap_or(d) } else { d };
+    Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_time_inner(s, false).map_err(|e| e.to_string())
+}
+
+fn parse_time_end(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_time_inner(s, true).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nbtrail_model::format_time;
+
+    #[test]
+    fn durations_and_times() {
+        assert_eq!(parse_duration_ms("2h"), Ok(7_200_000));
+        assert_eq!(parse_duration_ms("90"), Ok(90_000));
+        assert!(parse_duration_ms("2w").is_err());
+        assert!(parse_duration_ms("0m").is_err());
+        assert_eq!(format_time(parse_time("2024-05-01").unwrap()), "2024-05-01T00:00:00.000Z");
+        assert_eq!(format_time(parse_time_end("2024-05-01").unwrap()), "2024-05-02T00:00:00.000Z");
+        assert_eq!(format_time(parse_time("2024-05-01T14:30").unwrap()), "2024-05-01T14:30:00.000Z");
+        assert_eq!(format_time(parse_time("2024-05-01T14:30:00+02:00").unwrap()), "2024-05-01T12:30:00.000Z");
+        assert!(parse_time("yesterday").is_err());
+    }
+}

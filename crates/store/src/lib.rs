@@ -1,1 +1,833 @@
-pub fn x(){}
+//! # nbtrail-store
+//!
+//! The **case**: a folder holding `case.sqlite` (SQLite, WAL, versioned migrations), the source of record
+//! for everything nbtrail knows about an investigation. Indexes and reports elsewhere are derived from it
+//! and can always be rebuilt from it. This crate owns:
+//!
+//! * opening/creating a case and migrating its schema ([`Case::open`], [`Case::create`]);
+//! * **ingest runs** ([`Case::ingest`]): reading inputs through `nbtrail-ingest` on one thread while this
+//!   one writes, deduplicating by natural key, recording every file (path, SHA-256, counts), every rejected
+//!   record (file, line, byte offset, reason) and every duplicate (which event it repeats);
+//! * the derived tables rebuilt at the end of every run: notebook id → path history, sessions
+//!   ([`sessions`]), and the trail's holes (verbose audit logging switched off);
+//! * the read side the CLI and the app use: sessions, replay cells, events, runs, errors, case summary.
+//!
+//! ## Atomicity
+//! An ingest is one SQLite transaction (`BEGIN IMMEDIATE` … `COMMIT`): derived tables are rebuilt inside it.
+//! A crash, a `kill -9` or a cancellation before the commit leaves the case exactly as it was; SQLite's
+//! journal rolls the partial work back on the next open. Re-running the same ingest then gives the same
+//! counts as an uninterrupted run.
+//!
+//! ## Accounting
+//! For every run and every file: `lines = events + duplicates + errors`, where `lines` counts records (a
+//! JSON line, an array element, a CSV data row, or a structural problem such as a truncated array);
+//! blank lines and CSV headers are counted separately.
+
+mod query;
+mod schema;
+pub mod sessions;
+
+pub use query::*;
+
+use nbtrail_ingest::{FileReader, IngestError, Item, RecordError, expand_inputs};
+use nbtrail_model::{Event, format_time};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// File name of the database inside a case folder.
+pub const DB_FILE: &str = "case.sqlite";
+
+/// Errors of the case store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("case database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The folder is not a case.
+    #[error("{0}: not an nbtrail case (no {DB_FILE}); create one with `nbtrail ingest --case DIR PATH…`")]
+    NotACase(PathBuf),
+    /// The case was written by a newer nbtrail.
+    #[error("{path}: case schema version {found} is newer than this nbtrail understands ({known}); upgrade nbtrail")]
+    TooNew {
+        /// The case.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// Reading an input failed as a whole.
+    #[error(transparent)]
+    Input(#[from] IngestError),
+    /// A file that holds no audit record at all.
+    #[error("{file}: not a Databricks audit log: none of its {records} records is an audit event (line {line}: {message})")]
+    NotALog {
+        /// The file.
+        file: String,
+        /// Records read.
+        records: u64,
+        /// First error's line.
+        line: u64,
+        /// First error's message.
+        message: String,
+    },
+    /// The ingest was cancelled; the case is unchanged.
+    #[error("ingest cancelled; the case is unchanged")]
+    Cancelled,
+    /// Creating the case folder failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Nothing found under that id.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An open case.
+pub struct Case {
+    conn: Connection,
+    dir: PathBuf,
+}
+
+impl Case {
+    /// Opens an existing case folder.
+    pub fn open(dir: &Path) -> Result<Case> {
+        let db = dir.join(DB_FILE);
+        if !db.is_file() {
+            return Err(StoreError::NotACase(dir.to_path_buf()));
+        }
+        Case::connect(dir)
+    }
+
+    /// Opens a case folder, creating it (and its database) if needed.
+    pub fn create(dir: &Path) -> Result<Case> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Case::connect(dir)
+    }
+
+    fn connect(dir: &Path) -> Result<Case> {
+        let conn = Connection::open(dir.join(DB_FILE))?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // One commit per ingest: full durability costs nothing measurable.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "cache_size", -65536)?;
+        let mut case = Case {
+            conn,
+            dir: dir.to_path_buf(),
+        };
+        case.migrate()?;
+        Ok(case)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = schema::MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: self.dir.clone(),
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The case folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The underlying connection, for crates that add their own tables (index state, findings, …).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The idle gap that ends a session (ms), from the case's settings.
+    pub fn idle_gap_ms(&self) -> Result<i64> {
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key='idle_gap_ms'", [], |r| r.get(0))
+            .optional()?;
+        Ok(v.and_then(|s| s.parse().ok()).unwrap_or(sessions::DEFAULT_IDLE_GAP_MS))
+    }
+
+    /// Changes the idle gap and rebuilds sessions with it (one transaction).
+    pub fn set_idle_gap_ms(&mut self, ms: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO settings(key, value) VALUES('idle_gap_ms', ?1)
+             ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            [ms.to_string()],
+        )?;
+        rebuild_derived(&tx, ms)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ingests `paths` as one atomic run. `progress` is called from this thread now and then;
+    /// setting `cancel` stops the run and leaves the case unchanged.
+    pub fn ingest(
+        &mut self,
+        paths: &[PathBuf],
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<IngestReport> {
+        let started = Instant::now();
+        let inputs = expand_inputs(paths)?;
+        let bytes_total: u64 = inputs
+            .files
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let idle_gap = self.idle_gap_ms()?;
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let started_at = format_time(chrono::Utc::now());
+        tx.execute(
+            "INSERT INTO ingest_runs(started_at, examiner, host, tool_version, inputs) VALUES(?1,?2,?3,?4,?5)",
+            params![
+                started_at,
+                examiner(),
+                host(),
+                env!("CARGO_PKG_VERSION"),
+                serde_json::to_string(&paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            ],
+        )?;
+        let run_id = tx.last_insert_rowid();
+
+        // Reader thread: parse while this thread writes. The channel is bounded: constant memory.
+        let (send, recv) = mpsc::sync_channel::<Msg>(2048);
+        let files = inputs.files.clone();
+        let reader_progress = bytes_read.clone();
+        let reader = std::thread::spawn(move || read_files(files, reader_progress, send));
+
+        let mut report = IngestReport {
+            run_id,
+            files: inputs.files.len() as u64,
+            skipped_files: inputs
+                .skipped
+                .iter()
+                .map(|(p, r)| SkippedFile {
+                    file: p.display().to_string(),
+                    reason: r.clone(),
+                })
+                .collect(),
+            ..IngestReport::default()
+        };
+        let mut writer = Writer::new(&tx, run_id)?;
+        let mut prog = Progress {
+            files_total: inputs.files.len() as u64,
+            bytes_total,
+            ..Progress::default()
+        };
+        let mut last_progress = Instant::now();
+        let outcome: Result<()> = (|| {
+            for msg in recv.iter() {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(StoreError::Cancelled);
+                }
+                match msg {
+                    Msg::Start(path) => {
+                        prog.current_file = path.display().to_string();
+                        writer.start_file(&path)?;
+                    }
+                    Msg::Item(item) => writer.item(item, &mut report)?,
+                    Msg::End(summary) => {
+                        let f = writer.end_file(summary?, &mut report)?;
+                        prog.files_done += 1;
+                        report.file_reports.push(f);
+                    }
+                }
+                if last_progress.elapsed() > Duration::from_millis(100) {
+                    last_progress = Instant::now();
+                    prog.bytes_read = bytes_read.load(Ordering::Relaxed);
+                    prog.events = report.events;
+                    prog.duplicates = report.duplicates;
+                    prog.errors = report.error_count;
+                    progress(&prog);
+                }
+            }
+            Ok(())
+        })();
+        drop(recv); // unblocks the reader if we stopped early
+        let _ = reader.join();
+        drop(writer);
+        outcome?; // dropping `tx` rolls back
+        report.lines = report.events + report.duplicates + report.error_count;
+        tx.execute(
+            "UPDATE ingest_runs SET finished_at=?2, files=?3, lines=?4, events=?5, duplicates=?6,
+                 errors=?7, blank_lines=?8, header_lines=?9 WHERE id=?1",
+            params![
+                run_id,
+                format_time(chrono::Utc::now()),
+                report.files,
+                report.lines,
+                report.events,
+                report.duplicates,
+                report.error_count,
+                report.blank_lines,
+                report.header_lines
+            ],
+        )?;
+        let derived = rebuild_derived(&tx, idle_gap)?;
+        report.sessions = derived.0;
+        report.trail_gaps = derived.1;
+        tx.commit()?;
+        prog.bytes_read = bytes_read.load(Ordering::Relaxed);
+        prog.events = report.events;
+        prog.duplicates = report.duplicates;
+        prog.errors = report.error_count;
+        prog.files_done = prog.files_total;
+        progress(&prog);
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+}
+
+/// Errors kept in the in-memory report; all of them are always in the case (`ingest_errors`).
+pub const REPORT_ERROR_CAP: usize = 10_000;
+
+/// A file found in a directory but not read.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SkippedFile {
+    /// The path.
+    pub file: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// One rejected record.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ErrorEntry {
+    /// The file.
+    pub file: String,
+    /// 1-based line where the record starts.
+    pub line: u64,
+    /// Byte offset where the record starts (decompressed).
+    pub byte_offset: u64,
+    /// Why it was rejected.
+    pub message: String,
+}
+
+/// Per-file accounting.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct FileReport {
+    /// The path.
+    pub file: String,
+    /// SHA-256 of the file as stored.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// Whether gzip-compressed.
+    pub gzip: bool,
+    /// `json_lines`, `json_array` or `csv`.
+    pub framing: String,
+    /// Records read (= events + duplicates + errors).
+    pub lines: u64,
+    /// New events stored.
+    pub events: u64,
+    /// Records already in the case.
+    pub duplicates: u64,
+    /// Rejected records.
+    pub errors: u64,
+    /// Blank lines skipped.
+    pub blank_lines: u64,
+    /// CSV header rows.
+    pub header_lines: u64,
+}
+
+/// What an ingest run did. `lines == events + duplicates + error_count` always holds.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct IngestReport {
+    /// The run's id in the case.
+    pub run_id: i64,
+    /// Files read.
+    pub files: u64,
+    /// Records read (see the crate docs).
+    pub lines: u64,
+    /// New events stored.
+    pub events: u64,
+    /// Records that were already in the case (or earlier in this run).
+    pub duplicates: u64,
+    /// Rejected records: the first [`REPORT_ERROR_CAP`]; all are in the case.
+    pub errors: Vec<ErrorEntry>,
+    /// Number of rejected records.
+    pub error_count: u64,
+    /// True when `errors` holds fewer than `error_count`.
+    pub errors_truncated: bool,
+    /// Blank lines skipped.
+    pub blank_lines: u64,
+    /// CSV header rows.
+    pub header_lines: u64,
+    /// Per file.
+    pub file_reports: Vec<FileReport>,
+    /// Files in directories that were not read.
+    pub skipped_files: Vec<SkippedFile>,
+    /// Sessions in the case after the run.
+    pub sessions: u64,
+    /// Trail gaps in the case after the run.
+    pub trail_gaps: u64,
+    /// Wall-clock time of the run.
+    pub elapsed_ms: u64,
+}
+
+/// Progress of a running ingest.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Progress {
+    /// Files finished.
+    pub files_done: u64,
+    /// Files to read.
+    pub files_total: u64,
+    /// Raw bytes read.
+    pub bytes_read: u64,
+    /// Raw bytes to read.
+    pub bytes_total: u64,
+    /// Events stored so far.
+    pub events: u64,
+    /// Duplicates so far.
+    pub duplicates: u64,
+    /// Errors so far.
+    pub errors: u64,
+    /// File being read.
+    pub current_file: String,
+}
+
+enum Msg {
+    Start(PathBuf),
+    Item(Item),
+    End(Result<nbtrail_ingest::FileSummary, IngestError>),
+}
+
+fn read_files(files: Vec<PathBuf>, progress: Arc<AtomicU64>, send: mpsc::SyncSender<Msg>) {
+    for path in files {
+        if send.send(Msg::Start(path.clone())).is_err() {
+            return;
+        }
+        let mut reader = match FileReader::open(&path, progress.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = send.send(Msg::End(Err(e)));
+                return;
+            }
+        };
+        while let Some(item) = reader.next_item() {
+            if send.send(Msg::Item(item)).is_err() {
+                return;
+            }
+        }
+        if send.send(Msg::End(reader.finish())).is_err() {
+            return;
+        }
+    }
+}
+
+/// Records of a file held back until the file proves to be a log (its first event or duplicate).
+const HOLD_BACK_LIMIT: usize = 10_000;
+
+struct Writer<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    run_id: i64,
+    insert: rusqlite::Statement<'a>,
+    find: rusqlite::Statement<'a>,
+    dup: rusqlite::Statement<'a>,
+    err: rusqlite::Statement<'a>,
+    file_id: i64,
+    file_name: String,
+    cur: FileReport,
+    /// Errors of the current file not yet written (until it is known to be a log).
+    held: Vec<RecordError>,
+    proven: bool,
+}
+
+impl<'a> Writer<'a> {
+    fn new(tx: &'a rusqlite::Transaction<'a>, run_id: i64) -> Result<Self> {
+        Ok(Writer {
+            tx,
+            run_id,
+            insert: tx.prepare(
+                "INSERT INTO events(natural_key, time_ms, user, workspace_id, service, action, notebook_id,
+                    notebook_path, cluster_id, command_id, language, command_text, status, duration_ms,
+                    source_ip, user_agent, request_id, web_session_id, response_status, response_error,
+                    params, shape, source_file_id, line, byte_offset, raw)
+                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)
+                 ON CONFLICT(natural_key) DO NOTHING",
+            )?,
+            find: tx.prepare("SELECT id FROM events WHERE natural_key=?1")?,
+            dup: tx.prepare(
+                "INSERT INTO duplicates(source_file_id, line, byte_offset, event_id) VALUES(?1,?2,?3,?4)",
+            )?,
+            err: tx.prepare(
+                "INSERT INTO ingest_errors(source_file_id, line, byte_offset, message) VALUES(?1,?2,?3,?4)",
+            )?,
+            file_id: 0,
+            file_name: String::new(),
+            cur: FileReport::default(),
+            held: Vec::new(),
+            proven: false,
+        })
+    }
+
+    fn start_file(&mut self, path: &Path) -> Result<()> {
+        self.file_name = path.display().to_string();
+        // The hash is filled in when the file has been read in full (same transaction).
+        self.tx.execute(
+            "INSERT INTO source_files(run_id, path, sha256, size_bytes, gzip, framing, lines, events,
+                 duplicates, errors, blank_lines, header_lines) VALUES(?1, ?2, '', 0, 0, '', 0,0,0,0,0,0)",
+            params![self.run_id, self.file_name],
+        )?;
+        self.file_id = self.tx.last_insert_rowid();
+        self.cur = FileReport {
+            file: self.file_name.clone(),
+            ..FileReport::default()
+        };
+        self.held.clear();
+        self.proven = false;
+        Ok(())
+    }
+
+    fn item(&mut self, item: Item, report: &mut IngestReport) -> Result<()> {
+        self.cur.lines += 1;
+        match item {
+            Item::Event(ev) => {
+                self.prove(report)?;
+                if self.store(&ev)? {
+                    self.cur.events += 1;
+                    report.events += 1;
+                } else {
+                    self.cur.duplicates += 1;
+                    report.duplicates += 1;
+                }
+            }
+            Item::Error(e) => {
+                self.cur.errors += 1;
+                report.error_count += 1;
+                if self.proven {
+                    self.write_error(&e, report)?;
+                } else {
+                    self.held.push(e);
+                    if self.held.len() >= HOLD_BACK_LIMIT {
+                        return Err(self.not_a_log());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn not_a_log(&self) -> StoreError {
+        let first = self.held.first();
+        StoreError::NotALog {
+            file: self.file_name.clone(),
+            records: self.cur.lines,
+            line: first.map_or(0, |e| e.line),
+            message: first.map_or_else(String::new, |e| e.message.clone()),
+        }
+    }
+
+    fn prove(&mut self, report: &mut IngestReport) -> Result<()> {
+        if !self.proven {
+            self.proven = true;
+            for e in std::mem::take(&mut self.held) {
+                self.write_error(&e, report)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_error(&mut self, e: &RecordError, report: &mut IngestReport) -> Result<()> {
+        self.err
+            .execute(params![self.file_id, e.line, e.byte_offset, e.message])?;
+        if report.errors.len() < REPORT_ERROR_CAP {
+            report.errors.push(ErrorEntry {
+                file: self.file_name.clone(),
+                line: e.line,
+                byte_offset: e.byte_offset,
+                message: e.message.clone(),
+            });
+        } else {
+            report.errors_truncated = true;
+        }
+        Ok(())
+    }
+
+    /// Stores an event; false when its natural key is already in the case (recorded as a duplicate).
+    fn store(&mut self, e: &Event) -> Result<bool> {
+        let key = e.natural_key();
+        let n = self.insert.execute(params![
+            &key.0[..],
+            e.time.timestamp_millis(),
+            e.user,
+            e.workspace_id,
+            e.service,
+            e.action,
+            e.notebook_id,
+            e.notebook_path,
+            e.cluster_id,
+            e.command_id,
+            e.language,
+            e.command_text,
+            e.status,
+            e.duration_ms,
+            e.source_ip,
+            e.user_agent,
+            e.request_id,
+            e.web_session_id,
+            e.response_status,
+            e.response_error,
+            params_json(e),
+            e.shape.as_str(),
+            self.file_id,
+            e.provenance.line,
+            e.provenance.byte_offset,
+            e.raw,
+        ])?;
+        if n == 1 {
+            return Ok(true);
+        }
+        let original: i64 = self.find.query_row([&key.0[..]], |r| r.get(0))?;
+        self.dup.execute(params![
+            self.file_id,
+            e.provenance.line,
+            e.provenance.byte_offset,
+            original
+        ])?;
+        Ok(false)
+    }
+
+    fn end_file(
+        &mut self,
+        summary: nbtrail_ingest::FileSummary,
+        report: &mut IngestReport,
+    ) -> Result<FileReport> {
+        if !self.proven && !self.held.is_empty() {
+            return Err(self.not_a_log());
+        }
+        let framing = match summary.framing {
+            nbtrail_ingest::framing::Framing::JsonLines => "json_lines",
+            nbtrail_ingest::framing::Framing::JsonArray => "json_array",
+            nbtrail_ingest::framing::Framing::Csv => "csv",
+        };
+        self.cur.sha256 = summary.sha256;
+        self.cur.size_bytes = summary.size_bytes;
+        self.cur.gzip = summary.gzip;
+        self.cur.framing = framing.into();
+        self.cur.blank_lines = summary.blank_lines;
+        self.cur.header_lines = summary.header_lines;
+        report.blank_lines += summary.blank_lines;
+        report.header_lines += summary.header_lines;
+        let c = &self.cur;
+        self.tx.execute(
+            "UPDATE source_files SET sha256=?2, size_bytes=?3, gzip=?4, framing=?5, lines=?6, events=?7,
+                 duplicates=?8, errors=?9, blank_lines=?10, header_lines=?11 WHERE id=?1",
+            params![
+                self.file_id,
+                c.sha256,
+                c.size_bytes,
+                c.gzip,
+                c.framing,
+                c.lines,
+                c.events,
+                c.duplicates,
+                c.errors,
+                c.blank_lines,
+                c.header_lines
+            ],
+        )?;
+        Ok(self.cur.clone())
+    }
+}
+
+fn examiner() -> String {
+    std::env::var("NBTRAIL_EXAMINER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .or_else(|_| std::env::var("COMPUTERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Rebuilds notebook paths, sessions and trail gaps from the events. Returns (sessions, gaps).
+fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(u64, u64)> {
+    use sessions::{ConfEdit, Row, RowKind};
+    tx.execute_batch(
+        "DELETE FROM session_cells; DELETE FROM sessions; DELETE FROM notebook_paths; DELETE FROM trail_gaps;
+         INSERT INTO notebook_paths(notebook_id, path, time_ms, event_id, action)
+           SELECT notebook_id, notebook_path, time_ms, id, action FROM events
+           WHERE notebook_id IS NOT NULL AND notebook_path IS NOT NULL
+             AND action IN ('attachNotebook','createNotebook','renameNotebook','moveNotebook','importNotebook',
+                            'cloneNotebook','restoreNotebook','detachNotebook','deleteNotebook');",
+    )?;
+    let trail_end: i64 = tx.query_row("SELECT coalesce(max(time_ms), 0) FROM events", [], |r| r.get(0))?;
+
+    // Path history per notebook, for naming sessions.
+    let mut paths: std::collections::HashMap<String, Vec<(i64, String)>> = Default::default();
+    {
+        let mut st = tx.prepare("SELECT notebook_id, time_ms, path FROM notebook_paths ORDER BY notebook_id, time_ms, event_id")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            paths.entry(r.get(0)?).or_default().push((r.get(1)?, r.get(2)?));
+        }
+    }
+    let path_at = |nb: &str, t: i64| -> Option<String> {
+        let hist = paths.get(nb)?;
+        hist.iter()
+            .rev()
+            .find(|(ht, _)| *ht <= t)
+            .or_else(|| hist.first())
+            .map(|(_, p)| p.clone())
+    };
+
+    let mut ins_s = tx.prepare(
+        "INSERT INTO sessions(id, notebook_id, notebook_path, cluster_id, users, start_ms, end_ms, cells, attached, end_reason)
+         VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+    )?;
+    let mut ins_c = tx.prepare("INSERT INTO session_cells(session_id, seq, event_id) VALUES(?1,?2,?3)")?;
+    let mut st = tx.prepare(
+        "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, natural_key
+         FROM events
+         WHERE notebook_id IS NOT NULL
+           AND ((service IN ('notebook','jobs') AND action = 'runCommand')
+                OR (service = 'notebook' AND action IN ('attachNotebook','detachNotebook')))
+         ORDER BY notebook_id, coalesce(cluster_id, '')",
+    )?;
+    let mut rows = st.query([])?;
+    let mut group: Option<(String, String)> = None;
+    let mut buf: Vec<Row> = Vec::new();
+    let mut n_sessions = 0u64;
+    let mut flush = |key: &(String, String), buf: Vec<Row>| -> Result<()> {
+        let cluster = (!key.1.is_empty()).then_some(key.1.as_str());
+        for s in sessions::sessionize(&key.0, cluster, buf, idle_gap_ms, trail_end) {
+            ins_s.execute(params![
+                s.id,
+                key.0,
+                path_at(&key.0, s.start_ms),
+                cluster,
+                serde_json::to_string(&s.users).unwrap_or_default(),
+                s.start_ms,
+                s.end_ms,
+                s.cells.len() as i64,
+                s.attached,
+                s.end_reason.as_str()
+            ])?;
+            for (i, ev) in s.cells.iter().enumerate() {
+                ins_c.execute(params![s.id, (i + 1) as i64, ev])?;
+            }
+            n_sessions += 1;
+        }
+        Ok(())
+    };
+    while let Some(r) = rows.next()? {
+        let key: (String, String) = (r.get(1)?, r.get(2)?);
+        if group.as_ref() != Some(&key) {
+            if let Some(k) = group.take() {
+                flush(&k, std::mem::take(&mut buf))?;
+            }
+            group = Some(key);
+        }
+        let action: String = r.get(3)?;
+        buf.push(Row {
+            event_id: r.get(0)?,
+            kind: match action.as_str() {
+                "attachNotebook" => RowKind::Attach,
+                "detachNotebook" => RowKind::Detach,
+                _ => RowKind::Command,
+            },
+            time_ms: r.get(4)?,
+            duration_ms: r.get(5)?,
+            command_id: r.get(6)?,
+            user: r.get(7)?,
+            natural_key: r.get(8)?,
+        });
+    }
+    if let Some(k) = group.take() {
+        flush(&k, buf)?;
+    }
+    drop(rows);
+    drop(st);
+    drop(ins_s);
+    drop(ins_c);
+
+    // Verbose audit logging switched off / on.
+    let mut edits = Vec::new();
+    {
+        let mut st = tx.prepare(
+            "SELECT id, time_ms, workspace_id, user,
+                    coalesce(json_extract(params, '$.workspaceConfKeys'), ''),
+                    coalesce(json_extract(params, '$.workspaceConfValues'), '')
+             FROM events WHERE action = 'workspaceConfEdit'",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (keys, values): (String, String) = (r.get(4)?, r.get(5)?);
+            if let Some(enabled) = verbose_logging_value(&keys, &values) {
+                edits.push(ConfEdit {
+                    event_id: r.get(0)?,
+                    time_ms: r.get(1)?,
+                    workspace_id: r.get(2)?,
+                    user: r.get(3)?,
+                    enabled,
+                });
+            }
+        }
+    }
+    let gaps = sessions::find_gaps(edits);
+    for g in &gaps {
+        tx.execute(
+            "INSERT INTO trail_gaps(workspace_id, start_ms, end_ms, off_event_id, on_event_id, off_by, on_by)
+             VALUES(?1,?2,?3,?4,?5,?6,?7)",
+            params![g.workspace_id, g.start_ms, g.end_ms, g.off_event_id, g.on_event_id, g.off_by, g.on_by],
+        )?;
+    }
+    Ok((n_sessions, gaps.len() as u64))
+}
+
+/// The request parameters as stored: a JSON object of strings without `commandText` (kept in its own
+/// column).
+fn params_json(e: &Event) -> String {
+    let mut m = serde_json::Map::new();
+    for (k, v) in &e.params {
+        if k != "commandText" {
+            m.insert(k.clone(), serde_json::Value::String(v.clone()));
+        }
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
+/// The new value of `enableVerboseAuditLogs` set by a `workspaceConfEdit` with these (comma-separated,
+/// parallel) keys and values, if it sets it.
+fn verbose_logging_value(keys: &str, values: &str) -> Option<bool> {
+    let pos = keys.split(',').position(|k| k.trim() == "enableVerboseAuditLogs")?;
+    let val = values.split(',').nth(pos)?.trim();
+    Some(val.eq_ignore_ascii_case("true"))
+}

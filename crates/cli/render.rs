@@ -1,0 +1,263 @@
+//! Human output: tables, the replay view with syntect highlighting, and making untrusted text safe for a
+//! terminal (cell code and file names can carry escape sequences; they are shown, never obeyed).
+
+use nbtrail_model::{Session, SessionCell, format_time};
+use nbtrail_store::{CaseSummary, EventRow, IngestReport};
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+use syntect::easy::HighlightLines;
+use syntect::highlighting::{Theme, ThemeSet};
+use syntect::parsing::SyntaxSet;
+use syntect::util::as_24_bit_terminal_escaped;
+
+/// When to colour.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// When stdout is a terminal and `NO_COLOR` is unset.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorChoice {
+    /// Resolves `auto`.
+    pub fn enabled(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+}
+
+/// Replaces control characters (ESC, CR, BEL, …; not newline or tab) with visible `\u{…}` escapes so
+/// that untrusted text cannot move the cursor, recolour or retitle the auditor's terminal.
+pub fn visible(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn opt(s: &Option<String>) -> String {
+    visible(s.as_deref().unwrap_or("-"))
+}
+
+/// The summary printed on stderr after an ingest.
+pub fn ingest_summary(r: &IngestReport) {
+    eprintln!(
+        "ingested {} file(s): {} records = {} new events + {} duplicates + {} errors ({} blank lines, {} CSV headers skipped) in {:.1}s; {} sessions, {} trail gap(s)",
+        r.files,
+        r.lines,
+        r.events,
+        r.duplicates,
+        r.error_count,
+        r.blank_lines,
+        r.header_lines,
+        r.elapsed_ms as f64 / 1000.0,
+        r.sessions,
+        r.trail_gaps
+    );
+    for e in r.errors.iter().take(20) {
+        eprintln!("  {}:{}: {}", visible(&e.file), e.line, visible(&e.message));
+    }
+    if r.error_count > 20 {
+        eprintln!("  … {} more: `nbtrail errors --case DIR --run {}`", r.error_count - 20, r.run_id);
+    }
+    for s in &r.skipped_files {
+        eprintln!("  skipped {}: {}", visible(&s.file), s.reason);
+    }
+}
+
+/// The session table.
+pub fn sessions(list: &[Session]) {
+    println!(
+        "{:<12}  {:<24}  {:<24}  {:>5}  {:<8}  {:<30}  NOTEBOOK",
+        "ID", "START (UTC)", "END (UTC)", "CELLS", "ENDED", "USERS"
+    );
+    for s in list {
+        println!(
+            "{:<12}  {:<24}  {:<24}  {:>5}  {:<8}  {:<30}  {}",
+            s.id,
+            format_time(s.start),
+            format_time(s.end),
+            s.cells,
+            s.end_reason.as_str(),
+            visible(&s.users.join(",")),
+            visible(s.notebook_path.as_deref().unwrap_or(&format!("(id {})", s.notebook_id)))
+        );
+    }
+    println!("{} session(s)", list.len());
+}
+
+fn assets() -> &'static (SyntaxSet, Theme) {
+    static A: OnceLock<(SyntaxSet, Theme)> = OnceLock::new();
+    A.get_or_init(|| {
+        let ss = SyntaxSet::load_defaults_newlines();
+        let mut themes = ThemeSet::load_defaults();
+        let theme = themes
+            .themes
+            .remove("base16-ocean.dark")
+            .unwrap_or_else(|| themes.themes.into_values().next().expect("a theme"));
+        (ss, theme)
+    })
+}
+
+fn syntax_name(lang: Option<&str>) -> &'static str {
+    match lang {
+        Some("sql") => "SQL",
+        Some("scala") => "Scala",
+        Some("r") => "R",
+        Some("markdown") => "Markdown",
+        Some("sh") => "Bourne Again Shell (bash)",
+        _ => "Python",
+    }
+}
+
+/// Prints code, highlighted when `color` is set. A leading magic line (`%sql`) is shown plain.
+fn code(text: &str, lang: Option<&str>, color: bool) {
+    let text = visible(text);
+    if !color {
+        for l in text.lines() {
+            println!("    {l}");
+        }
+        return;
+    }
+    let (ss, theme) = assets();
+    let syntax = ss
+        .find_syntax_by_name(syntax_name(lang))
+        .unwrap_or_else(|| ss.find_syntax_plain_text());
+    let mut h = HighlightLines::new(syntax, theme);
+    let mut first = true;
+    for line in syntect::util::LinesWithEndings::from(&text) {
+        if first && line.trim_start().starts_with('%') {
+            print!("    \x1b[2m{}\x1b[0m", line);
+        } else {
+            match h.highlight_line(line, ss) {
+                Ok(ranges) => print!("    {}\x1b[0m", as_24_bit_terminal_escaped(&ranges, false)),
+                Err(_) => print!("    {line}"),
+            }
+        }
+        first = false;
+    }
+    if !text.ends_with('\n') {
+        println!();
+    }
+}
+
+/// The replay view.
+pub fn replay(s: &Session, cells: &[SessionCell], color: bool) -> anyhow::Result<()> {
+    println!(
+        "session {}  notebook {} (id {})  cluster {}",
+        s.id,
+        visible(s.notebook_path.as_deref().unwrap_or("?")),
+        visible(&s.notebook_id),
+        opt(&s.cluster_id)
+    );
+    println!(
+        "{} → {} ({}, {}), users: {}; times are UTC, when each cell finished",
+        format_time(s.start),
+        format_time(s.end),
+        if s.attached { "attached" } else { "no attach event in the trail" },
+        match s.end_reason {
+            nbtrail_model::SessionEnd::Detach => "ended by detach",
+            nbtrail_model::SessionEnd::Reattach => "ended by a new attach",
+            nbtrail_model::SessionEnd::Idle => "ended by idle gap",
+            nbtrail_model::SessionEnd::Open => "still open at the end of the trail",
+        },
+        visible(&s.users.join(", "))
+    );
+    for c in cells {
+        let head = format!(
+            "[{}] {}  {}  {}  {}  cmd {}  {}",
+            c.seq,
+            format_time(c.time),
+            c.language.as_deref().unwrap_or("?"),
+            c.status.as_deref().unwrap_or("?"),
+            c.duration_s.map(|d| format!("{d:.3}s")).unwrap_or_else(|| "-".into()),
+            opt(&c.command_id),
+            opt(&c.user)
+        );
+        println!();
+        if color {
+            println!("\x1b[1m{}\x1b[0m", visible(&head));
+        } else {
+            println!("{}", visible(&head));
+        }
+        match &c.code {
+            Some(t) => code(t, c.language.as_deref(), color),
+            None => println!("    (no command text in the log)"),
+        }
+    }
+    println!("\n{} cell(s)", cells.len());
+    Ok(())
+}
+
+/// The event listing.
+pub fn events(list: &[EventRow], raw: bool) {
+    for e in list {
+        println!(
+            "{}  {:<28}  {:<32}  {}  {}:{}",
+            format_time(e.time),
+            visible(e.user.as_deref().unwrap_or("-")),
+            visible(&format!("{}.{}", e.service, e.action)),
+            visible(
+                &e.notebook_path
+                    .clone()
+                    .or_else(|| e.notebook_id.as_ref().map(|n| format!("notebook {n}")))
+                    .unwrap_or_default()
+            ),
+            visible(&e.file),
+            e.line
+        );
+        if raw {
+            println!("    {}", visible(&e.raw));
+        }
+    }
+    println!("{} event(s)", list.len());
+}
+
+/// The case overview.
+pub fn summary(s: &CaseSummary, sessions: &[Session]) {
+    println!(
+        "{} events from {} to {}; {} users, {} notebooks, {} cells run, {} sessions",
+        s.events,
+        s.first.map(format_time).unwrap_or_else(|| "-".into()),
+        s.last.map(format_time).unwrap_or_else(|| "-".into()),
+        s.users,
+        s.notebooks,
+        s.commands,
+        s.sessions
+    );
+    println!(
+        "{} ingest run(s); {} duplicates skipped, {} records rejected (`nbtrail errors`)",
+        s.runs, s.duplicates, s.errors
+    );
+    for w in &s.warnings {
+        println!("WARNING: {}", visible(w));
+    }
+    println!("\nnotable events:");
+    for n in &s.notable {
+        println!("  {:<28} {:>6}", n.category, n.count);
+    }
+    println!("\nfindings: the analyzer is not part of this build yet; no findings computed");
+    println!("\nsessions (newest 10):");
+    let start = sessions.len().saturating_sub(10);
+    for x in &sessions[start..] {
+        println!(
+            "  {}  {}  {:>4} cells  {}  {}",
+            x.id,
+            format_time(x.start),
+            x.cells,
+            visible(&x.users.join(",")),
+            visible(x.notebook_path.as_deref().unwrap_or(&x.notebook_id))
+        );
+    }
+}

@@ -1,0 +1,499 @@
+//! The read side of a case: what the CLI and the app list and show.
+
+use crate::{Case, ErrorEntry, Result, StoreError};
+use chrono::{DateTime, Utc};
+use nbtrail_model::{Session, SessionCell, SessionEnd, TrailGap, time_from_ms};
+use rusqlite::{OptionalExtension, Row, params_from_iter, types::Value as SqlValue};
+use serde::Serialize;
+
+/// Narrows a session listing. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    /// Sessions in which this user attached or ran a command (exact e-mail, case-insensitive).
+    pub user: Option<String>,
+    /// A notebook id, an exact path, or a path prefix ending in `/`.
+    pub notebook: Option<String>,
+    /// Sessions that end at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Sessions that start before this time.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Narrows an event listing. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Exact user e-mail (case-insensitive).
+    pub user: Option<String>,
+    /// `action` or `service.action`.
+    pub action: Option<String>,
+    /// Notebook id or exact path.
+    pub notebook: Option<String>,
+    /// At or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Before.
+    pub to: Option<DateTime<Utc>>,
+    /// At most this many (newest last); `None` for all.
+    pub limit: Option<u64>,
+}
+
+/// One event as listed (normalized fields and provenance; the raw record on request).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventRow {
+    /// Id in the case.
+    pub id: i64,
+    /// Time (UTC).
+    pub time: DateTime<Utc>,
+    /// User.
+    pub user: Option<String>,
+    /// Workspace.
+    pub workspace_id: Option<String>,
+    /// Service.
+    pub service: String,
+    /// Action.
+    pub action: String,
+    /// Notebook id.
+    pub notebook_id: Option<String>,
+    /// Notebook path carried by the event itself.
+    pub notebook_path: Option<String>,
+    /// Cluster or warehouse.
+    pub cluster_id: Option<String>,
+    /// Command id.
+    pub command_id: Option<String>,
+    /// Cell language.
+    pub language: Option<String>,
+    /// Command status.
+    pub status: Option<String>,
+    /// Execution time (ms).
+    pub duration_ms: Option<i64>,
+    /// Source IP.
+    pub source_ip: Option<String>,
+    /// User agent.
+    pub user_agent: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+    /// Response status code.
+    pub response_status: Option<i64>,
+    /// Response error message.
+    pub response_error: Option<String>,
+    /// Request parameters (without `commandText`).
+    pub params: serde_json::Value,
+    /// Code that ran.
+    pub command_text: Option<String>,
+    /// Shape it was read in.
+    pub shape: String,
+    /// Source file.
+    pub file: String,
+    /// SHA-256 of the source file.
+    pub file_sha256: String,
+    /// Line in the source file.
+    pub line: u64,
+    /// Byte offset in the source file.
+    pub byte_offset: u64,
+    /// The record verbatim.
+    pub raw: String,
+}
+
+const EVENT_COLS: &str = "e.id, e.time_ms, e.user, e.workspace_id, e.service, e.action, e.notebook_id, e.notebook_path,
+    e.cluster_id, e.command_id, e.language, e.status, e.duration_ms, e.source_ip, e.user_agent, e.request_id,
+    e.response_status, e.response_error, e.params, e.command_text, e.shape, f.path, f.sha256, e.line, e.byte_offset, e.raw";
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    let params: String = r.get(18)?;
+    Ok(EventRow {
+        id: r.get(0)?,
+        time: ms(r.get(1)?),
+        user: r.get(2)?,
+        workspace_id: r.get(3)?,
+        service: r.get(4)?,
+        action: r.get(5)?,
+        notebook_id: r.get(6)?,
+        notebook_path: r.get(7)?,
+        cluster_id: r.get(8)?,
+        command_id: r.get(9)?,
+        language: r.get(10)?,
+        status: r.get(11)?,
+        duration_ms: r.get(12)?,
+        source_ip: r.get(13)?,
+        user_agent: r.get(14)?,
+        request_id: r.get(15)?,
+        response_status: r.get(16)?,
+        response_error: r.get(17)?,
+        params: serde_json::from_str(&params).unwrap_or(serde_json::Value::Null),
+        command_text: r.get(19)?,
+        shape: r.get(20)?,
+        file: r.get(21)?,
+        file_sha256: r.get(22)?,
+        line: r.get(23)?,
+        byte_offset: r.get(24)?,
+        raw: r.get(25)?,
+    })
+}
+
+fn ms(v: i64) -> DateTime<Utc> {
+    time_from_ms(v).unwrap_or_default()
+}
+
+/// Case-wide overview.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CaseSummary {
+    /// Events stored.
+    pub events: u64,
+    /// Distinct users.
+    pub users: u64,
+    /// Distinct notebooks.
+    pub notebooks: u64,
+    /// Notebook command events (cells run).
+    pub commands: u64,
+    /// Sessions.
+    pub sessions: u64,
+    /// Earliest event.
+    pub first: Option<DateTime<Utc>>,
+    /// Latest event.
+    pub last: Option<DateTime<Utc>>,
+    /// Ingest runs.
+    pub runs: u64,
+    /// Rejected records across runs.
+    pub errors: u64,
+    /// Duplicates across runs.
+    pub duplicates: u64,
+    /// Holes in the trail.
+    pub trail_gaps: Vec<TrailGap>,
+    /// Counts of events an auditor looks at first, by category.
+    pub notable: Vec<NotableCount>,
+    /// A warning when the trail cannot show what ran (no runCommand events at all).
+    pub warnings: Vec<String>,
+}
+
+/// A count of one category of notable events.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NotableCount {
+    /// Category label.
+    pub category: String,
+    /// `service.action` values it covers.
+    pub actions: Vec<String>,
+    /// Events.
+    pub count: u64,
+}
+
+/// Categories of events worth an auditor's first look.
+pub const NOTABLE: &[(&str, &[&str])] = &[
+    ("secret reads", &["secrets.getSecret"]),
+    ("secret scope listings", &["secrets.listScopes", "secrets.listSecrets"]),
+    (
+        "result downloads",
+        &[
+            "notebook.downloadPreviewResults",
+            "notebook.downloadLargeResults",
+            "databrickssql.downloadQueryResult",
+            "filesystem.filesGet",
+        ],
+    ),
+    ("notebook exports", &["workspace.workspaceExport"]),
+    ("token creation", &["accounts.tokenLogin", "deviceTokens.generateToken", "tokens.generate"]),
+    ("permission changes", &["permissions.changePermissions", "accounts.addPrincipalToGroup"]),
+    ("workspace setting changes", &["workspace.workspaceConfEdit"]),
+];
+
+/// One ingest run as listed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunRow {
+    /// Id.
+    pub id: i64,
+    /// Start.
+    pub started_at: String,
+    /// End.
+    pub finished_at: Option<String>,
+    /// Who ran it.
+    pub examiner: String,
+    /// Where.
+    pub host: String,
+    /// nbtrail version.
+    pub tool_version: String,
+    /// Paths given.
+    pub inputs: serde_json::Value,
+    /// Files read.
+    pub files: u64,
+    /// Records read.
+    pub lines: u64,
+    /// Events stored.
+    pub events: u64,
+    /// Duplicates.
+    pub duplicates: u64,
+    /// Errors.
+    pub errors: u64,
+}
+
+fn session_row(r: &Row<'_>) -> rusqlite::Result<Session> {
+    let users: String = r.get(4)?;
+    let reason: String = r.get(9)?;
+    Ok(Session {
+        id: r.get(0)?,
+        notebook_id: r.get(1)?,
+        notebook_path: r.get(2)?,
+        cluster_id: r.get(3)?,
+        users: serde_json::from_str(&users).unwrap_or_default(),
+        start: ms(r.get(5)?),
+        end: ms(r.get(6)?),
+        cells: r.get(7)?,
+        attached: r.get(8)?,
+        end_reason: SessionEnd::parse(&reason).unwrap_or(SessionEnd::Open),
+    })
+}
+
+const SESSION_COLS: &str =
+    "id, notebook_id, notebook_path, cluster_id, users, start_ms, end_ms, cells, attached, end_reason";
+
+impl Case {
+    /// Sessions matching `f`, by start time then id.
+    pub fn sessions(&self, f: &SessionFilter) -> Result<Vec<Session>> {
+        let mut sql = format!("SELECT {SESSION_COLS} FROM sessions s WHERE 1=1");
+        let mut args: Vec<SqlValue> = Vec::new();
+        if let Some(u) = &f.user {
+            sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(s.users) WHERE lower(value) = lower(?))");
+            args.push(u.clone().into());
+        }
+        if let Some(nb) = &f.notebook {
+            if nb.ends_with('/') {
+                sql.push_str(" AND (s.notebook_path LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM notebook_paths p WHERE p.notebook_id = s.notebook_id AND p.path LIKE ? ESCAPE '\\'))");
+                let pat = format!("{}%", like_escape(nb));
+                args.push(pat.clone().into());
+                args.push(pat.into());
+            } else {
+                sql.push_str(" AND (s.notebook_id = ? OR s.notebook_path = ? OR EXISTS (SELECT 1 FROM notebook_paths p WHERE p.notebook_id = s.notebook_id AND p.path = ?))");
+                args.extend([nb.clone().into(), nb.clone().into(), nb.clone().into()]);
+            }
+        }
+        if let Some(t) = f.from {
+            sql.push_str(" AND s.end_ms >= ?");
+            args.push(t.timestamp_millis().into());
+        }
+        if let Some(t) = f.to {
+            sql.push_str(" AND s.start_ms < ?");
+            args.push(t.timestamp_millis().into());
+        }
+        sql.push_str(" ORDER BY s.start_ms, s.id");
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(params_from_iter(args), session_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The session with this id, or with this unique id prefix.
+    pub fn session(&self, id: &str) -> Result<Session> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 2"
+        ))?;
+        let found: Vec<Session> = st
+            .query_map([format!("{}%", like_escape(id))], session_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        match found.len() {
+            1 => Ok(found.into_iter().next().expect("one")),
+            0 => Err(StoreError::NotFound(format!("no session with id {id:?}"))),
+            _ => Err(StoreError::NotFound(format!(
+                "session id prefix {id:?} is ambiguous; give more characters"
+            ))),
+        }
+    }
+
+    /// The cells of a session, in execution order.
+    pub fn session_cells(&self, session_id: &str) -> Result<Vec<SessionCell>> {
+        let mut st = self.conn.prepare(
+            "SELECT c.seq, e.id, e.command_id, e.time_ms, e.language, e.status, e.duration_ms, e.command_text, e.user
+             FROM session_cells c JOIN events e ON e.id = c.event_id
+             WHERE c.session_id = ? ORDER BY c.seq",
+        )?;
+        let rows = st.query_map([session_id], |r| {
+            Ok(SessionCell {
+                seq: r.get(0)?,
+                event_id: r.get(1)?,
+                command_id: r.get(2)?,
+                time: ms(r.get(3)?),
+                language: r.get(4)?,
+                status: r.get(5)?,
+                duration_s: r.get::<_, Option<i64>>(6)?.map(|d| d as f64 / 1000.0),
+                code: r.get(7)?,
+                user: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Events matching `f`, oldest first (with `limit`, the newest `limit` of them, still oldest first).
+    pub fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
+        let mut sql = format!("SELECT {EVENT_COLS} FROM events e JOIN source_files f ON f.id = e.source_file_id WHERE 1=1");
+        let mut args: Vec<SqlValue> = Vec::new();
+        if let Some(u) = &f.user {
+            sql.push_str(" AND lower(e.user) = lower(?)");
+            args.push(u.clone().into());
+        }
+        if let Some(a) = &f.action {
+            match a.split_once('.') {
+                Some((s, a)) => {
+                    sql.push_str(" AND e.service = ? AND e.action = ?");
+                    args.extend([s.to_string().into(), a.to_string().into()]);
+                }
+                None => {
+                    sql.push_str(" AND e.action = ?");
+                    args.push(a.clone().into());
+                }
+            }
+        }
+        if let Some(nb) = &f.notebook {
+            sql.push_str(" AND (e.notebook_id = ? OR e.notebook_id IN (SELECT notebook_id FROM notebook_paths WHERE path = ?))");
+            args.extend([nb.clone().into(), nb.clone().into()]);
+        }
+        if let Some(t) = f.from {
+            sql.push_str(" AND e.time_ms >= ?");
+            args.push(t.timestamp_millis().into());
+        }
+        if let Some(t) = f.to {
+            sql.push_str(" AND e.time_ms < ?");
+            args.push(t.timestamp_millis().into());
+        }
+        match f.limit {
+            Some(n) => {
+                sql = format!("SELECT * FROM ({sql} ORDER BY e.time_ms DESC, e.id DESC LIMIT ?) ORDER BY 2, 1");
+                args.push((n as i64).into());
+            }
+            None => sql.push_str(" ORDER BY e.time_ms, e.id"),
+        }
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(params_from_iter(args), event_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One event by id.
+    pub fn event(&self, id: i64) -> Result<EventRow> {
+        self.conn
+            .query_row(
+                &format!("SELECT {EVENT_COLS} FROM events e JOIN source_files f ON f.id = e.source_file_id WHERE e.id = ?"),
+                [id],
+                event_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("no event with id {id}")))
+    }
+
+    /// The trail's holes, oldest first.
+    pub fn trail_gaps(&self) -> Result<Vec<TrailGap>> {
+        let mut st = self.conn.prepare(
+            "SELECT workspace_id, start_ms, end_ms, off_by, on_by FROM trail_gaps ORDER BY start_ms",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(TrailGap {
+                workspace_id: r.get(0)?,
+                start: ms(r.get(1)?),
+                end: r.get::<_, Option<i64>>(2)?.map(ms),
+                off_by: r.get(3)?,
+                on_by: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Ingest runs, oldest first.
+    pub fn runs(&self) -> Result<Vec<RunRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, started_at, finished_at, examiner, host, tool_version, inputs, files, lines, events, duplicates, errors
+             FROM ingest_runs ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            let inputs: String = r.get(6)?;
+            Ok(RunRow {
+                id: r.get(0)?,
+                started_at: r.get(1)?,
+                finished_at: r.get(2)?,
+                examiner: r.get(3)?,
+                host: r.get(4)?,
+                tool_version: r.get(5)?,
+                inputs: serde_json::from_str(&inputs).unwrap_or_default(),
+                files: r.get(7)?,
+                lines: r.get(8)?,
+                events: r.get(9)?,
+                duplicates: r.get(10)?,
+                errors: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every rejected record (of one run, or of all), by file then line.
+    pub fn ingest_errors(&self, run: Option<i64>) -> Result<Vec<ErrorEntry>> {
+        let mut st = self.conn.prepare(
+            "SELECT f.path, x.line, x.byte_offset, x.message FROM ingest_errors x
+             JOIN source_files f ON f.id = x.source_file_id
+             WHERE ?1 IS NULL OR f.run_id = ?1 ORDER BY f.id, x.line, x.byte_offset",
+        )?;
+        let rows = st.query_map([run], |r| {
+            Ok(ErrorEntry {
+                file: r.get(0)?,
+                line: r.get(1)?,
+                byte_offset: r.get(2)?,
+                message: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The case overview.
+    pub fn summary(&self) -> Result<CaseSummary> {
+        let c = &self.conn;
+        let one = |sql: &str| -> Result<u64> { Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+        let (first, last): (Option<i64>, Option<i64>) =
+            c.query_row("SELECT min(time_ms), max(time_ms) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let mut notable = Vec::new();
+        for (cat, actions) in NOTABLE {
+            let mut count = 0u64;
+            for a in *actions {
+                let (s, act) = a.split_once('.').expect("service.action");
+                count += c.query_row(
+                    "SELECT count(*) FROM events WHERE service = ? AND action = ?",
+                    [s, act],
+                    |r| r.get::<_, i64>(0),
+                )? as u64;
+            }
+            notable.push(NotableCount {
+                category: cat.to_string(),
+                actions: actions.iter().map(|s| s.to_string()).collect(),
+                count,
+            });
+        }
+        let events = one("SELECT count(*) FROM events")?;
+        let commands = one("SELECT count(*) FROM events WHERE action = 'runCommand' AND service IN ('notebook','jobs')")?;
+        let mut warnings = Vec::new();
+        if events > 0 && commands == 0 {
+            warnings.push(
+                "no notebook command (runCommand) events: verbose audit logging was probably off, so the trail \
+                 shows who attached notebooks and read secrets but not what code ran"
+                    .to_string(),
+            );
+        }
+        let trail_gaps = self.trail_gaps()?;
+        for g in &trail_gaps {
+            warnings.push(format!(
+                "verbose audit logging was off in workspace {} from {} to {}: cells run then are not in the trail",
+                g.workspace_id.as_deref().unwrap_or("?"),
+                nbtrail_model::format_time(g.start),
+                g.end.map(nbtrail_model::format_time).unwrap_or_else(|| "the end of the trail".into())
+            ));
+        }
+        Ok(CaseSummary {
+            events,
+            users: one("SELECT count(DISTINCT user) FROM events")?,
+            notebooks: one("SELECT count(DISTINCT notebook_id) FROM events")?,
+            commands,
+            sessions: one("SELECT count(*) FROM sessions")?,
+            first: first.map(ms),
+            last: last.map(ms),
+            runs: one("SELECT count(*) FROM ingest_runs")?,
+            errors: one("SELECT count(*) FROM ingest_errors")?,
+            duplicates: one("SELECT count(*) FROM duplicates")?,
+            trail_gaps,
+            notable,
+            warnings,
+        })
+    }
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}

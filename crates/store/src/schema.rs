@@ -1,0 +1,127 @@
+//! Versioned schema migrations. `PRAGMA user_version` records how many have been applied; each one runs in
+//! its own transaction. A case written by a newer nbtrail (higher version) is refused rather than guessed at.
+
+/// The migrations, in order. Append only: never edit one that has shipped.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: events, their sources, ingest runs, errors, duplicates, notebook paths, sessions, trail gaps.
+    r#"
+    CREATE TABLE ingest_runs (
+        id            INTEGER PRIMARY KEY,
+        started_at    TEXT NOT NULL,
+        finished_at   TEXT,
+        examiner      TEXT NOT NULL,
+        host          TEXT NOT NULL,
+        tool_version  TEXT NOT NULL,
+        inputs        TEXT NOT NULL,      -- JSON array of the paths given
+        files         INTEGER NOT NULL DEFAULT 0,
+        lines         INTEGER NOT NULL DEFAULT 0,
+        events        INTEGER NOT NULL DEFAULT 0,
+        duplicates    INTEGER NOT NULL DEFAULT 0,
+        errors        INTEGER NOT NULL DEFAULT 0,
+        blank_lines   INTEGER NOT NULL DEFAULT 0,
+        header_lines  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE source_files (
+        id            INTEGER PRIMARY KEY,
+        run_id        INTEGER NOT NULL REFERENCES ingest_runs(id),
+        path          TEXT NOT NULL,
+        sha256        TEXT NOT NULL,
+        size_bytes    INTEGER NOT NULL,
+        gzip          INTEGER NOT NULL,
+        framing       TEXT NOT NULL,
+        lines         INTEGER NOT NULL,
+        events        INTEGER NOT NULL,
+        duplicates    INTEGER NOT NULL,
+        errors        INTEGER NOT NULL,
+        blank_lines   INTEGER NOT NULL,
+        header_lines  INTEGER NOT NULL
+    );
+    CREATE INDEX source_files_sha ON source_files(sha256);
+    CREATE TABLE events (
+        id              INTEGER PRIMARY KEY,
+        natural_key     BLOB NOT NULL UNIQUE,
+        time_ms         INTEGER NOT NULL,
+        user            TEXT,
+        workspace_id    TEXT,
+        service         TEXT NOT NULL,
+        action          TEXT NOT NULL,
+        notebook_id     TEXT,
+        notebook_path   TEXT,
+        cluster_id      TEXT,
+        command_id      TEXT,
+        language        TEXT,
+        command_text    TEXT,
+        status          TEXT,
+        duration_ms     INTEGER,
+        source_ip       TEXT,
+        user_agent      TEXT,
+        request_id      TEXT,
+        web_session_id  TEXT,
+        response_status INTEGER,
+        response_error  TEXT,
+        params          TEXT NOT NULL,    -- request parameters as a JSON object of strings, commandText omitted
+        shape           TEXT NOT NULL,
+        source_file_id  INTEGER NOT NULL REFERENCES source_files(id),
+        line            INTEGER NOT NULL,
+        byte_offset     INTEGER NOT NULL,
+        raw             TEXT NOT NULL
+    );
+    CREATE INDEX events_time ON events(time_ms);
+    CREATE INDEX events_user ON events(user, time_ms);
+    CREATE INDEX events_action ON events(action, time_ms);
+    CREATE INDEX events_notebook ON events(notebook_id, time_ms) WHERE notebook_id IS NOT NULL;
+    CREATE TABLE duplicates (
+        source_file_id  INTEGER NOT NULL REFERENCES source_files(id),
+        line            INTEGER NOT NULL,
+        byte_offset     INTEGER NOT NULL,
+        event_id        INTEGER NOT NULL REFERENCES events(id)
+    );
+    CREATE TABLE ingest_errors (
+        source_file_id  INTEGER NOT NULL REFERENCES source_files(id),
+        line            INTEGER NOT NULL,
+        byte_offset     INTEGER NOT NULL,
+        message         TEXT NOT NULL
+    );
+    CREATE TABLE notebook_paths (
+        notebook_id   TEXT NOT NULL,
+        path          TEXT NOT NULL,
+        time_ms       INTEGER NOT NULL,
+        event_id      INTEGER NOT NULL REFERENCES events(id),
+        action        TEXT NOT NULL
+    );
+    CREATE INDEX notebook_paths_id ON notebook_paths(notebook_id, time_ms);
+    CREATE TABLE sessions (
+        id            TEXT PRIMARY KEY,
+        notebook_id   TEXT NOT NULL,
+        notebook_path TEXT,
+        cluster_id    TEXT,
+        users         TEXT NOT NULL,      -- JSON array, sorted
+        start_ms      INTEGER NOT NULL,
+        end_ms        INTEGER NOT NULL,
+        cells         INTEGER NOT NULL,
+        attached      INTEGER NOT NULL,
+        end_reason    TEXT NOT NULL
+    );
+    CREATE INDEX sessions_start ON sessions(start_ms);
+    CREATE TABLE session_cells (
+        session_id    TEXT NOT NULL REFERENCES sessions(id),
+        seq           INTEGER NOT NULL,
+        event_id      INTEGER NOT NULL REFERENCES events(id),
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX session_cells_event ON session_cells(event_id);
+    CREATE TABLE trail_gaps (
+        workspace_id  TEXT,
+        start_ms      INTEGER NOT NULL,
+        end_ms        INTEGER,
+        off_event_id  INTEGER NOT NULL REFERENCES events(id),
+        on_event_id   INTEGER REFERENCES events(id),
+        off_by        TEXT,
+        on_by         TEXT
+    );
+    CREATE TABLE settings (
+        key           TEXT PRIMARY KEY,
+        value         TEXT NOT NULL
+    );
+    "#,
+];
