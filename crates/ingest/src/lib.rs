@@ -73,11 +73,21 @@ pub enum Item {
     Error(RecordError),
 }
 
+/// A file to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// Found by walking a directory (rather than named by the user): if it turns out not to be a log at
+    /// all, it is skipped and reported instead of failing the run.
+    pub from_directory: bool,
+}
+
 /// What a directory walk kept and left out.
 #[derive(Debug, Default, Clone)]
 pub struct Inputs {
     /// Files to read, in a deterministic order.
-    pub files: Vec<PathBuf>,
+    pub files: Vec<InputFile>,
     /// Files inside directories that were not read, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
 }
@@ -108,7 +118,10 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Inputs, IngestError> {
             source,
         })?;
         if meta.is_file() {
-            out.files.push(path.clone());
+            out.files.push(InputFile {
+                path: path.clone(),
+                from_directory: false,
+            });
         } else if meta.is_dir() {
             for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
                 let entry = entry.map_err(|e| IngestError::Io {
@@ -119,7 +132,10 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Inputs, IngestError> {
                     continue;
                 }
                 if looks_like_log(entry.path()) {
-                    out.files.push(entry.into_path());
+                    out.files.push(InputFile {
+                        path: entry.into_path(),
+                        from_directory: true,
+                    });
                 } else {
                     out.skipped.push((
                         entry.into_path(),

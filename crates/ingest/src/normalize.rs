@@ -317,7 +317,7 @@ pub fn normalize(
         .or_else(|| p("notebookFullPath"))
         .or_else(|| {
             let parent = p("parentPath")?;
-            let name = p("notebookName")?;
+            let name = p("newName").or_else(|| p("notebookName"))?;
             Some(format!("{}/{}", parent.trim_end_matches('/'), name))
         });
 

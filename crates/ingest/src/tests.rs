@@ -165,7 +165,7 @@ fn directories_are_walked_in_order_and_non_logs_skipped() {
     let names: Vec<String> = inputs
         .files
         .iter()
-        .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+        .map(|f| f.path.strip_prefix(d).unwrap().display().to_string())
         .collect();
     assert_eq!(
         names,

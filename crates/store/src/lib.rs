@@ -200,7 +200,7 @@ impl Case {
         let bytes_total: u64 = inputs
             .files
             .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
+            .filter_map(|f| std::fs::metadata(&f.path).ok())
             .map(|m| m.len())
             .sum();
         let idle_gap = self.idle_gap_ms()?;
@@ -252,15 +252,17 @@ impl Case {
                     return Err(StoreError::Cancelled);
                 }
                 match msg {
-                    Msg::Start(path) => {
-                        prog.current_file = path.display().to_string();
-                        writer.start_file(&path)?;
+                    Msg::Start(file) => {
+                        prog.current_file = file.path.display().to_string();
+                        writer.start_file(&file)?;
                     }
                     Msg::Item(item) => writer.item(item, &mut report)?,
                     Msg::End(summary) => {
-                        let f = writer.end_file(summary?, &mut report)?;
                         prog.files_done += 1;
-                        report.file_reports.push(f);
+                        match writer.end_file(summary?, &mut report)? {
+                            FileOutcome::Read(f) => report.file_reports.push(f),
+                            FileOutcome::Skipped(s) => report.skipped_files.push(s),
+                        }
                     }
                 }
                 if last_progress.elapsed() > Duration::from_millis(100) {
@@ -278,6 +280,7 @@ impl Case {
         let _ = reader.join();
         drop(writer);
         outcome?; // dropping `tx` rolls back
+        report.files = report.file_reports.len() as u64;
         report.lines = report.events + report.duplicates + report.error_count;
         tx.execute(
             "UPDATE ingest_runs SET finished_at=?2, files=?3, lines=?4, events=?5, duplicates=?6,
@@ -418,14 +421,15 @@ pub struct Progress {
 }
 
 enum Msg {
-    Start(PathBuf),
+    Start(nbtrail_ingest::InputFile),
     Item(Item),
     End(Result<nbtrail_ingest::FileSummary, IngestError>),
 }
 
-fn read_files(files: Vec<PathBuf>, progress: Arc<AtomicU64>, send: mpsc::SyncSender<Msg>) {
-    for path in files {
-        if send.send(Msg::Start(path.clone())).is_err() {
+fn read_files(files: Vec<nbtrail_ingest::InputFile>, progress: Arc<AtomicU64>, send: mpsc::SyncSender<Msg>) {
+    for file in files {
+        let path = file.path.clone();
+        if send.send(Msg::Start(file)).is_err() {
             return;
         }
         let mut reader = match FileReader::open(&path, progress.clone()) {
@@ -462,6 +466,16 @@ struct Writer<'a> {
     /// Errors of the current file not yet written (until it is known to be a log).
     held: Vec<RecordError>,
     proven: bool,
+    /// The current file came from a directory walk (skip it, rather than fail, if it is not a log).
+    from_directory: bool,
+    /// The current file was found not to be a log; its remaining records are ignored.
+    skipping: Option<SkippedFile>,
+}
+
+/// What became of a file.
+enum FileOutcome {
+    Read(FileReport),
+    Skipped(SkippedFile),
 }
 
 impl<'a> Writer<'a> {
@@ -489,11 +503,15 @@ impl<'a> Writer<'a> {
             cur: FileReport::default(),
             held: Vec::new(),
             proven: false,
+            from_directory: false,
+            skipping: None,
         })
     }
 
-    fn start_file(&mut self, path: &Path) -> Result<()> {
-        self.file_name = path.display().to_string();
+    fn start_file(&mut self, file: &nbtrail_ingest::InputFile) -> Result<()> {
+        self.file_name = file.path.display().to_string();
+        self.from_directory = file.from_directory;
+        self.skipping = None;
         // The hash is filled in when the file has been read in full (same transaction).
         self.tx.execute(
             "INSERT INTO source_files(run_id, path, sha256, size_bytes, gzip, framing, lines, events,
@@ -511,6 +529,9 @@ impl<'a> Writer<'a> {
     }
 
     fn item(&mut self, item: Item, report: &mut IngestReport) -> Result<()> {
+        if self.skipping.is_some() {
+            return Ok(());
+        }
         self.cur.lines += 1;
         match item {
             Item::Event(ev) => {
@@ -525,13 +546,13 @@ impl<'a> Writer<'a> {
             }
             Item::Error(e) => {
                 self.cur.errors += 1;
-                report.error_count += 1;
                 if self.proven {
+                    report.error_count += 1;
                     self.write_error(&e, report)?;
                 } else {
                     self.held.push(e);
                     if self.held.len() >= HOLD_BACK_LIMIT {
-                        return Err(self.not_a_log());
+                        self.reject()?;
                     }
                 }
             }
@@ -549,10 +570,31 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// The current file holds no audit record: fail the run for a file the user named, skip (and report)
+    /// one found in a directory. Nothing of it has been written but its `source_files` row.
+    fn reject(&mut self) -> Result<()> {
+        let err = self.not_a_log();
+        if !self.from_directory {
+            return Err(err);
+        }
+        self.tx
+            .execute("DELETE FROM source_files WHERE id = ?1", [self.file_id])?;
+        self.held.clear();
+        self.skipping = Some(SkippedFile {
+            file: self.file_name.clone(),
+            reason: err
+                .to_string()
+                .split_once(": ")
+                .map_or_else(|| err.to_string(), |(_, r)| r.to_string()),
+        });
+        Ok(())
+    }
+
     fn prove(&mut self, report: &mut IngestReport) -> Result<()> {
         if !self.proven {
             self.proven = true;
             for e in std::mem::take(&mut self.held) {
+                report.error_count += 1;
                 self.write_error(&e, report)?;
             }
         }
@@ -623,9 +665,12 @@ impl<'a> Writer<'a> {
         &mut self,
         summary: nbtrail_ingest::FileSummary,
         report: &mut IngestReport,
-    ) -> Result<FileReport> {
+    ) -> Result<FileOutcome> {
         if !self.proven && !self.held.is_empty() {
-            return Err(self.not_a_log());
+            self.reject()?;
+        }
+        if let Some(s) = self.skipping.take() {
+            return Ok(FileOutcome::Skipped(s));
         }
         let framing = match summary.framing {
             nbtrail_ingest::framing::Framing::JsonLines => "json_lines",
@@ -658,7 +703,7 @@ impl<'a> Writer<'a> {
                 c.header_lines
             ],
         )?;
-        Ok(self.cur.clone())
+        Ok(FileOutcome::Read(self.cur.clone()))
     }
 }
 

@@ -189,7 +189,8 @@ pub const NOTABLE: &[(&str, &[&str])] = &[
         ],
     ),
     ("notebook exports", &["workspace.workspaceExport"]),
-    ("token creation", &["accounts.tokenLogin", "deviceTokens.generateToken", "tokens.generate"]),
+    ("logins with API tokens", &["accounts.tokenLogin"]),
+    ("OAuth tokens minted", &["workspace.mintOAuthToken"]),
     ("permission changes", &["permissions.changePermissions", "accounts.addPrincipalToGroup"]),
     ("workspace setting changes", &["workspace.workspaceConfEdit"]),
 ];
