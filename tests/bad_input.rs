@@ -11,28 +11,55 @@ use std::time::{Duration, Instant};
 fn missing_file_is_a_one_line_error() {
     let dir = tempfile::tempdir().unwrap();
     let case = dir.path().join("c");
-    let out = nbtrail(["ingest", "--case", case.to_str().unwrap(), "/no/such/audit.json"]);
+    let out = nbtrail([
+        "ingest",
+        "--case",
+        case.to_str().unwrap(),
+        "/no/such/audit.json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("nbtrail: error: /no/such/audit.json"), "{err}");
+    assert!(
+        err.starts_with("nbtrail: error: /no/such/audit.json"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_file_that_is_not_a_log_fails_the_run_and_changes_nothing() {
     let (_d, case, _) = sample_case();
-    let before = json(["summary".as_ref(), "--case".as_ref(), case.as_os_str(), "--json".as_ref()]);
+    let before = json([
+        "summary".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("notes.txt");
     std::fs::write(&junk, "dear diary\nthis is not an audit log\n").unwrap();
     let good = sample_logs().join("system-table/audit_2024-05-10_2024-05-21.csv");
     // A good file and a bad one in the same run: the run is one unit, so nothing of it lands.
-    let out = nbtrail(["ingest".as_ref(), "--case".as_ref(), case.as_os_str(), good.as_os_str(), junk.as_os_str()]);
+    let out = nbtrail([
+        "ingest".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        good.as_os_str(),
+        junk.as_os_str(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("notes.txt: not a Databricks audit log"), "{err}");
+    assert!(
+        err.contains("notes.txt: not a Databricks audit log"),
+        "{err}"
+    );
     assert!(err.contains("line 1"), "{err}");
-    let after = json(["summary".as_ref(), "--case".as_ref(), case.as_os_str(), "--json".as_ref()]);
+    let after = json([
+        "summary".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+    ]);
     assert_eq!(before, after);
 }
 
@@ -58,20 +85,38 @@ fn hostile_text_cannot_drive_the_terminal() {
     let line = r#"{"timestamp":1714557661000,"userIdentity":{"email":"eve@example.com\u001b]0;pwned\u0007"},"serviceName":"notebook","actionName":"runCommand","requestId":"r1","requestParams":{"notebookId":"1","clusterId":"c","commandId":"1","commandText":"print(1)\u001b[2J\r<script>alert(1)</script>"}}"#;
     std::fs::write(&log, format!("{line}\n")).unwrap();
     let case = dir.path().join("c");
-    json(["ingest".as_ref(), "--case".as_ref(), case.as_os_str(), log.as_os_str()]);
+    json([
+        "ingest".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        log.as_os_str(),
+    ]);
     let sessions = json(["sessions", "--case", case.to_str().unwrap(), "--json"]);
     let id = s(&sessions[0]["id"]).to_string();
     for args in [
-        vec!["replay", "--case", case.to_str().unwrap(), &id, "--color", "always"],
+        vec![
+            "replay",
+            "--case",
+            case.to_str().unwrap(),
+            &id,
+            "--color",
+            "always",
+        ],
         vec!["sessions", "--case", case.to_str().unwrap()],
         vec!["events", "--case", case.to_str().unwrap(), "--raw"],
     ] {
         let out = nbtrail(&args);
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
-        assert!(!text.contains("\u{7}") && !text.contains('\r') && !text.contains("\u{1b}]0"), "{args:?}: {text:?}");
+        assert!(
+            !text.contains("\u{7}") && !text.contains('\r') && !text.contains("\u{1b}]0"),
+            "{args:?}: {text:?}"
+        );
         assert!(!text.contains("\u{1b}[2J"), "{args:?}");
-        assert!(text.contains("\\u{1b}"), "{args:?}: control characters are shown, escaped");
+        assert!(
+            text.contains("\\u{1b}"),
+            "{args:?}: control characters are shown, escaped"
+        );
     }
 }
 
@@ -81,15 +126,30 @@ fn hostile_text_cannot_drive_the_terminal() {
 fn kill_9_during_ingest_leaves_the_case_consistent() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.json");
-    let n = nbtrail_samplegen::write_bench(&big, 100_000, 11, nbtrail_samplegen::BenchShape::Delivered).unwrap();
+    let n =
+        nbtrail_samplegen::write_bench(&big, 100_000, 11, nbtrail_samplegen::BenchShape::Delivered)
+            .unwrap();
     let (_d, case, _) = sample_case();
-    let summary = || json(["summary".as_ref(), "--case".as_ref(), case.as_os_str(), "--json".as_ref()]);
+    let summary = || {
+        json([
+            "summary".as_ref(),
+            "--case".as_ref(),
+            case.as_os_str(),
+            "--json".as_ref(),
+        ])
+    };
     let before = summary();
 
     let mut killed_mid_run = false;
     for _attempt in 0..3 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_nbtrail"))
-            .args(["ingest".as_ref(), "--case".as_ref(), case.as_os_str(), big.as_os_str(), "-q".as_ref()])
+            .args([
+                "ingest".as_ref(),
+                "--case".as_ref(),
+                case.as_os_str(),
+                big.as_os_str(),
+                "-q".as_ref(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -114,23 +174,63 @@ fn kill_9_during_ingest_leaves_the_case_consistent() {
             break;
         }
     }
-    assert!(killed_mid_run, "the ingest finished before it could be killed; grow the input");
-    assert_eq!(summary(), before, "a killed ingest must leave the case as it was");
+    assert!(
+        killed_mid_run,
+        "the ingest finished before it could be killed; grow the input"
+    );
+    assert_eq!(
+        summary(),
+        before,
+        "a killed ingest must leave the case as it was"
+    );
 
-    let rerun = json(["ingest".as_ref(), "--case".as_ref(), case.as_os_str(), big.as_os_str(), "-q".as_ref()]);
+    let rerun = json([
+        "ingest".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        big.as_os_str(),
+        "-q".as_ref(),
+    ]);
     assert_eq!(u(&rerun["lines"]), n);
     assert_eq!(u(&rerun["events"]) + u(&rerun["duplicates"]), n);
     assert_eq!(u(&rerun["error_count"]), 0);
 
     // The same ingest into a fresh copy of the starting state, never interrupted, gives the same counts.
     let (_d2, clean, _) = sample_case();
-    let straight = json(["ingest".as_ref(), "--case".as_ref(), clean.as_os_str(), big.as_os_str(), "-q".as_ref()]);
-    for k in ["lines", "events", "duplicates", "error_count", "sessions", "trail_gaps"] {
+    let straight = json([
+        "ingest".as_ref(),
+        "--case".as_ref(),
+        clean.as_os_str(),
+        big.as_os_str(),
+        "-q".as_ref(),
+    ]);
+    for k in [
+        "lines",
+        "events",
+        "duplicates",
+        "error_count",
+        "sessions",
+        "trail_gaps",
+    ] {
         assert_eq!(rerun[k], straight[k], "{k}");
     }
     let a = summary();
-    let b = json(["summary".as_ref(), "--case".as_ref(), clean.as_os_str(), "--json".as_ref()]);
-    for k in ["events", "users", "notebooks", "commands", "sessions", "runs", "errors", "duplicates"] {
+    let b = json([
+        "summary".as_ref(),
+        "--case".as_ref(),
+        clean.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    for k in [
+        "events",
+        "users",
+        "notebooks",
+        "commands",
+        "sessions",
+        "runs",
+        "errors",
+        "duplicates",
+    ] {
         assert_eq!(a[k], b[k], "{k}");
     }
 }

@@ -50,22 +50,39 @@ fn ingest_accounts_for_every_record_exactly() {
     let m = manifest();
     let (_d, _case, r) = sample_case();
     let records: u64 = m["records"].as_object().unwrap().values().map(u).sum();
-    let malformed: u64 = m["malformed"].as_object().unwrap().values().map(|v| v.as_array().unwrap().len() as u64).sum();
+    let malformed: u64 = m["malformed"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_array().unwrap().len() as u64)
+        .sum();
     // Ground truth from the generator…
     assert_eq!(u(&r["lines"]), records);
     assert_eq!(u(&r["events"]), u(&m["unique_events"]));
     assert_eq!(u(&r["duplicates"]), u(&m["duplicates"]));
     assert_eq!(u(&r["error_count"]), malformed);
-    assert_eq!(u(&r["lines"]), u(&r["events"]) + u(&r["duplicates"]) + u(&r["error_count"]));
+    assert_eq!(
+        u(&r["lines"]),
+        u(&r["events"]) + u(&r["duplicates"]) + u(&r["error_count"])
+    );
     // …and the numbers themselves, so a generator change is a visible, reviewed change.
     assert_eq!(
-        (u(&r["files"]), u(&r["lines"]), u(&r["events"]), u(&r["duplicates"]), u(&r["error_count"])),
+        (
+            u(&r["files"]),
+            u(&r["lines"]),
+            u(&r["events"]),
+            u(&r["duplicates"]),
+            u(&r["error_count"])
+        ),
         (26, 2968, 2822, 140, 6)
     );
     assert_eq!(u(&r["header_lines"]), 1);
     // Per file, the counts add up too, and every file's SHA-256 is the file's.
     for f in r["file_reports"].as_array().unwrap() {
-        assert_eq!(u(&f["lines"]), u(&f["events"]) + u(&f["duplicates"]) + u(&f["errors"]));
+        assert_eq!(
+            u(&f["lines"]),
+            u(&f["events"]) + u(&f["duplicates"]) + u(&f["errors"])
+        );
         let bytes = std::fs::read(s(&f["file"])).unwrap();
         use sha2::Digest;
         assert_eq!(s(&f["sha256"]), hex::encode(sha2::Sha256::digest(&bytes)));
@@ -87,7 +104,11 @@ fn every_error_names_its_file_and_line_in_every_shape() {
         .unwrap()
         .iter()
         .map(|e| {
-            let f = s(&e["file"]).strip_prefix(&root).unwrap().trim_start_matches('/').to_string();
+            let f = s(&e["file"])
+                .strip_prefix(&root)
+                .unwrap()
+                .trim_start_matches('/')
+                .to_string();
             (f, u(&e["line"]))
         })
         .collect();
@@ -95,40 +116,97 @@ fn every_error_names_its_file_and_line_in_every_shape() {
         .as_object()
         .unwrap()
         .iter()
-        .flat_map(|(f, lines)| lines.as_array().unwrap().iter().map(move |l| (f.clone(), u(l))))
+        .flat_map(|(f, lines)| {
+            lines
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |l| (f.clone(), u(l)))
+        })
         .collect();
     assert_eq!(got, want);
     // Shapes and framings covered: delivered (plain and gzip), system table (JSON lines and CSV), Azure
     // (JSON lines and a pretty-printed array).
     let files: Vec<&String> = want.iter().map(|(f, _)| f).collect();
-    for needle in [".json.gz", "system-table/audit_2024-05-01_2024-05-12.jsonl", ".csv", "azure/DatabricksNotebook_2024-05-01_2024-05-10.jsonl", "azure/DatabricksNotebook_2024-05-11_2024-05-21.json"] {
-        assert!(files.iter().any(|f| f.ends_with(needle)), "no error case for {needle}");
+    for needle in [
+        ".json.gz",
+        "system-table/audit_2024-05-01_2024-05-12.jsonl",
+        ".csv",
+        "azure/DatabricksNotebook_2024-05-01_2024-05-10.jsonl",
+        "azure/DatabricksNotebook_2024-05-11_2024-05-21.json",
+    ] {
+        assert!(
+            files.iter().any(|f| f.ends_with(needle)),
+            "no error case for {needle}"
+        );
     }
-    let msgs: Vec<&str> = r["errors"].as_array().unwrap().iter().map(|e| s(&e["message"])).collect();
-    assert!(msgs.iter().any(|m| m.contains("CSV row has 3 fields but the header has 17")));
-    assert!(msgs.iter().any(|m| m.contains("`TimeGenerated` is not a recognised time")));
-    assert!(msgs.iter().any(|m| m.contains("`timestamp` is not a recognised time: \"n/a\"")));
+    let msgs: Vec<&str> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| s(&e["message"]))
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("CSV row has 3 fields but the header has 17"))
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("`TimeGenerated` is not a recognised time"))
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("`timestamp` is not a recognised time: \"n/a\""))
+    );
     assert!(msgs.iter().any(|m| m.contains("missing `service_name`")));
     // The case keeps them all, listed by `nbtrail errors`.
     let (_d2, case, _) = sample_case();
-    let listed = json(["errors".as_ref(), "--case".as_ref(), case.as_os_str(), "--json".as_ref()]);
+    let listed = json([
+        "errors".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+    ]);
     assert_eq!(listed.as_array().unwrap().len(), want.len());
 }
 
 #[test]
 fn reingesting_adds_nothing_and_counts_every_record_as_a_duplicate() {
     let (_d, case, first) = sample_case();
-    let before = json(["summary".as_ref(), "--case".as_ref(), case.as_os_str(), "--json".as_ref()]);
-    let again = json(["ingest".as_ref(), "--case".as_ref(), case.as_os_str(), sample_logs().as_os_str()]);
+    let before = json([
+        "summary".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    let again = json([
+        "ingest".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        sample_logs().as_os_str(),
+    ]);
     assert_eq!(u(&again["events"]), 0);
-    assert_eq!(u(&again["duplicates"]), u(&first["events"]) + u(&first["duplicates"]));
+    assert_eq!(
+        u(&again["duplicates"]),
+        u(&first["events"]) + u(&first["duplicates"])
+    );
     assert_eq!(u(&again["error_count"]), u(&first["error_count"]));
-    let after = json(["summary".as_ref(), "--case".as_ref(), case.as_os_str(), "--json".as_ref()]);
+    let after = json([
+        "summary".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+    ]);
     assert_eq!(after["events"], before["events"]);
     assert_eq!(after["sessions"], before["sessions"]);
     assert_eq!(u(&after["runs"]), 2);
     // Same sessions, same ids.
-    let s1 = json(["sessions".as_ref(), "--case".as_ref(), case.as_os_str(), "--json".as_ref()]);
+    let s1 = json([
+        "sessions".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+    ]);
     assert_eq!(s1.as_array().unwrap().len() as u64, u(&before["sessions"]));
 }
 
@@ -137,36 +215,68 @@ fn the_planted_incident_replays_in_order() {
     let m = manifest();
     let (_d, case, _) = sample_case();
     let list = json([
-        "sessions", "--case", case.to_str().unwrap(), "--user", "alice.nguyen@example.com",
-        "--notebook", "/Users/alice.nguyen@example.com/churn_scratch", "--json",
+        "sessions",
+        "--case",
+        case.to_str().unwrap(),
+        "--user",
+        "alice.nguyen@example.com",
+        "--notebook",
+        "/Users/alice.nguyen@example.com/churn_scratch",
+        "--json",
     ]);
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1);
     let sess = &list[0];
     assert_eq!(s(&sess["notebook_id"]), s(&m["incident_notebook_id"]));
-    assert_eq!(sess["users"], serde_json::json!(["alice.nguyen@example.com"]));
+    assert_eq!(
+        sess["users"],
+        serde_json::json!(["alice.nguyen@example.com"])
+    );
     assert_eq!(s(&sess["start"]), "2024-05-14T19:03:05Z");
     assert_eq!(s(&sess["end"]), "2024-05-14T19:40:09Z");
     assert_eq!(s(&sess["end_reason"]), "detach");
     assert_eq!(u(&sess["cells"]), 7);
     // A unique prefix of the id is enough.
     let id = s(&sess["id"]);
-    let replay = json(["replay", "--case", case.to_str().unwrap(), &id[..8], "--json"]);
+    let replay = json([
+        "replay",
+        "--case",
+        case.to_str().unwrap(),
+        &id[..8],
+        "--json",
+    ]);
     let cells = replay["cells"].as_array().unwrap();
     let codes: Vec<&str> = cells.iter().map(|c| s(&c["code"])).collect();
-    let want: Vec<&str> = m["incident_cells"].as_array().unwrap().iter().map(s).collect();
+    let want: Vec<&str> = m["incident_cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
     assert_eq!(codes, want);
-    assert_eq!(cells.iter().map(|c| u(&c["seq"])).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
+    assert_eq!(
+        cells.iter().map(|c| u(&c["seq"])).collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<_>>()
+    );
     assert_eq!(s(&cells[0]["language"]), "markdown");
     assert_eq!(s(&cells[1]["language"]), "python");
     assert_eq!(cells[5]["duration_s"].as_f64(), Some(184.455));
     // Human replay shows the code too.
     let out = nbtrail(["replay", "--case", case.to_str().unwrap(), id]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("crm_token = dbutils.secrets.get(scope=\"prod-crm\", key=\"crm-api-token\")"));
+    assert!(
+        text.contains("crm_token = dbutils.secrets.get(scope=\"prod-crm\", key=\"crm-api-token\")")
+    );
     assert!(text.contains("ended by detach"));
     // The secret read is an event of its own, with provenance.
-    let ev = json(["events", "--case", case.to_str().unwrap(), "--action", "secrets.getSecret", "--json"]);
+    let ev = json([
+        "events",
+        "--case",
+        case.to_str().unwrap(),
+        "--action",
+        "secrets.getSecret",
+        "--json",
+    ]);
     let ev = ev.as_array().unwrap();
     assert_eq!(ev.len(), 1);
     assert_eq!(s(&ev[0]["user"]), "alice.nguyen@example.com");
@@ -190,7 +300,10 @@ fn cells_are_ordered_by_time_then_command_id_in_every_session() {
         for w in cells.windows(2) {
             let (a, b) = (s(&w[0]["time"]), s(&w[1]["time"]));
             let key = |c: &Value| s(&c["command_id"]).parse::<u64>().unwrap();
-            assert!(a < b || (a == b && key(&w[0]) < key(&w[1])), "out of order: {a} {b}");
+            assert!(
+                a < b || (a == b && key(&w[0]) < key(&w[1])),
+                "out of order: {a} {b}"
+            );
         }
     }
     // Every notebook command is in exactly one session: none dropped (commands without an attach event
@@ -203,26 +316,61 @@ fn the_verbose_logging_gap_is_reported() {
     let m = manifest();
     let (_d, case, r) = sample_case();
     assert_eq!(u(&r["trail_gaps"]), 1);
-    let sum = json(["summary".as_ref(), "--case".as_ref(), case.as_os_str(), "--json".as_ref()]);
+    let sum = json([
+        "summary".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+    ]);
     let gaps = sum["trail_gaps"].as_array().unwrap();
     assert_eq!(gaps.len(), 1);
     let norm = |t: &str| t.replace(".000Z", "Z");
     assert_eq!(s(&gaps[0]["start"]), norm(s(&m["gap"][0])));
     assert_eq!(s(&gaps[0]["end"]), norm(s(&m["gap"][1])));
     assert_eq!(s(&gaps[0]["off_by"]), "dave.okafor@example.com");
-    assert!(sum["warnings"].as_array().unwrap().iter().any(|w| s(w).contains("verbose audit logging was off")));
+    assert!(
+        sum["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| s(w).contains("verbose audit logging was off"))
+    );
     // No cell of the gap's workspace ran inside it (the trail has none to show).
-    let ev = json(["events", "--case", case.to_str().unwrap(), "--action", "notebook.runCommand", "--from", "2024-05-09T18:12:44Z", "--to", "2024-05-11T09:03:10Z", "--json"]);
-    assert!(ev.as_array().unwrap().iter().all(|e| s(&e["workspace_id"]) != "1234567890123456"));
+    let ev = json([
+        "events",
+        "--case",
+        case.to_str().unwrap(),
+        "--action",
+        "notebook.runCommand",
+        "--from",
+        "2024-05-09T18:12:44Z",
+        "--to",
+        "2024-05-11T09:03:10Z",
+        "--json",
+    ]);
+    assert!(
+        ev.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| s(&e["workspace_id"]) != "1234567890123456")
+    );
     // The human summary says it too.
     let out = nbtrail(["summary", "--case", case.to_str().unwrap()]);
-    assert!(String::from_utf8(out.stdout).unwrap().contains("WARNING: verbose audit logging was off in workspace 1234567890123456"));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("WARNING: verbose audit logging was off in workspace 1234567890123456")
+    );
 }
 
 #[test]
 fn renamed_notebooks_are_found_by_old_and_new_path() {
     let m = manifest();
-    let (id, old, new) = (s(&m["renamed"][0]), s(&m["renamed"][1]), s(&m["renamed"][2]));
+    let (id, old, new) = (
+        s(&m["renamed"][0]),
+        s(&m["renamed"][1]),
+        s(&m["renamed"][2]),
+    );
     let (_d, case, _) = sample_case();
     let c = case.to_str().unwrap();
     let by_id = json(["sessions", "--case", c, "--notebook", id, "--json"]);
@@ -231,8 +379,17 @@ fn renamed_notebooks_are_found_by_old_and_new_path() {
     assert!(!by_id.as_array().unwrap().is_empty());
     assert_eq!(by_id, by_new);
     assert_eq!(by_id, by_old);
-    let paths: BTreeSet<&str> = by_id.as_array().unwrap().iter().map(|x| s(&x["notebook_path"])).collect();
-    assert_eq!(paths, BTreeSet::from([old, new]), "sessions before the rename keep the old path");
+    let paths: BTreeSet<&str> = by_id
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| s(&x["notebook_path"]))
+        .collect();
+    assert_eq!(
+        paths,
+        BTreeSet::from([old, new]),
+        "sessions before the rename keep the old path"
+    );
     for x in by_id.as_array().unwrap() {
         let before = s(&x["start"]) < "2024-05-06T07:31:00Z";
         assert_eq!(s(&x["notebook_path"]) == old, before);
@@ -246,21 +403,44 @@ fn events_filter_by_user_action_and_time() {
     let all = json(["events", "--case", c, "--json"]);
     let all = all.as_array().unwrap();
     assert_eq!(all.len(), 2822);
-    let filtered = json(["events", "--case", c, "--user", "Bob.Martin@example.com", "--action", "attachNotebook", "--from", "2024-05-06", "--to", "2024-05-10", "--json"]);
+    let filtered = json([
+        "events",
+        "--case",
+        c,
+        "--user",
+        "Bob.Martin@example.com",
+        "--action",
+        "attachNotebook",
+        "--from",
+        "2024-05-06",
+        "--to",
+        "2024-05-10",
+        "--json",
+    ]);
     let want: Vec<&Value> = all
         .iter()
         .filter(|e| e["user"] == "bob.martin@example.com" && e["action"] == "attachNotebook")
         .filter(|e| s(&e["time"]) >= "2024-05-06" && s(&e["time"]) < "2024-05-11")
         .collect();
     assert!(!want.is_empty());
-    assert_eq!(filtered.as_array().unwrap().iter().collect::<Vec<_>>(), want);
+    assert_eq!(
+        filtered.as_array().unwrap().iter().collect::<Vec<_>>(),
+        want
+    );
     // Raw records are verbatim source lines.
-    for e in all.iter().filter(|e| e["shape"] == "delivered" && !s(&e["file"]).ends_with(".gz")).take(50) {
+    for e in all
+        .iter()
+        .filter(|e| e["shape"] == "delivered" && !s(&e["file"]).ends_with(".gz"))
+        .take(50)
+    {
         let text = std::fs::read_to_string(s(&e["file"])).unwrap();
         let line = text.lines().nth(u(&e["line"]) as usize - 1).unwrap();
         assert_eq!(line, s(&e["raw"]));
         assert_eq!(&text[u(&e["byte_offset"]) as usize..][..line.len()], line);
     }
     let limited = json(["events", "--case", c, "--limit", "5", "--json"]);
-    assert_eq!(limited.as_array().unwrap().as_slice(), &all[all.len() - 5..]);
+    assert_eq!(
+        limited.as_array().unwrap().as_slice(),
+        &all[all.len() - 5..]
+    );
 }

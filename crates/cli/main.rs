@@ -62,6 +62,17 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Read and validate audit logs without a case: counts and every rejected record (parse only).
+    ///
+    /// Prints JSON {files, lines, events, errors:[{file,line,message}], …}; duplicates need a case.
+    Check {
+        /// Files or directories to read.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// No human summary on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// List notebook sessions.
     Sessions {
         #[command(flatten)]
@@ -187,7 +198,8 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(ms) = idle_gap {
                 c.set_idle_gap_ms(ms)?;
             }
-            let bar = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+            let bar =
+                ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
                     "{spinner} {bytes}/{total_bytes} [{wide_bar}] {msg} ETA {eta}",
@@ -215,6 +227,21 @@ fn run(cli: Cli) -> Result<()> {
             print_json(&report)?;
             if !quiet {
                 render::ingest_summary(&report);
+            }
+            Ok(())
+        }
+        Command::Check { paths, quiet } => {
+            let report = nbtrail_store::check(&paths)?;
+            print_json(&report)?;
+            if !quiet {
+                eprintln!(
+                    "checked {} file(s): {} records = {} events + {} errors in {:.1}s",
+                    report.files,
+                    report.lines,
+                    report.events,
+                    report.error_count,
+                    report.elapsed_ms as f64 / 1000.0
+                );
             }
             Ok(())
         }
@@ -330,7 +357,12 @@ fn run(cli: Cli) -> Result<()> {
                 print_json(&e)
             } else {
                 for e in &e {
-                    println!("{}:{}: {}", render::visible(&e.file), e.line, render::visible(&e.message));
+                    println!(
+                        "{}:{}: {}",
+                        render::visible(&e.file),
+                        e.line,
+                        render::visible(&e.message)
+                    );
                 }
                 Ok(())
             }
@@ -344,7 +376,9 @@ fn parse_duration_ms(s: &str) -> Result<i64, String> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
         .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let n: i64 = num.parse().map_err(|_| format!("not a duration: {s:?} (try 2h, 30m, 90s)"))?;
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 2h, 30m, 90s)"))?;
     let mult = match unit {
         "s" => 1_000,
         "m" => 60_000,
@@ -363,14 +397,24 @@ fn parse_time_inner(s: &str, end_of_day: bool) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Ok(t.and_utc());
         }
     }
-    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .with_context(|| format!("not a time: {s:?} (use 2024-05-01, 2024-05-01T14:00 or RFC 3339)"))?;
-    let d = if end_of_day { d.succ_opt().unwrap_or(d) } else { d };
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").with_context(|| {
+        format!("not a time: {s:?} (use 2024-05-01, 2024-05-01T14:00 or RFC 3339)")
+    })?;
+    let d = if end_of_day {
+        d.succ_opt().unwrap_or(d)
+    } else {
+        d
+    };
     Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
 }
 
@@ -393,10 +437,22 @@ mod tests {
         assert_eq!(parse_duration_ms("90"), Ok(90_000));
         assert!(parse_duration_ms("2w").is_err());
         assert!(parse_duration_ms("0m").is_err());
-        assert_eq!(format_time(parse_time("2024-05-01").unwrap()), "2024-05-01T00:00:00.000Z");
-        assert_eq!(format_time(parse_time_end("2024-05-01").unwrap()), "2024-05-02T00:00:00.000Z");
-        assert_eq!(format_time(parse_time("2024-05-01T14:30").unwrap()), "2024-05-01T14:30:00.000Z");
-        assert_eq!(format_time(parse_time("2024-05-01T14:30:00+02:00").unwrap()), "2024-05-01T12:30:00.000Z");
+        assert_eq!(
+            format_time(parse_time("2024-05-01").unwrap()),
+            "2024-05-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            format_time(parse_time_end("2024-05-01").unwrap()),
+            "2024-05-02T00:00:00.000Z"
+        );
+        assert_eq!(
+            format_time(parse_time("2024-05-01T14:30").unwrap()),
+            "2024-05-01T14:30:00.000Z"
+        );
+        assert_eq!(
+            format_time(parse_time("2024-05-01T14:30:00+02:00").unwrap()),
+            "2024-05-01T12:30:00.000Z"
+        );
         assert!(parse_time("yesterday").is_err());
     }
 }

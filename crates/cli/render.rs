@@ -27,7 +27,9 @@ impl ColorChoice {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
         }
     }
 }
@@ -37,7 +39,9 @@ impl ColorChoice {
 pub fn visible(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+        if (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);
@@ -69,7 +73,11 @@ pub fn ingest_summary(r: &IngestReport) {
         eprintln!("  {}:{}: {}", visible(&e.file), e.line, visible(&e.message));
     }
     if r.error_count > 20 {
-        eprintln!("  … {} more: `nbtrail errors --case DIR --run {}`", r.error_count - 20, r.run_id);
+        eprintln!(
+            "  … {} more: `nbtrail errors --case DIR --run {}`",
+            r.error_count - 20,
+            r.run_id
+        );
     }
     for s in &r.skipped_files {
         eprintln!("  skipped {}: {}", visible(&s.file), s.reason);
@@ -91,7 +99,11 @@ pub fn sessions(list: &[Session]) {
             s.cells,
             s.end_reason.as_str(),
             visible(&s.users.join(",")),
-            visible(s.notebook_path.as_deref().unwrap_or(&format!("(id {})", s.notebook_id)))
+            visible(
+                s.notebook_path
+                    .as_deref()
+                    .unwrap_or(&format!("(id {})", s.notebook_id))
+            )
         );
     }
     println!("{} session(s)", list.len());
@@ -165,7 +177,11 @@ pub fn replay(s: &Session, cells: &[SessionCell], color: bool) -> anyhow::Result
         "{} → {} ({}, {}), users: {}; times are UTC, when each cell finished",
         format_time(s.start),
         format_time(s.end),
-        if s.attached { "attached" } else { "no attach event in the trail" },
+        if s.attached {
+            "attached"
+        } else {
+            "no attach event in the trail"
+        },
         match s.end_reason {
             nbtrail_model::SessionEnd::Detach => "ended by detach",
             nbtrail_model::SessionEnd::Reattach => "ended by a new attach",
@@ -181,7 +197,9 @@ pub fn replay(s: &Session, cells: &[SessionCell], color: bool) -> anyhow::Result
             format_time(c.time),
             c.language.as_deref().unwrap_or("?"),
             c.status.as_deref().unwrap_or("?"),
-            c.duration_s.map(|d| format!("{d:.3}s")).unwrap_or_else(|| "-".into()),
+            c.duration_s
+                .map(|d| format!("{d:.3}s"))
+                .unwrap_or_else(|| "-".into()),
             opt(&c.command_id),
             opt(&c.user)
         );

@@ -405,17 +405,32 @@ mod tests {
             ]
         );
         assert!(fs.iter().all(|f| f.structural_error.is_none()));
-        assert_eq!(&input.as_bytes()[fs[2].byte_offset as usize..][..4], b"{\"c\"");
+        assert_eq!(
+            &input.as_bytes()[fs[2].byte_offset as usize..][..4],
+            b"{\"c\""
+        );
     }
 
     #[test]
     fn json_array_truncated_is_reported() {
         let (fs, _) = frames("[{\"a\":1},\n{\"b\":", Framing::JsonArray);
         assert_eq!(fs.len(), 2);
-        assert!(fs[1].structural_error.as_deref().unwrap().contains("line 2"));
+        assert!(
+            fs[1]
+                .structural_error
+                .as_deref()
+                .unwrap()
+                .contains("line 2")
+        );
         let (fs, _) = frames("[{\"a\":1}\n", Framing::JsonArray);
         assert_eq!(fs.len(), 2);
-        assert!(fs[1].structural_error.as_deref().unwrap().contains("not closed"));
+        assert!(
+            fs[1]
+                .structural_error
+                .as_deref()
+                .unwrap()
+                .contains("not closed")
+        );
     }
 
     #[test]

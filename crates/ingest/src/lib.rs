@@ -125,7 +125,10 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Inputs, IngestError> {
         } else if meta.is_dir() {
             for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
                 let entry = entry.map_err(|e| IngestError::Io {
-                    path: e.path().map(Path::to_path_buf).unwrap_or_else(|| path.clone()),
+                    path: e
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| path.clone()),
                     source: e.into(),
                 })?;
                 if !entry.file_type().is_file() {
@@ -238,7 +241,11 @@ impl FileReader {
             Ok(_) => {}
             Err(e) => peek_error = Some(e),
         }
-        let bom = if prefix.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
+        let bom = if prefix.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            3
+        } else {
+            0
+        };
         let framing = framing::detect(&prefix[bom..]);
         let reader: Box<dyn BufRead + Send> = match peek_error {
             // Surface the error through the normal record path (as a positioned error).
@@ -297,15 +304,21 @@ impl FileReader {
                     }));
                 }
             };
-            if self.framing == Framing::Csv && self.csv_header.is_none() && frame.structural_error.is_none() {
+            if self.framing == Framing::Csv
+                && self.csv_header.is_none()
+                && frame.structural_error.is_none()
+            {
                 match parse_csv_row(&frame.bytes) {
                     Ok(h) => {
-                        self.csv_header = Some(h.into_iter().map(|s| s.trim().to_string()).collect());
+                        self.csv_header =
+                            Some(h.into_iter().map(|s| s.trim().to_string()).collect());
                         self.header_lines += 1;
                         continue;
                     }
                     Err(msg) => {
-                        return Some(Item::Error(self.error(&frame, format!("unreadable CSV header: {msg}"))));
+                        return Some(Item::Error(
+                            self.error(&frame, format!("unreadable CSV header: {msg}")),
+                        ));
                     }
                 }
             }
@@ -378,22 +391,20 @@ impl FileReader {
                     Err(m) => return err(m),
                 }
             }
-            Framing::JsonLines | Framing::JsonArray => {
-                match serde_json::from_str::<Value>(&raw) {
-                    Ok(Value::Object(o)) => o,
-                    Ok(other) => {
-                        let kind = match other {
-                            Value::Array(_) => "an array",
-                            Value::String(_) => "a string",
-                            Value::Number(_) => "a number",
-                            Value::Bool(_) => "a boolean",
-                            _ => "null",
-                        };
-                        return err(format!("record is {kind}, not a JSON object"));
-                    }
-                    Err(e) => return err(format!("not valid JSON: {e}")),
+            Framing::JsonLines | Framing::JsonArray => match serde_json::from_str::<Value>(&raw) {
+                Ok(Value::Object(o)) => o,
+                Ok(other) => {
+                    let kind = match other {
+                        Value::Array(_) => "an array",
+                        Value::String(_) => "a string",
+                        Value::Number(_) => "a number",
+                        Value::Bool(_) => "a boolean",
+                        _ => "null",
+                    };
+                    return err(format!("record is {kind}, not a JSON object"));
                 }
-            }
+                Err(e) => return err(format!("not valid JSON: {e}")),
+            },
         };
         match normalize::normalize(&obj, raw, provenance) {
             Ok(ev) => Item::Event(Box::new(ev)),

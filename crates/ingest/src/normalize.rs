@@ -12,6 +12,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use nbtrail_model::{Event, Provenance, Shape, time_from_ms};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Looks a key up in an object.
@@ -34,16 +35,21 @@ fn text(obj: &Map<String, Value>, key: &str) -> Option<String> {
     get(obj, key).and_then(value_text).filter(|s| !s.is_empty())
 }
 
-/// A struct-valued field that may be an object or JSON text of an object.
-fn object_field(obj: &Map<String, Value>, key: &str) -> Result<Option<Map<String, Value>>, String> {
+/// A struct-valued field that may be an object (borrowed) or JSON text of an object (parsed).
+fn object_field<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<Cow<'a, Map<String, Value>>>, String> {
     match get(obj, key) {
         None => Ok(None),
-        Some(Value::Object(m)) => Ok(Some(m.clone())),
+        Some(Value::Object(m)) => Ok(Some(Cow::Borrowed(m))),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(m)) => Ok(Some(m)),
+            Ok(Value::Object(m)) => Ok(Some(Cow::Owned(m))),
             Ok(Value::Null) => Ok(None),
-            Ok(_) | Err(_) => Err(format!("field `{key}` is neither an object nor JSON text of one")),
+            Ok(_) | Err(_) => Err(format!(
+                "field `{key}` is neither an object nor JSON text of one"
+            )),
         },
         Some(_) => Err(format!("field `{key}` is not an object")),
     }
@@ -86,12 +92,16 @@ fn time_field(obj: &Map<String, Value>, key: &str) -> Result<DateTime<Utc>, Stri
 
 /// Canonical request parameters: every value a string, nulls dropped, keys sorted.
 fn params_of(v: Option<&Value>, key: &str) -> Result<BTreeMap<String, String>, String> {
+    let parsed;
     let obj = match v {
         None | Some(Value::Null) => return Ok(BTreeMap::new()),
-        Some(Value::Object(m)) => m.clone(),
+        Some(Value::Object(m)) => m,
         Some(Value::String(s)) if s.trim().is_empty() => return Ok(BTreeMap::new()),
         Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(m)) => m,
+            Ok(Value::Object(m)) => {
+                parsed = m;
+                &parsed
+            }
             _ => return Err(format!("`{key}` is neither an object nor JSON text of one")),
         },
         Some(_) => return Err(format!("`{key}` is not an object")),
@@ -185,7 +195,10 @@ fn detect(obj: &Map<String, Value>) -> Option<&'static Names> {
         Some(&DELIVERED)
     } else if has("service_name") || has("action_name") {
         Some(&SYSTEM_TABLE)
-    } else if has("ServiceName") || has("ActionName") || has("OperationName") && has("TimeGenerated") {
+    } else if has("ServiceName")
+        || has("ActionName")
+        || has("OperationName") && has("TimeGenerated")
+    {
         Some(&AZURE)
     } else if has("operationName") && matches!(obj.get("properties"), Some(Value::Object(_))) {
         Some(&AZURE_STORAGE)
@@ -240,13 +253,12 @@ pub fn normalize(
         )
     })?;
     // Azure storage form: audit fields live under `properties`, time and identity on the envelope.
-    let props_owned;
+    let empty = Map::new();
     let obj = if std::ptr::eq(names, &AZURE_STORAGE) {
-        props_owned = match envelope.get("properties") {
-            Some(Value::Object(p)) => p.clone(),
-            _ => Map::new(),
-        };
-        &props_owned
+        match envelope.get("properties") {
+            Some(Value::Object(p)) => p,
+            _ => &empty,
+        }
     } else {
         obj
     };
@@ -353,7 +365,12 @@ mod tests {
     use super::*;
 
     fn prov() -> Provenance {
-        Provenance { file: "f.json".into(), line: 1, byte_offset: 0, file_sha256: None }
+        Provenance {
+            file: "f.json".into(),
+            line: 1,
+            byte_offset: 0,
+            file_sha256: None,
+        }
     }
 
     fn norm(json: &str) -> Result<Event, String> {
@@ -367,7 +384,10 @@ mod tests {
     fn delivered_shape() {
         let e = norm(A).unwrap();
         assert_eq!(e.shape, Shape::Delivered);
-        assert_eq!(nbtrail_model::format_time(e.time), "2024-05-01T10:01:01.000Z");
+        assert_eq!(
+            nbtrail_model::format_time(e.time),
+            "2024-05-01T10:01:01.000Z"
+        );
         assert_eq!(e.user.as_deref(), Some("alice@example.com"));
         assert_eq!(e.workspace_id.as_deref(), Some("1234567890123456"));
         assert_eq!(e.kind(), "notebook.runCommand");
@@ -388,7 +408,10 @@ mod tests {
     fn system_table_shape_with_snake_response() {
         let e = norm(r#"{"account_id":"acc","workspace_id":"42","version":"2.0","event_time":"2023-01-01T01:01:01.123+00:00","event_date":"2023-01-01","source_ip_address":"1.2.3.4","user_agent":"ua","session_id":null,"user_identity":{"email":"bob@example.com","subjectName":null},"service_name":"secrets","action_name":"getSecret","request_id":"r1","request_params":{"scope":"prod","key":"k"},"response":{"status_code":403,"error_message":"denied","result":null},"audit_level":"WORKSPACE_LEVEL","event_id":"e1"}"#).unwrap();
         assert_eq!(e.shape, Shape::SystemTable);
-        assert_eq!(nbtrail_model::format_time(e.time), "2023-01-01T01:01:01.123Z");
+        assert_eq!(
+            nbtrail_model::format_time(e.time),
+            "2023-01-01T01:01:01.123Z"
+        );
         assert_eq!(e.user.as_deref(), Some("bob@example.com"));
         assert_eq!(e.response_status, Some(403));
         assert_eq!(e.response_error.as_deref(), Some("denied"));
@@ -426,19 +449,50 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        assert!(norm(r#"{"a":1}"#).unwrap_err().contains("not a Databricks audit record"));
-        assert!(norm(r#"{"serviceName":"x","actionName":"y"}"#).unwrap_err().contains("missing `timestamp`"));
-        assert!(norm(r#"{"serviceName":"x","actionName":"y","timestamp":"soon"}"#).unwrap_err().contains("not a recognised time"));
-        assert!(norm(r#"{"serviceName":"x","actionName":"y","timestamp":1,"requestParams":"[1]"}"#).unwrap_err().contains("requestParams"));
+        assert!(
+            norm(r#"{"a":1}"#)
+                .unwrap_err()
+                .contains("not a Databricks audit record")
+        );
+        assert!(
+            norm(r#"{"serviceName":"x","actionName":"y"}"#)
+                .unwrap_err()
+                .contains("missing `timestamp`")
+        );
+        assert!(
+            norm(r#"{"serviceName":"x","actionName":"y","timestamp":"soon"}"#)
+                .unwrap_err()
+                .contains("not a recognised time")
+        );
+        assert!(
+            norm(r#"{"serviceName":"x","actionName":"y","timestamp":1,"requestParams":"[1]"}"#)
+                .unwrap_err()
+                .contains("requestParams")
+        );
     }
 
     #[test]
     fn languages_from_magics() {
-        assert_eq!(cell_language(Some("%sql\nselect 1"), Some("python")).as_deref(), Some("sql"));
-        assert_eq!(cell_language(Some("%%sql select 1"), None).as_deref(), Some("sql"));
-        assert_eq!(cell_language(Some("%md # hi"), Some("python")).as_deref(), Some("markdown"));
-        assert_eq!(cell_language(Some("x = 1"), Some("PYTHON")).as_deref(), Some("python"));
-        assert_eq!(cell_language(Some("%run ./other"), None).as_deref(), Some("python"));
+        assert_eq!(
+            cell_language(Some("%sql\nselect 1"), Some("python")).as_deref(),
+            Some("sql")
+        );
+        assert_eq!(
+            cell_language(Some("%%sql select 1"), None).as_deref(),
+            Some("sql")
+        );
+        assert_eq!(
+            cell_language(Some("%md # hi"), Some("python")).as_deref(),
+            Some("markdown")
+        );
+        assert_eq!(
+            cell_language(Some("x = 1"), Some("PYTHON")).as_deref(),
+            Some("python")
+        );
+        assert_eq!(
+            cell_language(Some("%run ./other"), None).as_deref(),
+            Some("python")
+        );
         assert_eq!(cell_language(None, None), None);
     }
 }

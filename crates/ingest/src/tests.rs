@@ -109,7 +109,10 @@ fn json_array_pretty_printed_with_a_bad_element() {
     let (items, sum) = read_bytes(text.as_bytes());
     assert_eq!(sum.framing, Framing::JsonArray);
     assert_eq!(items.len(), 3);
-    assert_eq!(errors(&items), vec![(3, "missing `actionName`".to_string())]);
+    assert_eq!(
+        errors(&items),
+        vec![(3, "missing `actionName`".to_string())]
+    );
 }
 
 #[test]
@@ -132,7 +135,10 @@ fn csv_export_of_the_system_table() {
         other => panic!("{other:?}"),
     }
     let errs = errors(&items);
-    assert_eq!(errs[0], (3, "CSV row has 5 fields but the header has 9".into()));
+    assert_eq!(
+        errs[0],
+        (3, "CSV row has 5 fields but the header has 9".into())
+    );
     assert_eq!(errs[1].0, 4);
     assert!(errs[1].1.contains("not a recognised time"));
 }
@@ -158,7 +164,11 @@ fn directories_are_walked_in_order_and_non_logs_skipped() {
     std::fs::create_dir_all(d.join("workspaceId=1/date=2024-05-02")).unwrap();
     std::fs::create_dir_all(d.join("workspaceId=1/date=2024-05-01")).unwrap();
     std::fs::write(d.join("workspaceId=1/date=2024-05-02/auditlogs_a.json"), "").unwrap();
-    std::fs::write(d.join("workspaceId=1/date=2024-05-01/auditlogs_b.json.gz"), "").unwrap();
+    std::fs::write(
+        d.join("workspaceId=1/date=2024-05-01/auditlogs_b.json.gz"),
+        "",
+    )
+    .unwrap();
     std::fs::write(d.join("workspaceId=1/_SUCCESS"), "").unwrap();
     std::fs::write(d.join(".hidden.json"), "").unwrap();
     let inputs = expand_inputs(&[d.to_path_buf()]).unwrap();

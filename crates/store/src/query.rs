@@ -95,7 +95,10 @@ pub struct EventRow {
 
 const EVENT_COLS: &str = "e.id, e.time_ms, e.user, e.workspace_id, e.service, e.action, e.notebook_id, e.notebook_path,
     e.cluster_id, e.command_id, e.language, e.status, e.duration_ms, e.source_ip, e.user_agent, e.request_id,
-    e.response_status, e.response_error, e.params, e.command_text, e.shape, f.path, f.sha256, e.line, e.byte_offset, e.raw";
+    e.response_status, e.response_error, p.params, e.command_text, e.shape, f.path, f.sha256, e.line, e.byte_offset, p.raw";
+
+/// The joins every event listing needs.
+const EVENT_FROM: &str = "events e JOIN source_files f ON f.id = e.source_file_id JOIN event_payloads p ON p.event_id = e.id";
 
 fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     let params: String = r.get(18)?;
@@ -178,7 +181,10 @@ pub struct NotableCount {
 /// Categories of events worth an auditor's first look.
 pub const NOTABLE: &[(&str, &[&str])] = &[
     ("secret reads", &["secrets.getSecret"]),
-    ("secret scope listings", &["secrets.listScopes", "secrets.listSecrets"]),
+    (
+        "secret scope listings",
+        &["secrets.listScopes", "secrets.listSecrets"],
+    ),
     (
         "result downloads",
         &[
@@ -191,8 +197,17 @@ pub const NOTABLE: &[(&str, &[&str])] = &[
     ("notebook exports", &["workspace.workspaceExport"]),
     ("logins with API tokens", &["accounts.tokenLogin"]),
     ("OAuth tokens minted", &["workspace.mintOAuthToken"]),
-    ("permission changes", &["permissions.changePermissions", "accounts.addPrincipalToGroup"]),
-    ("workspace setting changes", &["workspace.workspaceConfEdit"]),
+    (
+        "permission changes",
+        &[
+            "permissions.changePermissions",
+            "accounts.addPrincipalToGroup",
+        ],
+    ),
+    (
+        "workspace setting changes",
+        &["workspace.workspaceConfEdit"],
+    ),
 ];
 
 /// One ingest run as listed.
@@ -241,8 +256,7 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<Session> {
     })
 }
 
-const SESSION_COLS: &str =
-    "id, notebook_id, notebook_path, cluster_id, users, start_ms, end_ms, cells, attached, end_reason";
+const SESSION_COLS: &str = "id, notebook_id, notebook_path, cluster_id, users, start_ms, end_ms, cells, attached, end_reason";
 
 impl Case {
     /// Sessions matching `f`, by start time then id.
@@ -250,7 +264,9 @@ impl Case {
         let mut sql = format!("SELECT {SESSION_COLS} FROM sessions s WHERE 1=1");
         let mut args: Vec<SqlValue> = Vec::new();
         if let Some(u) = &f.user {
-            sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(s.users) WHERE lower(value) = lower(?))");
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM json_each(s.users) WHERE lower(value) = lower(?))",
+            );
             args.push(u.clone().into());
         }
         if let Some(nb) = &f.notebook {
@@ -320,7 +336,7 @@ impl Case {
 
     /// Events matching `f`, oldest first (with `limit`, the newest `limit` of them, still oldest first).
     pub fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
-        let mut sql = format!("SELECT {EVENT_COLS} FROM events e JOIN source_files f ON f.id = e.source_file_id WHERE 1=1");
+        let mut sql = format!("SELECT {EVENT_COLS} FROM {EVENT_FROM} WHERE 1=1");
         let mut args: Vec<SqlValue> = Vec::new();
         if let Some(u) = &f.user {
             sql.push_str(" AND lower(e.user) = lower(?)");
@@ -352,7 +368,9 @@ impl Case {
         }
         match f.limit {
             Some(n) => {
-                sql = format!("SELECT * FROM ({sql} ORDER BY e.time_ms DESC, e.id DESC LIMIT ?) ORDER BY 2, 1");
+                sql = format!(
+                    "SELECT * FROM ({sql} ORDER BY e.time_ms DESC, e.id DESC LIMIT ?) ORDER BY 2, 1"
+                );
                 args.push((n as i64).into());
             }
             None => sql.push_str(" ORDER BY e.time_ms, e.id"),
@@ -366,7 +384,7 @@ impl Case {
     pub fn event(&self, id: i64) -> Result<EventRow> {
         self.conn
             .query_row(
-                &format!("SELECT {EVENT_COLS} FROM events e JOIN source_files f ON f.id = e.source_file_id WHERE e.id = ?"),
+                &format!("SELECT {EVENT_COLS} FROM {EVENT_FROM} WHERE e.id = ?"),
                 [id],
                 event_row,
             )
@@ -438,9 +456,12 @@ impl Case {
     /// The case overview.
     pub fn summary(&self) -> Result<CaseSummary> {
         let c = &self.conn;
-        let one = |sql: &str| -> Result<u64> { Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+        let one =
+            |sql: &str| -> Result<u64> { Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
         let (first, last): (Option<i64>, Option<i64>) =
-            c.query_row("SELECT min(time_ms), max(time_ms) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            c.query_row("SELECT min(time_ms), max(time_ms) FROM events", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
         let mut notable = Vec::new();
         for (cat, actions) in NOTABLE {
             let mut count = 0u64;
@@ -459,7 +480,9 @@ impl Case {
             });
         }
         let events = one("SELECT count(*) FROM events")?;
-        let commands = one("SELECT count(*) FROM events WHERE action = 'runCommand' AND service IN ('notebook','jobs')")?;
+        let commands = one(
+            "SELECT count(*) FROM events WHERE action = 'runCommand' AND service IN ('notebook','jobs')",
+        )?;
         let mut warnings = Vec::new();
         if events > 0 && commands == 0 {
             warnings.push(
@@ -496,5 +519,7 @@ impl Case {
 }
 
 fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

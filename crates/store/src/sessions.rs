@@ -106,14 +106,22 @@ pub fn sessionize(
     let mut last_activity = i64::MIN;
     let new_session = |first: &Row, attached: bool| -> Built {
         let mut h = Sha256::new();
-        for part in [notebook_id.as_bytes(), cluster_id.unwrap_or("").as_bytes(), &first.natural_key] {
+        for part in [
+            notebook_id.as_bytes(),
+            cluster_id.unwrap_or("").as_bytes(),
+            &first.natural_key,
+        ] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
         }
         Built {
             id: hex::encode(&h.finalize()[..6]),
             cells: Vec::new(),
-            start_ms: if attached { first.time_ms } else { first.start_ms() },
+            start_ms: if attached {
+                first.time_ms
+            } else {
+                first.start_ms()
+            },
             end_ms: first.time_ms,
             users: Vec::new(),
             attached,

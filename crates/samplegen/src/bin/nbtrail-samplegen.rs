@@ -6,7 +6,10 @@ use nbtrail_samplegen::{BenchShape, write_bench, write_sample_set};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(version, about = "Deterministic generator of realistic Databricks audit logs")]
+#[command(
+    version,
+    about = "Deterministic generator of realistic Databricks audit logs"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -66,13 +69,19 @@ fn main() -> Result<()> {
                 t.malformed.values().map(Vec::len).sum::<usize>()
             );
         }
-        Cmd::Bench { out, events, shape, seed } => {
+        Cmd::Bench {
+            out,
+            events,
+            shape,
+            seed,
+        } => {
             let shape = match shape {
                 Shape::Delivered => BenchShape::Delivered,
                 Shape::SystemTable => BenchShape::SystemTable,
                 Shape::Azure => BenchShape::Azure,
             };
-            let n = write_bench(&out, events, seed, shape).with_context(|| format!("{}", out.display()))?;
+            let n = write_bench(&out, events, seed, shape)
+                .with_context(|| format!("{}", out.display()))?;
             eprintln!("wrote {n} events to {}", out.display());
         }
     }

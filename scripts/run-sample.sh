@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up and runs nbtrail on the committed sample logs: builds the release binary, ingests sample-logs/
+# into a fresh case folder (sample.case/), and prints the case summary and the notebook sessions.
+# Until the desktop app lands this is the main job; afterwards it opens the app on that case.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup) first" >&2; exit 1; }
+for pkg in build-essential pkg-config; do
+  if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q build-essential pkg-config
+    break
+  fi
+done
+cargo build --release --locked --bin nbtrail
+NB=target/release/nbtrail
+CASE=${NBTRAIL_CASE:-sample.case}
+rm -rf "$CASE"
+$NB ingest --case "$CASE" sample-logs > "$CASE.ingest-report.json"
+echo "ingest report: $CASE.ingest-report.json"
+echo
+$NB summary --case "$CASE"
+echo
+$NB sessions --case "$CASE" --user alice.nguyen@example.com
+echo
+echo "Replay the planted incident with:"
+echo "  $NB replay --case $CASE \$($NB sessions --case $CASE --notebook /Users/alice.nguyen@example.com/churn_scratch --json | grep -o '\"id\": \"[0-9a-f]*' | cut -d'\"' -f4)"
