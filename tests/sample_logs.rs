@@ -87,11 +87,20 @@ fn ingest_accounts_for_every_record_exactly() {
         use sha2::Digest;
         assert_eq!(s(&f["sha256"]), hex::encode(sha2::Sha256::digest(&bytes)));
     }
-    // The manifest is in the folder but is not a log: skipped with the reason, not counted.
-    let skipped = r["skipped_files"].as_array().unwrap();
-    assert_eq!(skipped.len(), 1);
-    assert!(s(&skipped[0]["file"]).ends_with("MANIFEST.json"));
-    assert!(s(&skipped[0]["reason"]).contains("not a Databricks audit log"));
+    // The README is not read (its name is not a log's); the manifest is read, found not to be a log, and
+    // skipped with the reason. Neither is counted.
+    let skipped: BTreeMap<String, String> = r["skipped_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            let f = s(&x["file"]);
+            (f.rsplit('/').next().unwrap().to_string(), s(&x["reason"]).to_string())
+        })
+        .collect();
+    assert_eq!(skipped.keys().collect::<Vec<_>>(), ["MANIFEST.json", "README.md"]);
+    assert!(skipped["MANIFEST.json"].contains("not a Databricks audit log"));
+    assert!(skipped["README.md"].contains("does not look like a log"));
 }
 
 #[test]
