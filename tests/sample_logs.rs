@@ -95,10 +95,16 @@ fn ingest_accounts_for_every_record_exactly() {
         .iter()
         .map(|x| {
             let f = s(&x["file"]);
-            (f.rsplit('/').next().unwrap().to_string(), s(&x["reason"]).to_string())
+            (
+                f.rsplit('/').next().unwrap().to_string(),
+                s(&x["reason"]).to_string(),
+            )
         })
         .collect();
-    assert_eq!(skipped.keys().collect::<Vec<_>>(), ["MANIFEST.json", "README.md"]);
+    assert_eq!(
+        skipped.keys().collect::<Vec<_>>(),
+        ["MANIFEST.json", "README.md"]
+    );
     assert!(skipped["MANIFEST.json"].contains("not a Databricks audit log"));
     assert!(skipped["README.md"].contains("does not look like a log"));
 }

@@ -20,6 +20,7 @@
 //!
 //! This crate does no storage and knows nothing of duplicates; `nbtrail-store` decides those.
 
+mod fast;
 pub mod framing;
 pub mod normalize;
 
@@ -376,6 +377,11 @@ impl FileReader {
             byte_offset: frame.byte_offset,
             file_sha256: None,
         };
+        if self.framing != Framing::Csv
+            && let Some(ev) = fast::delivered(&raw, &provenance)
+        {
+            return Item::Event(Box::new(ev));
+        }
         let err = |message: String| {
             Item::Error(RecordError {
                 line: frame.line,

@@ -313,10 +313,55 @@ pub fn normalize(
         None => (None, None),
     };
 
+    Ok(build(
+        Common {
+            time,
+            user,
+            workspace_id: text(obj, names.workspace).or_else(|| text(envelope, names.workspace)),
+            service,
+            action,
+            source_ip: text(obj, names.source_ip).or_else(|| text(envelope, "callerIpAddress")),
+            user_agent: text(obj, names.user_agent),
+            request_id: text(obj, names.request_id),
+            web_session_id: text(obj, names.session),
+            response_status,
+            response_error,
+            shape: names.shape,
+        },
+        params,
+        raw,
+        provenance,
+    ))
+}
+
+/// The fields every shape yields directly; [`build`] derives the rest from the request parameters.
+pub(crate) struct Common {
+    pub time: DateTime<Utc>,
+    pub user: Option<String>,
+    pub workspace_id: Option<String>,
+    pub service: String,
+    pub action: String,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub web_session_id: Option<String>,
+    pub response_status: Option<i64>,
+    pub response_error: Option<String>,
+    pub shape: Shape,
+}
+
+/// Completes an event: notebook, cluster, command, language, status, duration and path come from the
+/// request parameters, the same way for every shape and for both parse paths.
+pub(crate) fn build(
+    c: Common,
+    params: BTreeMap<String, String>,
+    raw: String,
+    provenance: Provenance,
+) -> Event {
     let p = |k: &str| params.get(k).filter(|s| !s.is_empty()).cloned();
     let command_text = p("commandText");
     let language = cell_language(command_text.as_deref(), p("commandLanguage").as_deref())
-        .or_else(|| (service == "databrickssql" && command_text.is_some()).then(|| "sql".into()));
+        .or_else(|| (c.service == "databrickssql" && command_text.is_some()).then(|| "sql".into()));
     let duration_ms = p("executionTime").and_then(|s| {
         s.trim()
             .parse::<f64>()
@@ -332,11 +377,10 @@ pub fn normalize(
             let name = p("newName").or_else(|| p("notebookName"))?;
             Some(format!("{}/{}", parent.trim_end_matches('/'), name))
         });
-
-    Ok(Event {
-        time,
-        user,
-        workspace_id: text(obj, names.workspace).or_else(|| text(envelope, names.workspace)),
+    Event {
+        time: c.time,
+        user: c.user,
+        workspace_id: c.workspace_id,
         notebook_id: p("notebookId"),
         notebook_path,
         cluster_id: p("clusterId").or_else(|| p("warehouseId")),
@@ -345,19 +389,19 @@ pub fn normalize(
         command_text,
         status: p("status"),
         duration_ms,
-        source_ip: text(obj, names.source_ip).or_else(|| text(envelope, "callerIpAddress")),
-        user_agent: text(obj, names.user_agent),
-        request_id: text(obj, names.request_id),
-        web_session_id: text(obj, names.session),
-        response_status,
-        response_error,
-        service,
-        action,
+        source_ip: c.source_ip,
+        user_agent: c.user_agent,
+        request_id: c.request_id,
+        web_session_id: c.web_session_id,
+        response_status: c.response_status,
+        response_error: c.response_error,
+        service: c.service,
+        action: c.action,
         params,
-        shape: names.shape,
+        shape: c.shape,
         raw,
         provenance,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 //! JSON line, an array element, a CSV data row, or a structural problem such as a truncated array);
 //! blank lines and CSV headers are counted separately.
 
+mod payload;
 mod query;
 mod schema;
 pub mod sessions;
@@ -250,9 +251,10 @@ impl Case {
         let (send, recv) = mpsc::sync_channel::<Msg>(2048);
         let files = inputs.files.clone();
         let reader_progress = bytes_read.clone();
+        let first_block = payload::BlockBuilder::first_free_id(&tx)?;
         let reader = std::thread::Builder::new()
             .name("nbtrail-reader".into())
-            .spawn(move || read_files(files, reader_progress, send))
+            .spawn(move || read_files(files, reader_progress, first_block, send))
             .map_err(|source| StoreError::Io {
                 path: self.dir.clone(),
                 source,
@@ -279,6 +281,11 @@ impl Case {
         };
         let mut last_progress = Instant::now();
         let mut waited = Duration::ZERO;
+        // Fault injection for crash tests: stop (inside the transaction) after this many records and wait
+        // to be killed. Never set in normal use.
+        let pause_after: Option<u64> = std::env::var("NBTRAIL_FAULT_PAUSE_AFTER_RECORDS")
+            .ok()
+            .and_then(|v| v.parse().ok());
         let outcome: Result<()> = (|| {
             loop {
                 let t_wait = Instant::now();
@@ -292,7 +299,20 @@ impl Case {
                         prog.current_file = file.path.display().to_string();
                         writer.start_file(&file)?;
                     }
-                    Msg::Item(item, key) => writer.item(item, key, &mut report)?,
+                    Msg::Item(item, at) => {
+                        writer.item(item, at, &mut report)?;
+                        if pause_after
+                            == Some(report.events + report.duplicates + report.error_count)
+                        {
+                            eprintln!(
+                                "nbtrail: fault injection: paused inside the ingest transaction"
+                            );
+                            loop {
+                                std::thread::sleep(Duration::from_secs(3600));
+                            }
+                        }
+                    }
+                    Msg::Block(block) => writer.block(block)?,
                     Msg::End(summary) => {
                         prog.files_done += 1;
                         match writer.end_file(summary?, &mut report)? {
@@ -335,6 +355,8 @@ impl Case {
             ],
         )?;
         let t_index = Instant::now();
+        // The reader thread is done: let SQLite's sorter use the second core for the index builds.
+        tx.pragma_update(None, "threads", 2)?;
         tx.execute_batch(&schema::create_secondary_indexes())?;
         let index = t_index.elapsed();
         let t_derive = Instant::now();
@@ -576,16 +598,40 @@ pub struct Progress {
 
 enum Msg {
     Start(nbtrail_ingest::InputFile),
-    /// A record's outcome, with the event's natural key computed on the reader thread.
-    Item(Item, Option<nbtrail_model::NaturalKey>),
+    /// A record's outcome; for an event, its natural key and the place of its payload, both prepared on
+    /// the reader thread.
+    Item(Item, Option<(nbtrail_model::NaturalKey, (i64, i64))>),
+    /// A payload block, sent after every event whose payload it holds.
+    Block(payload::Block),
     End(Result<nbtrail_ingest::FileSummary, IngestError>),
 }
 
 fn read_files(
     files: Vec<nbtrail_ingest::InputFile>,
     progress: Arc<AtomicU64>,
+    first_block: i64,
     send: mpsc::SyncSender<Msg>,
 ) {
+    let mut blocks = match payload::BlockBuilder::new(first_block) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = send.send(Msg::End(Err(IngestError::Io {
+                path: "zstd".into(),
+                source: e,
+            })));
+            return;
+        }
+    };
+    let block_msg = |b: std::io::Result<Option<payload::Block>>| -> Option<Msg> {
+        match b {
+            Ok(Some(b)) => Some(Msg::Block(b)),
+            Ok(None) => None,
+            Err(e) => Some(Msg::End(Err(IngestError::Io {
+                path: "zstd".into(),
+                source: e,
+            }))),
+        }
+    };
     for file in files {
         let path = file.path.clone();
         if send.send(Msg::Start(file)).is_err() {
@@ -599,13 +645,25 @@ fn read_files(
             }
         };
         while let Some(item) = reader.next_item() {
-            let key = match &item {
-                Item::Event(e) => Some(e.natural_key()),
+            let at = match &item {
+                Item::Event(e) => Some((e.natural_key(), blocks.push(&params_json(e), &e.raw))),
                 Item::Error(_) => None,
             };
-            if send.send(Msg::Item(item, key)).is_err() {
+            if send.send(Msg::Item(item, at)).is_err() {
                 return;
             }
+            if blocks.is_full()
+                && let Some(m) = block_msg(blocks.finish_block())
+                && send.send(m).is_err()
+            {
+                return;
+            }
+        }
+        // Blocks may span files; the last one is sent before the end of the last file.
+        if let Some(m) = block_msg(blocks.finish_block())
+            && send.send(m).is_err()
+        {
+            return;
         }
         if send.send(Msg::End(reader.finish())).is_err() {
             return;
@@ -620,7 +678,10 @@ struct Writer<'a> {
     tx: &'a rusqlite::Transaction<'a>,
     run_id: i64,
     insert: rusqlite::Statement<'a>,
-    payload: rusqlite::Statement<'a>,
+    insert_block: rusqlite::Statement<'a>,
+    /// Blocks holding the payload of at least one new event (the others hold only duplicates' and are
+    /// not stored).
+    used_blocks: std::collections::HashSet<i64>,
     find: rusqlite::Statement<'a>,
     dup: rusqlite::Statement<'a>,
     err: rusqlite::Statement<'a>,
@@ -651,11 +712,12 @@ impl<'a> Writer<'a> {
                 "INSERT INTO events(natural_key, time_ms, user, workspace_id, service, action, notebook_id,
                     notebook_path, cluster_id, command_id, language, command_text, status, duration_ms,
                     source_ip, user_agent, request_id, web_session_id, response_status, response_error,
-                    shape, source_file_id, line, byte_offset)
-                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)
+                    shape, source_file_id, line, byte_offset, payload_block, payload_index)
+                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)
                  ON CONFLICT(natural_key) DO NOTHING",
             )?,
-            payload: tx.prepare("INSERT INTO event_payloads(event_id, params, raw) VALUES(?1,?2,?3)")?,
+            insert_block: tx.prepare(payload::INSERT_BLOCK)?,
+            used_blocks: Default::default(),
             find: tx.prepare("SELECT id FROM events WHERE natural_key=?1")?,
             dup: tx.prepare(
                 "INSERT INTO duplicates(source_file_id, line, byte_offset, event_id) VALUES(?1,?2,?3,?4)",
@@ -693,10 +755,17 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    fn block(&mut self, block: payload::Block) -> Result<()> {
+        if self.used_blocks.remove(&block.id) {
+            payload::insert_block(&mut self.insert_block, &block)?;
+        }
+        Ok(())
+    }
+
     fn item(
         &mut self,
         item: Item,
-        key: Option<nbtrail_model::NaturalKey>,
+        at: Option<(nbtrail_model::NaturalKey, (i64, i64))>,
         report: &mut IngestReport,
     ) -> Result<()> {
         if self.skipping.is_some() {
@@ -706,8 +775,8 @@ impl<'a> Writer<'a> {
         match item {
             Item::Event(ev) => {
                 self.prove(report)?;
-                let key = key.unwrap_or_else(|| ev.natural_key());
-                if self.store(&ev, key)? {
+                let (key, place) = at.expect("the reader prepares every event");
+                if self.store(&ev, key, place)? {
                     self.cur.events += 1;
                     report.events += 1;
                 } else {
@@ -789,7 +858,12 @@ impl<'a> Writer<'a> {
     }
 
     /// Stores an event; false when its natural key is already in the case (recorded as a duplicate).
-    fn store(&mut self, e: &Event, key: nbtrail_model::NaturalKey) -> Result<bool> {
+    fn store(
+        &mut self,
+        e: &Event,
+        key: nbtrail_model::NaturalKey,
+        (block, index): (i64, i64),
+    ) -> Result<bool> {
         let n = self.insert.execute(params![
             &key.0[..],
             e.time.timestamp_millis(),
@@ -815,10 +889,11 @@ impl<'a> Writer<'a> {
             self.file_id,
             e.provenance.line,
             e.provenance.byte_offset,
+            block,
+            index,
         ])?;
         if n == 1 {
-            let id = self.tx.last_insert_rowid();
-            self.payload.execute(params![id, params_json(e), e.raw])?;
+            self.used_blocks.insert(block);
             return Ok(true);
         }
         let original: i64 = self.find.query_row([&key.0[..]], |r| r.get(0))?;
@@ -999,15 +1074,22 @@ fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(
     let mut edits = Vec::new();
     {
         let mut st = tx.prepare(
-            "SELECT e.id, e.time_ms, e.workspace_id, e.user,
-                    coalesce(json_extract(p.params, '$.workspaceConfKeys'), ''),
-                    coalesce(json_extract(p.params, '$.workspaceConfValues'), '')
-             FROM events e JOIN event_payloads p ON p.event_id = e.id
-             WHERE e.action = 'workspaceConfEdit'",
+            "SELECT id, time_ms, workspace_id, user, payload_block, payload_index
+             FROM events WHERE action = 'workspaceConfEdit' ORDER BY id",
         )?;
         let mut rows = st.query([])?;
+        let mut payloads = payload::BlockReader::default();
         while let Some(r) = rows.next()? {
-            let (keys, values): (String, String) = (r.get(4)?, r.get(5)?);
+            let p = payloads.get(tx, r.get(4)?, r.get(5)?)?;
+            let params: serde_json::Value = serde_json::from_str(&p.params).unwrap_or_default();
+            let text = |k: &str| {
+                params
+                    .get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let (keys, values) = (text("workspaceConfKeys"), text("workspaceConfValues"));
             if let Some(enabled) = verbose_logging_value(&keys, &values) {
                 edits.push(ConfEdit {
                     event_id: r.get(0)?,

@@ -95,14 +95,15 @@ pub struct EventRow {
 
 const EVENT_COLS: &str = "e.id, e.time_ms, e.user, e.workspace_id, e.service, e.action, e.notebook_id, e.notebook_path,
     e.cluster_id, e.command_id, e.language, e.status, e.duration_ms, e.source_ip, e.user_agent, e.request_id,
-    e.response_status, e.response_error, p.params, e.command_text, e.shape, f.path, f.sha256, e.line, e.byte_offset, p.raw";
+    e.response_status, e.response_error, e.payload_block, e.command_text, e.shape, f.path, f.sha256, e.line, e.byte_offset, e.payload_index";
 
 /// The joins every event listing needs.
-const EVENT_FROM: &str = "events e JOIN source_files f ON f.id = e.source_file_id JOIN event_payloads p ON p.event_id = e.id";
+const EVENT_FROM: &str = "events e JOIN source_files f ON f.id = e.source_file_id";
 
-fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
-    let params: String = r.get(18)?;
-    Ok(EventRow {
+/// An event row and where its payload is; [`Case::fill_payloads`] completes `params` and `raw`.
+fn event_row(r: &Row<'_>) -> rusqlite::Result<(EventRow, i64, i64)> {
+    let at = (r.get(18)?, r.get(25)?);
+    let row = EventRow {
         id: r.get(0)?,
         time: ms(r.get(1)?),
         user: r.get(2)?,
@@ -121,15 +122,16 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         request_id: r.get(15)?,
         response_status: r.get(16)?,
         response_error: r.get(17)?,
-        params: serde_json::from_str(&params).unwrap_or(serde_json::Value::Null),
+        params: serde_json::Value::Null,
         command_text: r.get(19)?,
         shape: r.get(20)?,
         file: r.get(21)?,
         file_sha256: r.get(22)?,
         line: r.get(23)?,
         byte_offset: r.get(24)?,
-        raw: r.get(25)?,
-    })
+        raw: String::new(),
+    };
+    Ok((row, at.0, at.1))
 }
 
 fn ms(v: i64) -> DateTime<Utc> {
@@ -376,20 +378,37 @@ impl Case {
             None => sql.push_str(" ORDER BY e.time_ms, e.id"),
         }
         let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map(params_from_iter(args), event_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = st
+            .query_map(params_from_iter(args), event_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        self.fill_payloads(rows)
+    }
+
+    /// Completes event rows with their parameters and raw records.
+    fn fill_payloads(&self, rows: Vec<(EventRow, i64, i64)>) -> Result<Vec<EventRow>> {
+        let mut reader = crate::payload::BlockReader::default();
+        rows.into_iter()
+            .map(|(mut row, block, index)| {
+                let p = reader.get(&self.conn, block, index)?;
+                row.params = serde_json::from_str(&p.params).unwrap_or(serde_json::Value::Null);
+                row.raw = p.raw;
+                Ok(row)
+            })
+            .collect()
     }
 
     /// One event by id.
     pub fn event(&self, id: i64) -> Result<EventRow> {
-        self.conn
+        let row = self
+            .conn
             .query_row(
                 &format!("SELECT {EVENT_COLS} FROM {EVENT_FROM} WHERE e.id = ?"),
                 [id],
                 event_row,
             )
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("no event with id {id}")))
+            .ok_or_else(|| StoreError::NotFound(format!("no event with id {id}")))?;
+        Ok(self.fill_payloads(vec![row])?.remove(0))
     }
 
     /// The trail's holes, oldest first.

@@ -91,13 +91,15 @@ pub const MIGRATIONS: &[&str] = &[
         shape           TEXT NOT NULL,
         source_file_id  INTEGER NOT NULL REFERENCES source_files(id),
         line            INTEGER NOT NULL,
-        byte_offset     INTEGER NOT NULL
+        byte_offset     INTEGER NOT NULL,
+        payload_block   INTEGER NOT NULL,  -- payload_blocks(id); written when the block fills, before commit
+        payload_index   INTEGER NOT NULL
     );
-    -- The wide part of an event, kept apart so that scans of `events` stay small.
-    CREATE TABLE event_payloads (
-        event_id        INTEGER PRIMARY KEY REFERENCES events(id),
-        params          TEXT NOT NULL,    -- request parameters: JSON object of strings, commandText omitted
-        raw             TEXT NOT NULL     -- the source record, verbatim
+    -- The wide part of events (request parameters and the raw record verbatim), zstd-compressed in blocks
+    -- of consecutive events: see payload.rs.
+    CREATE TABLE payload_blocks (
+        id              INTEGER PRIMARY KEY,
+        data            BLOB NOT NULL
     );
     -- Secondary indexes: see SECONDARY_INDEXES (dropped and rebuilt around bulk loads).
     CREATE TABLE duplicates (
