@@ -1005,21 +1005,33 @@ fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(
     )?;
     let mut ins_c =
         tx.prepare("INSERT INTO session_cells(session_id, seq, event_id) VALUES(?1,?2,?3)")?;
+    // Walks the partial notebook index in its own order (no sort); the few non-session actions that carry a
+    // notebook id are skipped here rather than in SQL, which would make SQLite sort instead.
     let mut st = tx.prepare(
-        "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, natural_key
-         FROM events
-         WHERE notebook_id IS NOT NULL
-           AND ((service IN ('notebook','jobs') AND action = 'runCommand')
-                OR (service = 'notebook' AND action IN ('attachNotebook','detachNotebook')))
-         ORDER BY notebook_id, coalesce(cluster_id, '')",
+        "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, service
+         FROM events WHERE notebook_id IS NOT NULL
+         ORDER BY notebook_id, coalesce(cluster_id, ''), time_ms",
     )?;
+    let mut key_of = tx.prepare("SELECT natural_key FROM events WHERE id = ?1")?;
+    let mut natural_key = |r: &Row| -> Vec<u8> {
+        key_of
+            .query_row([r.event_id], |x| x.get(0))
+            .unwrap_or_default()
+    };
     let mut rows = st.query([])?;
     let mut group: Option<(String, String)> = None;
     let mut buf: Vec<Row> = Vec::new();
     let mut n_sessions = 0u64;
     let mut flush = |key: &(String, String), buf: Vec<Row>| -> Result<()> {
         let cluster = (!key.1.is_empty()).then_some(key.1.as_str());
-        for s in sessions::sessionize(&key.0, cluster, buf, idle_gap_ms, trail_end) {
+        for s in sessions::sessionize(
+            &key.0,
+            cluster,
+            buf,
+            idle_gap_ms,
+            trail_end,
+            &mut natural_key,
+        ) {
             ins_s.execute(params![
                 s.id,
                 key.0,
@@ -1048,6 +1060,15 @@ fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(
             group = Some(key);
         }
         let action: String = r.get(3)?;
+        let service: String = r.get(8)?;
+        let session_row = match action.as_str() {
+            "runCommand" => service == "notebook" || service == "jobs",
+            "attachNotebook" | "detachNotebook" => service == "notebook",
+            _ => false,
+        };
+        if !session_row {
+            continue;
+        }
         buf.push(Row {
             event_id: r.get(0)?,
             kind: match action.as_str() {
@@ -1059,7 +1080,6 @@ fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(
             duration_ms: r.get(5)?,
             command_id: r.get(6)?,
             user: r.get(7)?,
-            natural_key: r.get(8)?,
         });
     }
     if let Some(k) = group.take() {

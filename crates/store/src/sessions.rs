@@ -41,8 +41,6 @@ pub struct Row {
     pub command_id: Option<String>,
     /// Who.
     pub user: Option<String>,
-    /// Natural key, for a stable session id.
-    pub natural_key: Vec<u8>,
 }
 
 impl Row {
@@ -91,25 +89,28 @@ pub struct Built {
 
 /// Splits the rows of one (notebook, cluster) group into sessions. `trail_end_ms` is the newest event time
 /// in the case: a session still running at the end of the trail is `open`, one idle for longer than the gap
-/// before it is `idle`.
+/// before it is `idle`. `natural_key` gives a row's natural key (only asked for each session's first row):
+/// session ids hash it, so they stay stable however the case was loaded.
 pub fn sessionize(
     notebook_id: &str,
     cluster_id: Option<&str>,
     mut rows: Vec<Row>,
     idle_gap_ms: i64,
     trail_end_ms: i64,
+    natural_key: &mut dyn FnMut(&Row) -> Vec<u8>,
 ) -> Vec<Built> {
     use nbtrail_model::SessionEnd;
     rows.sort_by(row_order);
     let mut out = Vec::new();
     let mut cur: Option<Built> = None;
     let mut last_activity = i64::MIN;
-    let new_session = |first: &Row, attached: bool| -> Built {
+    let mut new_session = |first: &Row, attached: bool| -> Built {
+        let key = natural_key(first);
         let mut h = Sha256::new();
         for part in [
             notebook_id.as_bytes(),
             cluster_id.unwrap_or("").as_bytes(),
-            &first.natural_key,
+            &key,
         ] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
@@ -277,8 +278,11 @@ mod tests {
             duration_ms: None,
             command_id: cmd.map(str::to_string),
             user: Some(user.into()),
-            natural_key: id.to_le_bytes().to_vec(),
         }
+    }
+
+    fn key(r: &Row) -> Vec<u8> {
+        r.event_id.to_le_bytes().to_vec()
     }
 
     fn summary(b: &[Built]) -> Vec<(Vec<i64>, SessionEnd, bool)> {
@@ -300,7 +304,7 @@ mod tests {
             row(7, Command, 50 + 3 * H, Some("12"), "a"), // idle gap
             row(8, Attach, 60 + 3 * H, None, "c"), // re-attach ends the previous session
         ];
-        let s = sessionize("nb", Some("c1"), rows, 2 * H, 60 + 3 * H);
+        let s = sessionize("nb", Some("c1"), rows, 2 * H, 60 + 3 * H, &mut key);
         assert_eq!(
             summary(&s),
             vec![
@@ -320,6 +324,7 @@ mod tests {
             vec![row(1, Command, 0, Some("1"), "a")],
             2 * H,
             0,
+            &mut key,
         );
         assert_eq!(again[0].id, s[0].id);
         assert_ne!(s[0].id, s[1].id);
@@ -330,7 +335,7 @@ mod tests {
         let mut r = row(2, RowKind::Command, 5 * H, Some("2"), "a");
         r.duration_ms = Some(4 * H);
         let rows = vec![row(1, RowKind::Command, 0, Some("1"), "a"), r];
-        let s = sessionize("nb", None, rows, 2 * H, 5 * H);
+        let s = sessionize("nb", None, rows, 2 * H, 5 * H, &mut key);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].cells, vec![1, 2]);
     }
