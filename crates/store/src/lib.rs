@@ -263,14 +263,7 @@ impl Case {
         let mut report = IngestReport {
             run_id,
             files: inputs.files.len() as u64,
-            skipped_files: inputs
-                .skipped
-                .iter()
-                .map(|(p, r)| SkippedFile {
-                    file: p.display().to_string(),
-                    reason: r.clone(),
-                })
-                .collect(),
+            skipped_files: skipped_by_name(&inputs),
             ..IngestReport::default()
         };
         let mut writer = Writer::new(&tx, run_id)?;
@@ -393,14 +386,7 @@ pub fn check(paths: &[PathBuf]) -> Result<IngestReport> {
     let started = Instant::now();
     let inputs = expand_inputs(paths)?;
     let mut report = IngestReport {
-        skipped_files: inputs
-            .skipped
-            .iter()
-            .map(|(p, r)| SkippedFile {
-                file: p.display().to_string(),
-                reason: r.clone(),
-            })
-            .collect(),
+        skipped_files: skipped_by_name(&inputs),
         ..IngestReport::default()
     };
     let progress = Arc::new(AtomicU64::new(0));
@@ -440,13 +426,7 @@ pub fn check(paths: &[PathBuf]) -> Result<IngestReport> {
             if !file.from_directory {
                 return Err(err);
             }
-            report.skipped_files.push(SkippedFile {
-                file: name,
-                reason: err
-                    .to_string()
-                    .split_once(": ")
-                    .map_or_else(String::new, |(_, r)| r.to_string()),
-            });
+            report.skipped_files.push(skipped_as_not_a_log(err));
             continue;
         }
         f.sha256 = sum.sha256;
@@ -478,6 +458,39 @@ pub fn check(paths: &[PathBuf]) -> Result<IngestReport> {
     report.errors_truncated |= report.errors.len() as u64 != report.error_count;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Files a directory walk left out because of their names.
+fn skipped_by_name(inputs: &nbtrail_ingest::Inputs) -> Vec<SkippedFile> {
+    inputs
+        .skipped
+        .iter()
+        .map(|(p, r)| SkippedFile {
+            file: p.display().to_string(),
+            reason: r.clone(),
+        })
+        .collect()
+}
+
+/// A file from a directory that turned out to hold no audit record: skipped, with the reason.
+fn skipped_as_not_a_log(err: StoreError) -> SkippedFile {
+    match err {
+        StoreError::NotALog { ref file, .. } => {
+            let text = err.to_string();
+            let reason = text
+                .strip_prefix(&format!("{file}: "))
+                .unwrap_or(&text)
+                .to_string();
+            SkippedFile {
+                file: file.clone(),
+                reason,
+            }
+        }
+        other => SkippedFile {
+            file: String::new(),
+            reason: other.to_string(),
+        },
+    }
 }
 
 fn framing_name(f: nbtrail_ingest::framing::Framing) -> &'static str {
@@ -820,13 +833,7 @@ impl<'a> Writer<'a> {
         self.tx
             .execute("DELETE FROM source_files WHERE id = ?1", [self.file_id])?;
         self.held.clear();
-        self.skipping = Some(SkippedFile {
-            file: self.file_name.clone(),
-            reason: err
-                .to_string()
-                .split_once(": ")
-                .map_or_else(|| err.to_string(), |(_, r)| r.to_string()),
-        });
+        self.skipping = Some(skipped_as_not_a_log(err));
         Ok(())
     }
 
