@@ -1,0 +1,1293 @@
+//! The taint engine: a forward abstract interpretation of a session's cells as one Python program.
+//!
+//! Values carry *flows*: a source kind and the steps it took (the source, then each assignment,
+//! argument binding and call it passed through, each with its cell and span). Names live in one global
+//! scope shared by all cells, so a secret read in cell 3 and printed in cell 9 is one flow, and
+//! re-assigning a name replaces its value (`x = secret; x = "ok"; print(x)` is clean). Branches are
+//! analyzed separately and merged; loops run twice. User functions and lambdas defined in any earlier
+//! cell are analyzed at each call with the arguments' taint (depth-limited), so arguments reach both the
+//! return value and sinks inside the body. Calls to unknown functions do not pass taint through (so
+//! `print(len(token))` is clean); methods pass their receiver's; `propagators` and `sanitizers` in the
+//! rules file say otherwise for named calls.
+
+use crate::cells::{Cell, Lang};
+use crate::rules::{Rules, glob};
+use crate::{CellFacts, Finding, Loc, Step};
+use regex::Regex;
+use ruff_python_ast::{self as ast, Expr, Stmt};
+use ruff_text_size::{Ranged, TextRange};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::OnceLock;
+
+const MAX_FLOWS: usize = 8;
+const MAX_STEPS: usize = 16;
+const MAX_DEPTH: usize = 4;
+
+fn credential_name() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| {
+        Regex::new(r"(?i)(pass(word|wd)?|pwd|secret|token|api_?key|access_?key|private_?key|credential|auth)")
+            .expect("valid regex")
+    })
+}
+
+#[derive(Debug)]
+struct Flow {
+    kind: String,
+    /// What the source is, for messages (`dbutils.secrets.get(…)`, `AWS access key id`).
+    what: String,
+    steps: Vec<Step>,
+}
+
+impl Flow {
+    fn key(&self) -> (String, u32, usize, u32) {
+        let s = &self.steps[0].loc;
+        (self.kind.clone(), s.cell, s.start as usize, s.end)
+    }
+}
+
+/// An abstract value: the flows it carries and, when known, its constant string value.
+#[derive(Debug, Clone, Default)]
+struct Val {
+    taint: Vec<Rc<Flow>>,
+    konst: Option<String>,
+}
+
+impl Val {
+    fn clean() -> Val {
+        Val::default()
+    }
+
+    fn add(&mut self, other: &Val) {
+        for f in &other.taint {
+            if self.taint.len() >= MAX_FLOWS {
+                break;
+            }
+            if !self
+                .taint
+                .iter()
+                .any(|g| Rc::ptr_eq(f, g) || g.key() == f.key())
+            {
+                self.taint.push(f.clone());
+            }
+        }
+        if self.konst != other.konst {
+            self.konst = None;
+        }
+    }
+
+    fn union<'v>(vals: impl IntoIterator<Item = &'v Val>) -> Val {
+        let mut out = Val::clean();
+        for v in vals {
+            for f in &v.taint {
+                if out.taint.len() < MAX_FLOWS && !out.taint.iter().any(|g| g.key() == f.key()) {
+                    out.taint.push(f.clone());
+                }
+            }
+        }
+        out
+    }
+
+    fn with_step(&self, step: Step) -> Val {
+        Val {
+            taint: self
+                .taint
+                .iter()
+                .map(|f| {
+                    let mut steps = f.steps.clone();
+                    if steps.len() < MAX_STEPS && steps.last().map(|s| &s.loc) != Some(&step.loc) {
+                        steps.push(step.clone());
+                    }
+                    Rc::new(Flow {
+                        kind: f.kind.clone(),
+                        what: f.what.clone(),
+                        steps,
+                    })
+                })
+                .collect(),
+            konst: self.konst.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Func<'a> {
+    Def(usize, &'a ast::StmtFunctionDef),
+    Lambda(usize, &'a ast::ExprLambda),
+}
+
+type Scope = HashMap<String, Val>;
+
+/// Line starts of a cell, for (line, column) positions.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    fn pos(&self, text: &str, offset: usize) -> (u32, u32) {
+        let line = self
+            .starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1);
+        let start = self.starts[line];
+        let col = text
+            .get(start..offset.min(text.len()))
+            .map_or(0, |s| s.chars().count());
+        (line as u32 + 1, col as u32 + 1)
+    }
+}
+
+pub(crate) struct Engine<'a> {
+    rules: &'a Rules,
+    cells: &'a [Cell],
+    lines: Vec<LineIndex>,
+    globals: Scope,
+    frames: Vec<Scope>,
+    returns: Vec<Val>,
+    functions: HashMap<String, Func<'a>>,
+    active: Vec<String>,
+    aliases: HashMap<String, String>,
+    cell: usize,
+    pub findings: Vec<Finding>,
+    seen: HashSet<String>,
+    pub facts: Vec<CellFacts>,
+}
+
+impl<'a> Engine<'a> {
+    pub(crate) fn new(rules: &'a Rules, cells: &'a [Cell]) -> Self {
+        Engine {
+            rules,
+            cells,
+            lines: cells.iter().map(|c| LineIndex::new(&c.code)).collect(),
+            globals: Scope::new(),
+            frames: vec![],
+            returns: vec![],
+            functions: HashMap::new(),
+            active: vec![],
+            aliases: HashMap::new(),
+            cell: 0,
+            findings: vec![],
+            seen: HashSet::new(),
+            facts: cells
+                .iter()
+                .map(|c| CellFacts {
+                    cell_id: c.id.clone(),
+                    ..CellFacts::default()
+                })
+                .collect(),
+        }
+    }
+
+    /// Analyzes one parsed cell (`module` parsed from the cell's body).
+    pub(crate) fn run_cell(&mut self, cell: usize, module: &'a ast::ModModule) {
+        self.cell = cell;
+        self.stmts(&module.body);
+    }
+
+    fn loc(&self, range: TextRange) -> Loc {
+        let cell = &self.cells[self.cell];
+        let (s, e) = (
+            cell.body_offset + usize::from(range.start()),
+            cell.body_offset + usize::from(range.end()),
+        );
+        let (line, col) = self.lines[self.cell].pos(&cell.code, s);
+        let (end_line, end_col) = self.lines[self.cell].pos(&cell.code, e);
+        Loc {
+            cell: self.cell as u32,
+            cell_id: cell.id.clone(),
+            line,
+            col,
+            end_line,
+            end_col,
+            start: s as u32,
+            end: e as u32,
+        }
+    }
+
+    fn step(&self, range: TextRange, note: impl Into<String>) -> Step {
+        Step {
+            loc: self.loc(range),
+            note: note.into(),
+        }
+    }
+
+    fn text(&self, range: TextRange) -> &str {
+        let cell = &self.cells[self.cell];
+        let (s, e) = (
+            cell.body_offset + usize::from(range.start()),
+            cell.body_offset + usize::from(range.end()),
+        );
+        cell.code.get(s..e).unwrap_or("")
+    }
+
+    fn short(&self, range: TextRange) -> String {
+        let t = self.text(range).replace('\n', " ");
+        if t.chars().count() > 60 {
+            format!("{}…", t.chars().take(59).collect::<String>())
+        } else {
+            t
+        }
+    }
+
+    // ------------------------------------------------------------------ scopes
+
+    fn scope(&self) -> &Scope {
+        self.frames.last().unwrap_or(&self.globals)
+    }
+
+    fn scope_mut(&mut self) -> &mut Scope {
+        match self.frames.last_mut() {
+            Some(f) => f,
+            None => &mut self.globals,
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Val {
+        if let Some(f) = self.frames.last()
+            && let Some(v) = f.get(name)
+        {
+            return v.clone();
+        }
+        self.globals.get(name).cloned().unwrap_or_default()
+    }
+
+    fn merge_scopes(into: &mut Scope, other: &Scope) {
+        for (k, v) in other {
+            match into.get_mut(k) {
+                Some(mine) => mine.add(v),
+                None => {
+                    into.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+
+    /// Runs `branches` from the same starting scope and merges what they leave; `fallthrough` adds the
+    /// path where none of them runs.
+    fn branches(&mut self, branches: &[&'a [Stmt]], fallthrough: bool) {
+        let before = self.scope().clone();
+        let mut merged: Option<Scope> = fallthrough.then(|| before.clone());
+        for body in branches {
+            *self.scope_mut() = before.clone();
+            self.stmts(body);
+            match &mut merged {
+                Some(m) => Self::merge_scopes(m, self.scope()),
+                None => merged = Some(self.scope().clone()),
+            }
+        }
+        if let Some(m) = merged {
+            *self.scope_mut() = m;
+        }
+    }
+
+    // ------------------------------------------------------------------ statements
+
+    fn stmts(&mut self, body: &'a [Stmt]) {
+        for s in body {
+            self.stmt(s);
+        }
+    }
+
+    fn stmt(&mut self, s: &'a Stmt) {
+        match s {
+            Stmt::Assign(a) => {
+                if let (Some(Expr::Name(n)), Expr::Lambda(l)) =
+                    (a.targets.first(), a.value.as_ref())
+                    && a.targets.len() == 1
+                {
+                    self.functions
+                        .insert(n.id.to_string(), Func::Lambda(self.cell, l));
+                }
+                // Pairwise unpacking of literal tuples keeps the elements apart.
+                if a.targets.len() == 1
+                    && let (Some(targets), Some(elts)) =
+                        (seq_elts(&a.targets[0]), seq_elts(&a.value))
+                    && targets.len() == elts.len()
+                    && !elts
+                        .iter()
+                        .chain(targets)
+                        .any(|e| matches!(e, Expr::Starred(_)))
+                {
+                    let vals: Vec<Val> = elts.iter().map(|e| self.eval(e)).collect();
+                    for ((target, val), e) in targets.iter().zip(vals).zip(elts.iter()) {
+                        self.assign(target, val, Some(e));
+                    }
+                    return;
+                }
+                let v = self.eval(&a.value);
+                for t in &a.targets {
+                    self.assign(t, v.clone(), Some(&a.value));
+                }
+            }
+            Stmt::AugAssign(a) => {
+                let mut v = self.eval(&a.target);
+                v.konst = None;
+                let r = self.eval(&a.value);
+                v.add(&r);
+                v.konst = None;
+                self.assign(&a.target, v, None);
+            }
+            Stmt::AnnAssign(a) => {
+                if let Some(value) = &a.value {
+                    let v = self.eval(value);
+                    self.assign(&a.target, v, Some(value));
+                }
+            }
+            Stmt::Expr(e) => {
+                self.eval(&e.value);
+            }
+            Stmt::FunctionDef(f) => {
+                let name = f.name.to_string();
+                self.scope_mut().remove(&name);
+                self.functions.insert(name.clone(), Func::Def(self.cell, f));
+                // Analyze the body once as defined (parameters unknown), so problems inside functions
+                // that are never called are found too; calls analyze it again with real arguments.
+                if !self.active.contains(&name) {
+                    self.active.push(name);
+                    self.frames.push(Scope::new());
+                    self.returns.push(Val::clean());
+                    self.stmts(&f.body);
+                    self.returns.pop();
+                    self.frames.pop();
+                    self.active.pop();
+                }
+            }
+            Stmt::ClassDef(c) => {
+                self.frames.push(Scope::new());
+                self.returns.push(Val::clean());
+                self.stmts(&c.body);
+                self.returns.pop();
+                self.frames.pop();
+            }
+            Stmt::Return(r) => {
+                if let Some(v) = &r.value {
+                    let v = self.eval(v);
+                    if let Some(acc) = self.returns.last_mut() {
+                        acc.add(&v);
+                    }
+                }
+            }
+            Stmt::Delete(d) => {
+                for t in &d.targets {
+                    if let Expr::Name(n) = t {
+                        self.scope_mut().remove(n.id.as_str());
+                    }
+                }
+            }
+            Stmt::If(i) => {
+                self.eval(&i.test);
+                let mut bodies: Vec<&'a [Stmt]> = vec![&i.body];
+                let mut has_else = false;
+                for clause in &i.elif_else_clauses {
+                    if let Some(t) = &clause.test {
+                        self.eval(t);
+                    } else {
+                        has_else = true;
+                    }
+                    bodies.push(&clause.body);
+                }
+                self.branches(&bodies, !has_else);
+            }
+            Stmt::For(f) => {
+                let it = self.eval(&f.iter);
+                let before = self.scope().clone();
+                for _ in 0..2 {
+                    self.assign(&f.target, it.clone(), Some(&f.iter));
+                    self.stmts(&f.body);
+                }
+                let mut after = self.scope().clone();
+                Self::merge_scopes(&mut after, &before);
+                *self.scope_mut() = after;
+                self.stmts(&f.orelse);
+            }
+            Stmt::While(w) => {
+                let before = self.scope().clone();
+                for _ in 0..2 {
+                    self.eval(&w.test);
+                    self.stmts(&w.body);
+                }
+                let mut after = self.scope().clone();
+                Self::merge_scopes(&mut after, &before);
+                *self.scope_mut() = after;
+                self.stmts(&w.orelse);
+            }
+            Stmt::With(w) => {
+                for item in &w.items {
+                    let v = self.eval(&item.context_expr);
+                    if let Some(target) = &item.optional_vars {
+                        let v = v.with_step(self.step(
+                            item.range(),
+                            format!("`with … as {}`", self.short(target.range())),
+                        ));
+                        self.assign(target, v, None);
+                    }
+                }
+                self.stmts(&w.body);
+            }
+            Stmt::Try(t) => {
+                self.stmts(&t.body);
+                let handlers: Vec<&'a [Stmt]> = t
+                    .handlers
+                    .iter()
+                    .map(|h| match h {
+                        ast::ExceptHandler::ExceptHandler(h) => &h.body[..],
+                    })
+                    .collect();
+                self.branches(&handlers, true);
+                self.stmts(&t.orelse);
+                self.stmts(&t.finalbody);
+            }
+            Stmt::Match(m) => {
+                self.eval(&m.subject);
+                let bodies: Vec<&'a [Stmt]> = m.cases.iter().map(|c| &c.body[..]).collect();
+                self.branches(&bodies, true);
+            }
+            Stmt::Raise(r) => {
+                if let Some(e) = &r.exc {
+                    self.eval(e);
+                }
+            }
+            Stmt::Assert(a) => {
+                self.eval(&a.test);
+                if let Some(m) = &a.msg {
+                    self.eval(m);
+                }
+            }
+            Stmt::Import(i) => {
+                for alias in &i.names {
+                    let full = alias.name.to_string();
+                    match &alias.asname {
+                        Some(a) => {
+                            self.aliases.insert(a.to_string(), full);
+                        }
+                        None => {
+                            let head = full.split('.').next().unwrap_or(&full).to_string();
+                            self.aliases.insert(head.clone(), head);
+                        }
+                    }
+                }
+            }
+            Stmt::ImportFrom(i) => {
+                let module = i.module.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                for alias in &i.names {
+                    let name = alias.name.to_string();
+                    let local = alias
+                        .asname
+                        .as_ref()
+                        .map_or(name.clone(), |a| a.to_string());
+                    self.aliases.insert(local, format!("{module}.{name}"));
+                }
+            }
+            Stmt::IpyEscapeCommand(c) => {
+                let text = c.value.to_string();
+                self.facts[self.cell]
+                    .magics
+                    .push(format!("{}{}", c.kind.as_str(), text));
+            }
+            Stmt::TypeAlias(_)
+            | Stmt::Global(_)
+            | Stmt::Nonlocal(_)
+            | Stmt::Pass(_)
+            | Stmt::Break(_)
+            | Stmt::Continue(_) => {}
+        }
+    }
+
+    fn assign(&mut self, target: &'a Expr, val: Val, value: Option<&'a Expr>) {
+        match target {
+            Expr::Name(n) => {
+                let name = n.id.to_string();
+                let mut val = val;
+                // A credential-looking constant assigned to a credential-named variable.
+                if let (Some(k), Some(value)) = (val.konst.clone(), value) {
+                    let named = self.named_literal_flows(&name, &k, value.range());
+                    val.add(&named);
+                }
+                let val = if val.taint.is_empty() {
+                    val
+                } else {
+                    val.with_step(self.step(target.range(), format!("assigned to `{name}`")))
+                };
+                self.scope_mut().insert(name, val);
+            }
+            Expr::Tuple(t) => {
+                for e in &t.elts {
+                    self.assign(e, val.clone(), None);
+                }
+            }
+            Expr::List(l) => {
+                for e in &l.elts {
+                    self.assign(e, val.clone(), None);
+                }
+            }
+            Expr::Starred(s) => self.assign(&s.value, val, None),
+            // `x.attr = v` / `x[k] = v`: x now also holds v (weak update).
+            Expr::Attribute(ast::ExprAttribute { value: base, .. })
+            | Expr::Subscript(ast::ExprSubscript { value: base, .. }) => {
+                if let Expr::Subscript(s) = target {
+                    self.eval(&s.slice);
+                }
+                if let Some(name) = base_name(base) {
+                    if self.callee(target).starts_with("os.environ") {
+                        self.sink_check(
+                            "os.environ.__setitem__",
+                            target.range(),
+                            None,
+                            &[(&val, target.range())],
+                            &[],
+                        );
+                    }
+                    let mut cur = self.lookup(&name);
+                    cur.konst = None;
+                    if !val.taint.is_empty() {
+                        cur.add(&val.with_step(self.step(
+                            target.range(),
+                            format!("stored in `{}`", self.short(target.range())),
+                        )));
+                        cur.konst = None;
+                    }
+                    self.scope_mut().insert(name, cur);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ------------------------------------------------------------------ literals
+
+    fn literal_flows(&mut self, s: &str, range: TextRange) -> Val {
+        let mut out = Val::clean();
+        for spec in &self.rules.literal_sources {
+            if spec.credential_name.is_some() || !spec.pattern.is_match(s) {
+                continue;
+            }
+            if spec.min_entropy.is_some_and(|m| entropy(s) < m) {
+                continue;
+            }
+            let flow = Rc::new(Flow {
+                kind: spec.kind.clone(),
+                what: spec.name.clone(),
+                steps: vec![self.step(range, format!("string literal: {}", spec.name))],
+            });
+            self.report_at_source(&flow);
+            out.taint.push(flow);
+        }
+        out.konst = Some(s.to_string());
+        out
+    }
+
+    fn named_literal_flows(&mut self, name: &str, s: &str, range: TextRange) -> Val {
+        let mut out = Val::clean();
+        for spec in &self.rules.literal_sources {
+            let Some(name_re) = &spec.credential_name else {
+                continue;
+            };
+            if !name_re.is_match(name) || !spec.pattern.is_match(s) {
+                continue;
+            }
+            if spec.min_entropy.is_some_and(|m| entropy(s) < m) {
+                continue;
+            }
+            let flow = Rc::new(Flow {
+                kind: spec.kind.clone(),
+                what: spec.name.clone(),
+                steps: vec![self.step(
+                    range,
+                    format!("string literal assigned to `{name}`: {}", spec.name),
+                )],
+            });
+            self.report_at_source(&flow);
+            out.taint.push(flow);
+        }
+        out
+    }
+
+    // ------------------------------------------------------------------ expressions
+
+    fn eval(&mut self, e: &'a Expr) -> Val {
+        match e {
+            Expr::StringLiteral(s) => {
+                let text = s.value.to_str().to_string();
+                self.literal_flows(&text, s.range())
+            }
+            Expr::FString(f) => {
+                let mut out = Val::clean();
+                let mut all_literal = true;
+                let mut text = String::new();
+                for el in f.value.elements() {
+                    match el {
+                        ast::InterpolatedStringElement::Interpolation(i) => {
+                            all_literal = false;
+                            let v = self.eval(&i.expression);
+                            out.add(&v);
+                        }
+                        ast::InterpolatedStringElement::Literal(l) => text.push_str(&l.value),
+                    }
+                }
+                out.konst = all_literal.then_some(text);
+                out
+            }
+            Expr::Name(n) => self.lookup(n.id.as_str()),
+            Expr::BinOp(b) => {
+                let l = self.eval(&b.left);
+                let r = self.eval(&b.right);
+                let mut out = Val::union([&l, &r]);
+                if matches!(b.op, ast::Operator::Add)
+                    && let (Some(x), Some(y)) = (&l.konst, &r.konst)
+                {
+                    let joined = format!("{x}{y}");
+                    // A credential assembled from pieces is found on the whole.
+                    let pieces = Val::union([&l, &r]);
+                    let whole = self.literal_flows(&joined, b.range());
+                    out = Val::union([&pieces, &whole]);
+                    out.konst = Some(joined);
+                }
+                out
+            }
+            Expr::Call(c) => self.call(c),
+            Expr::Attribute(a) => {
+                let mut v = self.eval(&a.value);
+                v.konst = None;
+                v
+            }
+            Expr::Subscript(s) => {
+                let base = self.eval(&s.value);
+                let key = self.eval(&s.slice);
+                if self.callee(&s.value) == "os.environ"
+                    && let Some(v) = self.source_for("os.environ[]", &[key], s.range())
+                {
+                    return v;
+                }
+                let mut v = base;
+                v.konst = None;
+                v
+            }
+            Expr::Dict(d) => {
+                let mut out = Val::clean();
+                for item in &d.items {
+                    if let Some(k) = &item.key {
+                        let kv = self.eval(k);
+                        out.add(&kv);
+                    }
+                    let vv = self.eval(&item.value);
+                    out.add(&vv);
+                }
+                out.konst = None;
+                out
+            }
+            Expr::List(ast::ExprList { elts, .. })
+            | Expr::Tuple(ast::ExprTuple { elts, .. })
+            | Expr::Set(ast::ExprSet { elts, .. }) => {
+                let vals: Vec<Val> = elts.iter().map(|x| self.eval(x)).collect();
+                Val::union(&vals)
+            }
+            Expr::ListComp(c) => self.comprehension(&c.generators, &[&c.elt]),
+            Expr::SetComp(c) => self.comprehension(&c.generators, &[&c.elt]),
+            Expr::Generator(c) => self.comprehension(&c.generators, &[&c.elt]),
+            Expr::DictComp(c) => {
+                let mut elts: Vec<&'a Expr> = vec![&c.value];
+                if let Some(k) = c.key.as_deref() {
+                    elts.push(k);
+                }
+                self.comprehension(&c.generators, &elts)
+            }
+            Expr::If(i) => {
+                self.eval(&i.test);
+                let a = self.eval(&i.body);
+                let b = self.eval(&i.orelse);
+                Val::union([&a, &b])
+            }
+            Expr::BoolOp(b) => {
+                let vals: Vec<Val> = b.values.iter().map(|x| self.eval(x)).collect();
+                Val::union(&vals)
+            }
+            Expr::Compare(c) => {
+                self.eval(&c.left);
+                for x in &c.comparators {
+                    self.eval(x);
+                }
+                Val::clean()
+            }
+            Expr::UnaryOp(u) => {
+                let v = self.eval(&u.operand);
+                if matches!(u.op, ast::UnaryOp::Not) {
+                    Val::clean()
+                } else {
+                    v
+                }
+            }
+            Expr::Named(n) => {
+                let v = self.eval(&n.value);
+                self.assign(&n.target, v.clone(), Some(&n.value));
+                v
+            }
+            Expr::Await(a) => self.eval(&a.value),
+            Expr::Starred(s) => self.eval(&s.value),
+            Expr::Yield(y) => {
+                let v = y.value.as_ref().map(|x| self.eval(x)).unwrap_or_default();
+                if let Some(acc) = self.returns.last_mut() {
+                    acc.add(&v);
+                }
+                v
+            }
+            Expr::YieldFrom(y) => self.eval(&y.value),
+            Expr::Slice(s) => {
+                for x in [&s.lower, &s.upper, &s.step].into_iter().flatten() {
+                    self.eval(x);
+                }
+                Val::clean()
+            }
+            Expr::Lambda(_)
+            | Expr::TString(_)
+            | Expr::BytesLiteral(_)
+            | Expr::NumberLiteral(_)
+            | Expr::BooleanLiteral(_)
+            | Expr::NoneLiteral(_)
+            | Expr::EllipsisLiteral(_)
+            | Expr::IpyEscapeCommand(_) => Val::clean(),
+        }
+    }
+
+    fn comprehension(&mut self, generators: &'a [ast::Comprehension], elts: &[&'a Expr]) -> Val {
+        // Comprehension variables do not leak: remember and restore what they shadowed.
+        let mut saved: Vec<(String, Option<Val>)> = vec![];
+        for g in generators {
+            let it = self.eval(&g.iter);
+            for n in target_names(&g.target) {
+                let old = self.scope().get(&n).cloned();
+                saved.push((n, old));
+            }
+            self.assign(&g.target, it, Some(&g.iter));
+            for cond in &g.ifs {
+                self.eval(cond);
+            }
+        }
+        let vals: Vec<Val> = elts.iter().map(|x| self.eval(x)).collect();
+        for (n, old) in saved.into_iter().rev() {
+            match old {
+                Some(v) => {
+                    self.scope_mut().insert(n, v);
+                }
+                None => {
+                    self.scope_mut().remove(&n);
+                }
+            }
+        }
+        Val::union(&vals)
+    }
+
+    /// The dotted name of a callee or object after import aliases: `dbutils.secrets.get`,
+    /// `requests.post` (for `r.post` after `import requests as r`), `df.toPandas().to_csv`.
+    fn callee(&self, e: &Expr) -> String {
+        match e {
+            Expr::Name(n) => {
+                let id = n.id.as_str();
+                self.aliases
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| id.to_string())
+            }
+            Expr::Attribute(a) => format!("{}.{}", self.callee(&a.value), a.attr.as_str()),
+            Expr::Call(c) => format!("{}()", self.callee(&c.func)),
+            Expr::Subscript(s) => format!("{}[]", self.callee(&s.value)),
+            _ => "?".to_string(),
+        }
+    }
+
+    fn source_for(&mut self, callee: &str, args: &[Val], range: TextRange) -> Option<Val> {
+        for spec in &self.rules.sources {
+            for pat in &spec.calls {
+                let (pat, cond) = match pat.split_once(':') {
+                    Some((p, c)) => (p, Some(c)),
+                    None => (pat.as_str(), None),
+                };
+                if !glob(pat, callee) {
+                    continue;
+                }
+                if cond == Some("credential")
+                    && !args
+                        .first()
+                        .and_then(|a| a.konst.as_deref())
+                        .is_some_and(|k| credential_name().is_match(k))
+                {
+                    continue;
+                }
+                let what = format!("{}(…)", callee.trim_end_matches("[]"));
+                let flow = Rc::new(Flow {
+                    kind: spec.kind.clone(),
+                    what: what.clone(),
+                    steps: vec![self.step(
+                        range,
+                        format!("source {}: {}", spec.kind, self.short(range)),
+                    )],
+                });
+                return Some(Val {
+                    taint: vec![flow],
+                    konst: None,
+                });
+            }
+        }
+        None
+    }
+
+    fn call(&mut self, c: &'a ast::ExprCall) -> Val {
+        let callee = self.callee(&c.func);
+        let receiver: Option<(Val, TextRange)> = match c.func.as_ref() {
+            Expr::Attribute(a) => Some((self.eval(&a.value), a.value.range())),
+            _ => None,
+        };
+        let args: Vec<Val> = c.arguments.args.iter().map(|a| self.eval(a)).collect();
+        let kws: Vec<(Option<String>, Val)> = c
+            .arguments
+            .keywords
+            .iter()
+            .map(|k| (k.arg.as_ref().map(|a| a.to_string()), self.eval(&k.value)))
+            .collect();
+
+        self.patterns(&callee, c);
+        let arg_parts: Vec<(&Val, TextRange)> = args
+            .iter()
+            .zip(c.arguments.args.iter())
+            .map(|(v, e)| (v, e.range()))
+            .collect();
+        let kw_parts: Vec<(Option<&str>, &Val, TextRange)> = kws
+            .iter()
+            .zip(c.arguments.keywords.iter())
+            .map(|((n, v), k)| (n.as_deref(), v, k.value.range()))
+            .collect();
+        self.sink_check(
+            &callee,
+            c.range(),
+            receiver.as_ref().map(|(v, r)| (v, *r)),
+            &arg_parts,
+            &kw_parts,
+        );
+        self.collect_facts(&callee, c, &args, &kws);
+
+        if let Some(v) = self.source_for(&callee, &args, c.range()) {
+            return v;
+        }
+        // User-defined function or lambda (by plain name).
+        if let Expr::Name(n) = c.func.as_ref()
+            && let Some(f) = self.functions.get(n.id.as_str()).copied()
+        {
+            return self.inline(n.id.as_str(), f, &args, &kws, c.range());
+        }
+        if self.rules.sanitizers.iter().any(|p| glob(p, &callee)) {
+            return Val::clean();
+        }
+        // Mutating methods: `xs.append(secret)` taints `xs`.
+        if let Expr::Attribute(a) = c.func.as_ref()
+            && matches!(
+                a.attr.as_str(),
+                "append" | "extend" | "insert" | "add" | "update" | "setdefault" | "put"
+            )
+            && let Some(name) = base_name(&a.value)
+        {
+            let all = Val::union(args.iter().chain(kws.iter().map(|(_, v)| v)));
+            if !all.taint.is_empty() {
+                let mut cur = self.lookup(&name);
+                cur.add(&all.with_step(self.step(c.range(), format!("added to `{name}`"))));
+                cur.konst = None;
+                self.scope_mut().insert(name, cur);
+            }
+            return Val::clean();
+        }
+        if self.rules.propagators.iter().any(|p| glob(p, &callee)) {
+            let mut parts: Vec<&Val> = args.iter().chain(kws.iter().map(|(_, v)| v)).collect();
+            if let Some((r, _)) = &receiver {
+                parts.push(r);
+            }
+            return Val::union(parts);
+        }
+        match receiver {
+            // A method's result is derived from its object (`df.filter(…)`, `s.upper()`).
+            Some((r, _)) => Val {
+                taint: r.taint,
+                konst: None,
+            },
+            // Unknown functions do not pass taint through: `len(token)` is not the token.
+            None => Val::clean(),
+        }
+    }
+
+    fn inline(
+        &mut self,
+        name: &str,
+        f: Func<'a>,
+        args: &[Val],
+        kws: &[(Option<String>, Val)],
+        call: TextRange,
+    ) -> Val {
+        if self.frames.len() >= MAX_DEPTH || self.active.iter().any(|a| a == name) {
+            // Recursion or too deep: assume the result carries the arguments.
+            return Val::union(args.iter().chain(kws.iter().map(|(_, v)| v)));
+        }
+        let params: &ast::Parameters = match f {
+            Func::Def(_, d) => &d.parameters,
+            Func::Lambda(_, l) => match &l.parameters {
+                Some(p) => p,
+                None => {
+                    return self.run_lambda(f, Scope::new(), name);
+                }
+            },
+        };
+        let mut frame = Scope::new();
+        let positional: Vec<&ast::ParameterWithDefault> = params
+            .posonlyargs
+            .iter()
+            .chain(params.args.iter())
+            .collect();
+        for (i, p) in positional.iter().enumerate() {
+            let pname = p.parameter.name.as_str();
+            let v = args
+                .get(i)
+                .cloned()
+                .or_else(|| {
+                    kws.iter()
+                        .find(|(k, _)| k.as_deref() == Some(pname))
+                        .map(|(_, v)| v.clone())
+                })
+                .unwrap_or_default();
+            frame.insert(
+                pname.to_string(),
+                if v.taint.is_empty() {
+                    v
+                } else {
+                    v.with_step(self.step(call, format!("passed as `{pname}` to `{name}()`")))
+                },
+            );
+        }
+        for p in &params.kwonlyargs {
+            let pname = p.parameter.name.as_str();
+            if let Some((_, v)) = kws.iter().find(|(k, _)| k.as_deref() == Some(pname)) {
+                frame.insert(
+                    pname.to_string(),
+                    v.with_step(self.step(call, format!("passed as `{pname}` to `{name}()`"))),
+                );
+            }
+        }
+        if let Some(va) = &params.vararg {
+            let rest = Val::union(args.iter().skip(positional.len()));
+            frame.insert(va.name.to_string(), rest);
+        }
+        if let Some(kw) = &params.kwarg {
+            let rest = Val::union(kws.iter().map(|(_, v)| v));
+            frame.insert(kw.name.to_string(), rest);
+        }
+        self.run_lambda(f, frame, name)
+    }
+
+    fn run_lambda(&mut self, f: Func<'a>, frame: Scope, name: &str) -> Val {
+        let saved_cell = self.cell;
+        self.active.push(name.to_string());
+        self.frames.push(frame);
+        self.returns.push(Val::clean());
+        match f {
+            Func::Def(cell, d) => {
+                self.cell = cell;
+                self.stmts(&d.body);
+            }
+            Func::Lambda(cell, l) => {
+                self.cell = cell;
+                let v = self.eval(&l.body);
+                if let Some(acc) = self.returns.last_mut() {
+                    acc.add(&v);
+                }
+            }
+        }
+        self.cell = saved_cell;
+        self.frames.pop();
+        self.active.pop();
+        let mut r = self.returns.pop().unwrap_or_default();
+        r.konst = None;
+        r
+    }
+
+    // ------------------------------------------------------------------ sinks, patterns, facts
+
+    fn sink_check(
+        &mut self,
+        callee: &str,
+        call: TextRange,
+        receiver: Option<(&Val, TextRange)>,
+        args: &[(&Val, TextRange)],
+        kws: &[(Option<&str>, &Val, TextRange)],
+    ) {
+        let rules = self.rules;
+        for (i, spec) in rules.sinks.iter().enumerate() {
+            if !spec.calls.iter().any(|p| glob(p, callee)) {
+                continue;
+            }
+            if let Some(re) = &rules.sink_paths[i] {
+                let dest = args.first().map(|(v, _)| *v).or_else(|| {
+                    kws.iter()
+                        .find(|(k, _, _)| matches!(*k, Some("path" | "path_or_buf" | "fname")))
+                        .map(|(_, v, _)| *v)
+                });
+                match dest {
+                    None => continue,
+                    Some(d) => {
+                        if let Some(k) = &d.konst
+                            && !re.is_match(k)
+                        {
+                            continue;
+                        }
+                    }
+                }
+            }
+            let all = spec.args.is_empty() && spec.keywords.is_empty() && !spec.receiver;
+            let mut parts: Vec<(&Val, TextRange)> = vec![];
+            if spec.receiver
+                && let Some(r) = receiver
+            {
+                parts.push(r);
+            }
+            for (j, a) in args.iter().enumerate() {
+                if all || spec.args.contains(&j) {
+                    parts.push(*a);
+                }
+            }
+            for (k, v, r) in kws {
+                if all || k.is_some_and(|k| spec.keywords.iter().any(|s| s == k)) {
+                    parts.push((v, *r));
+                }
+            }
+            for (val, range) in parts {
+                for flow in &val.taint {
+                    for rule in &rules.rules {
+                        if rule.at_source
+                            || !rule.sinks.contains(&spec.kind)
+                            || !rule.sources.contains(&flow.kind)
+                        {
+                            continue;
+                        }
+                        let mut trace = flow.steps.clone();
+                        trace.push(
+                            self.step(call, format!("reaches {} through `{callee}`", spec.kind)),
+                        );
+                        let message = rule
+                            .message
+                            .replace("{source}", &flow.what)
+                            .replace("{sink}", &format!("{} (`{callee}`)", spec.kind));
+                        self.report(Finding {
+                            code: rule.code.clone(),
+                            rule: rule.name.clone(),
+                            pysa_code: rule.pysa_code,
+                            severity: rule.severity.clone(),
+                            message,
+                            location: self.loc(range),
+                            source_kind: flow.kind.clone(),
+                            sink_kind: Some(spec.kind.clone()),
+                            trace,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn report_at_source(&mut self, flow: &Flow) {
+        let rules = self.rules;
+        for rule in &rules.rules {
+            if rule.at_source && rule.sources.contains(&flow.kind) {
+                self.report(Finding {
+                    code: rule.code.clone(),
+                    rule: rule.name.clone(),
+                    pysa_code: rule.pysa_code,
+                    severity: rule.severity.clone(),
+                    message: rule
+                        .message
+                        .replace("{source}", &flow.what)
+                        .replace("{sink}", ""),
+                    location: flow.steps[0].loc.clone(),
+                    source_kind: flow.kind.clone(),
+                    sink_kind: None,
+                    trace: flow.steps.clone(),
+                });
+            }
+        }
+    }
+
+    fn report(&mut self, f: Finding) {
+        let s = &f.trace[0].loc;
+        let key = format!(
+            "{}|{}|{}|{}|{}|{}|{}",
+            f.code,
+            f.location.cell,
+            f.location.start,
+            f.location.end,
+            f.source_kind,
+            s.cell,
+            s.start
+        );
+        if self.seen.insert(key) {
+            self.findings.push(f);
+        }
+    }
+
+    fn patterns(&mut self, callee: &str, c: &'a ast::ExprCall) {
+        let rules = self.rules;
+        for p in &rules.patterns {
+            if !p.calls.iter().any(|g| glob(g, callee)) {
+                continue;
+            }
+            let kw = |name: &str| {
+                c.arguments
+                    .keywords
+                    .iter()
+                    .find(|k| k.arg.as_ref().is_some_and(|a| a.as_str() == name))
+            };
+            if let Some(name) = &p.keyword_false
+                && !kw(name)
+                    .is_some_and(|k| matches!(&k.value, Expr::BooleanLiteral(b) if !b.value))
+            {
+                continue;
+            }
+            if let Some(name) = &p.unless_keyword_true
+                && kw(name).is_some_and(|k| matches!(&k.value, Expr::BooleanLiteral(b) if b.value))
+            {
+                continue;
+            }
+            if let Some(cond) = &p.unless_keyword_in
+                && let Some(k) = kw(&cond.keyword)
+            {
+                let v = self.callee(&k.value);
+                if cond
+                    .values
+                    .iter()
+                    .any(|x| *x == v || v.ends_with(&format!(".{x}")))
+                {
+                    continue;
+                }
+            }
+            let loc = self.loc(c.range());
+            self.report(Finding {
+                code: p.code.clone(),
+                rule: p.name.clone(),
+                pysa_code: None,
+                severity: p.severity.clone(),
+                message: p.message.replace("{call}", callee),
+                location: loc.clone(),
+                source_kind: String::new(),
+                sink_kind: None,
+                trace: vec![Step {
+                    loc,
+                    note: format!("call to `{callee}`"),
+                }],
+            });
+        }
+    }
+
+    fn collect_facts(
+        &mut self,
+        callee: &str,
+        c: &'a ast::ExprCall,
+        args: &[Val],
+        kws: &[(Option<String>, Val)],
+    ) {
+        let arg = |i: usize, name: &str| -> Option<String> {
+            kws.iter()
+                .find(|(k, _)| k.as_deref() == Some(name))
+                .and_then(|(_, v)| v.konst.clone())
+                .or_else(|| args.get(i).and_then(|v| v.konst.clone()))
+        };
+        let facts = &mut self.facts[self.cell];
+        match callee {
+            "dbutils.secrets.get" | "dbutils.secrets.getBytes" => {
+                facts.secrets.push(format!(
+                    "{}/{}",
+                    arg(0, "scope").unwrap_or_else(|| "?".into()),
+                    arg(1, "key").unwrap_or_else(|| "?".into())
+                ));
+            }
+            "spark.table" | "spark.read.table" | "DeltaTable.forName" => {
+                if let Some(t) = arg(0, "tableName").or_else(|| arg(0, "name")) {
+                    facts.tables_read.push(t);
+                }
+            }
+            _ => {}
+        }
+        if (glob("*.saveAsTable", callee) || glob("*.insertInto", callee))
+            && let Some(t) = arg(0, "name").or_else(|| arg(0, "tableName"))
+        {
+            facts.tables_written.push(t);
+        }
+        if (glob("*.to_csv", callee)
+            || glob("*.to_parquet", callee)
+            || glob("*.to_json", callee)
+            || glob("*.save", callee)
+            || glob("dbutils.fs.put", callee))
+            && let Some(p) = arg(0, "path").or_else(|| arg(0, "path_or_buf"))
+        {
+            facts.files_written.push(p);
+        }
+        for v in args.iter().chain(kws.iter().map(|(_, v)| v)) {
+            if let Some(k) = &v.konst
+                && (k.starts_with("http://") || k.starts_with("https://"))
+                && !facts.urls.contains(k)
+            {
+                facts.urls.push(k.clone());
+            }
+        }
+        let _ = c;
+    }
+}
+
+fn base_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Name(n) => Some(n.id.to_string()),
+        Expr::Attribute(a) => base_name(&a.value),
+        Expr::Subscript(s) => base_name(&s.value),
+        _ => None,
+    }
+}
+
+fn target_names(e: &Expr) -> Vec<String> {
+    match e {
+        Expr::Name(n) => vec![n.id.to_string()],
+        Expr::Tuple(t) => t.elts.iter().flat_map(target_names).collect(),
+        Expr::List(l) => l.elts.iter().flat_map(target_names).collect(),
+        Expr::Starred(s) => target_names(&s.value),
+        _ => vec![],
+    }
+}
+
+fn seq_elts(e: &Expr) -> Option<&[Expr]> {
+    match e {
+        Expr::Tuple(t) => Some(&t.elts),
+        Expr::List(l) => Some(&l.elts),
+        _ => None,
+    }
+}
+
+/// Shannon entropy in bits per character.
+pub(crate) fn entropy(s: &str) -> f64 {
+    let mut counts: HashMap<char, usize> = HashMap::new();
+    let n = s.chars().count();
+    if n == 0 {
+        return 0.0;
+    }
+    for c in s.chars() {
+        *counts.entry(c).or_default() += 1;
+    }
+    counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / n as f64;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Cells that are analyzed as Python.
+pub(crate) fn is_python(c: &Cell) -> bool {
+    c.lang == Lang::Python
+}

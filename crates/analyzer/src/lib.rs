@@ -1,0 +1,183 @@
+//! # nbtrail-analyzer
+//!
+//! Finds credential leaks, hardcoded credentials, insecure configuration, SQL injection, unsafe
+//! deserialization and data exfiltration in notebook sessions. This crate owns:
+//!
+//! * the front end ([`cells`]): sessions, Databricks source exports, `.ipynb` and `.py` as ordered cells;
+//! * parsing Python cells with `ruff_python_parser` (IPython mode: `%magics` and `!shell` lines parse);
+//!   a cell with a syntax error gets a [`Diagnostic`] and is skipped — Python would not have run any of
+//!   it — while the other cells are analyzed;
+//! * the taint engine (`engine.rs`) over all cells as one program, and call-pattern checks;
+//! * the rules file ([`rules`]): kinds compatible with Pysa's names, stable codes, validated on load;
+//! * the results: [`Finding`]s with the sink's span and a trace of steps back to the source (cell and
+//!   line/column in each), per-cell [`CellFacts`] (secrets read, tables, URLs, files written, magics), and
+//!   SARIF 2.1.0 ([`sarif`]).
+//!
+//! It knows nothing about cases or storage: callers hand it cells and get results.
+
+pub mod cells;
+mod engine;
+pub mod rules;
+pub mod sarif;
+
+pub use cells::{Cell, Lang};
+pub use rules::Rules;
+
+use ruff_python_parser::{Mode, ParseOptions};
+use serde::Serialize;
+
+/// A span in a cell: 1-based line and column (characters), and byte offsets in the cell's code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Loc {
+    /// Index of the cell in the analyzed list.
+    pub cell: u32,
+    /// The cell's id.
+    pub cell_id: String,
+    /// Start line.
+    pub line: u32,
+    /// Start column.
+    pub col: u32,
+    /// End line.
+    pub end_line: u32,
+    /// End column (exclusive).
+    pub end_col: u32,
+    /// Start byte offset in the cell's code.
+    pub start: u32,
+    /// End byte offset (exclusive).
+    pub end: u32,
+}
+
+/// One step of a trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// Where.
+    pub loc: Loc,
+    /// What happened there.
+    pub note: String,
+}
+
+/// A problem found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Stable code, e.g. `NBT001`.
+    pub code: String,
+    /// Stable rule name, e.g. `secret-leak`.
+    pub rule: String,
+    /// Corresponding Pysa code, if any.
+    pub pysa_code: Option<u32>,
+    /// `high`, `medium`, `low`.
+    pub severity: String,
+    /// What is wrong.
+    pub message: String,
+    /// The sink's span (the tainted argument), or the source for source-located rules.
+    pub location: Loc,
+    /// Source kind (empty for call patterns).
+    pub source_kind: String,
+    /// Sink kind, for flows.
+    pub sink_kind: Option<String>,
+    /// From the source to the sink.
+    pub trace: Vec<Step>,
+}
+
+/// A cell that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnostic {
+    /// Where.
+    pub loc: Loc,
+    /// The parser's message.
+    pub message: String,
+}
+
+/// What a cell does that an auditor searches by.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CellFacts {
+    /// The cell's id.
+    pub cell_id: String,
+    /// Secrets read, as `scope/key` (`?` when not a constant).
+    pub secrets: Vec<String>,
+    /// Tables read (`spark.table`, `spark.read.table`, `DeltaTable.forName`).
+    pub tables_read: Vec<String>,
+    /// Tables written (`saveAsTable`, `insertInto`).
+    pub tables_written: Vec<String>,
+    /// Outbound URLs passed to calls.
+    pub urls: Vec<String>,
+    /// Files written (`to_csv`, `save`, `dbutils.fs.put`).
+    pub files_written: Vec<String>,
+    /// IPython escapes: `%run ./x`, `%pip install y`, `!ls`.
+    pub magics: Vec<String>,
+}
+
+/// The analysis of one program.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Analysis {
+    /// Findings, in the order found (by cell).
+    pub findings: Vec<Finding>,
+    /// Cells that could not be parsed.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Per cell.
+    pub facts: Vec<CellFacts>,
+    /// Cells given.
+    pub cells: usize,
+    /// Python cells analyzed.
+    pub python_cells: usize,
+}
+
+/// Analyzes `cells` (in execution order) as one program.
+pub fn analyze(cells: &[Cell], rules: &Rules) -> Analysis {
+    let options = ParseOptions::from(Mode::Ipython);
+    let parsed: Vec<Option<ruff_python_parser::Parsed<ruff_python_ast::ModModule>>> = cells
+        .iter()
+        .map(|c| {
+            engine::is_python(c).then(|| {
+                ruff_python_parser::parse_unchecked(c.body(), options.clone())
+                    .try_into_module()
+                    .expect("module mode yields a module")
+            })
+        })
+        .collect();
+    let mut engine = engine::Engine::new(rules, cells);
+    let mut python_cells = 0;
+    let mut diagnostics = Vec::new();
+    for (i, p) in parsed.iter().enumerate() {
+        let Some(p) = p else { continue };
+        python_cells += 1;
+        if let Some(err) = p.errors().first() {
+            let (line, col) = line_col(
+                &cells[i].code,
+                cells[i].body_offset + usize::from(err.location.start()),
+            );
+            diagnostics.push(Diagnostic {
+                loc: Loc {
+                    cell: i as u32,
+                    cell_id: cells[i].id.clone(),
+                    line,
+                    col,
+                    end_line: line,
+                    end_col: col,
+                    start: (cells[i].body_offset + usize::from(err.location.start())) as u32,
+                    end: (cells[i].body_offset + usize::from(err.location.end())) as u32,
+                },
+                message: format!(
+                    "syntax error, cell not analyzed (Python would not run it): {}",
+                    err.error
+                ),
+            });
+            continue;
+        }
+        engine.run_cell(i, p.syntax());
+    }
+    Analysis {
+        findings: engine.findings,
+        diagnostics,
+        facts: engine.facts,
+        cells: cells.len(),
+        python_cells,
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (u32, u32) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() as u32 + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+    (line, col)
+}

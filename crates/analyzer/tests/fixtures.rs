@@ -1,0 +1,443 @@
+//! The analyzer's fixture suite: small sessions, each with its findings asserted exactly as
+//! (code, cell index, line of the finding). Every rule has positive and negative cases; flows cross
+//! cells, go through functions, containers, f-strings, unpacking and comprehensions; redefinition kills
+//! taint; a cell with a syntax error does not stop the others.
+
+use nbtrail_analyzer::{Analysis, Cell, Rules, analyze};
+
+fn run(cells: &[&str]) -> Analysis {
+    let cells: Vec<Cell> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Cell::new(i.to_string(), *c, Some("python")))
+        .collect();
+    analyze(&cells, &Rules::default_rules())
+}
+
+fn found(cells: &[&str]) -> Vec<(String, u32, u32)> {
+    let mut v: Vec<(String, u32, u32)> = run(cells)
+        .findings
+        .iter()
+        .map(|f| (f.code.clone(), f.location.cell, f.location.line))
+        .collect();
+    v.sort();
+    v
+}
+
+fn expect(cells: &[&str], want: &[(&str, u32, u32)]) {
+    let mut want: Vec<(String, u32, u32)> = want
+        .iter()
+        .map(|(c, i, l)| (c.to_string(), *i, *l))
+        .collect();
+    want.sort();
+    assert_eq!(found(cells), want, "cells: {cells:#?}");
+}
+
+const SECRET: &str = r#"tok = dbutils.secrets.get(scope="prod", key="api")"#;
+
+// ---------------------------------------------------------------- NBT001 secret-leak
+
+#[test]
+fn secret_printed_in_a_later_cell() {
+    expect(&[SECRET, "x = 1", "print(tok)"], &[("NBT001", 2, 1)]);
+}
+
+#[test]
+fn secret_through_fstring_concat_percent_format_and_str() {
+    expect(&[SECRET, r#"print(f"token={tok}")"#], &[("NBT001", 1, 1)]);
+    expect(
+        &[SECRET, r#"msg = "Bearer " + tok"#, "display(msg)"],
+        &[("NBT001", 2, 1)],
+    );
+    expect(&[SECRET, r#"print("t=%s" % tok)"#], &[("NBT001", 1, 1)]);
+    expect(
+        &[SECRET, r#"print("t={}".format(tok))"#],
+        &[("NBT001", 1, 1)],
+    );
+    expect(&[SECRET, "print(str(tok).upper())"], &[("NBT001", 1, 1)]);
+}
+
+#[test]
+fn scalars_about_a_secret_are_not_the_secret() {
+    // Pysa's false positive: unknown calls pass taint through.
+    expect(
+        &[
+            SECRET,
+            "print(len(tok))",
+            "print(tok == 'x')",
+            "print(hashlib.sha256(tok.encode()).hexdigest())",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn redefinition_kills_taint() {
+    expect(&[SECRET, r#"tok = "ok""#, "print(tok)"], &[]);
+    expect(&[SECRET, "del tok", "print(tok)"], &[]);
+}
+
+#[test]
+fn branches_merge_and_do_not_kill() {
+    expect(
+        &[SECRET, "if cond:\n    tok = 'ok'\nprint(tok)"],
+        &[("NBT001", 1, 3)],
+    );
+    expect(
+        &[
+            SECRET,
+            "if c:\n    tok = 'a'\nelse:\n    tok = 'b'\nprint(tok)",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn containers_subscripts_attributes_and_unpacking() {
+    expect(
+        &[SECRET, "cfg = {'auth': tok}", "print(cfg['auth'])"],
+        &[("NBT001", 2, 1)],
+    );
+    expect(
+        &[SECRET, "xs = []\nxs.append(tok)\nprint(xs)"],
+        &[("NBT001", 1, 3)],
+    );
+    expect(
+        &[SECRET, "a, b = tok, 'plain'\nprint(b)\nprint(a)"],
+        &[("NBT001", 1, 3)],
+    );
+    expect(
+        &[SECRET, "class C: pass\nc = C()\nc.t = tok\nprint(c)"],
+        &[("NBT001", 1, 4)],
+    );
+}
+
+#[test]
+fn comprehensions_and_with() {
+    expect(
+        &[SECRET, "parts = [p for p in tok.split('.')]\nprint(parts)"],
+        &[("NBT001", 1, 2)],
+    );
+    expect(
+        &[SECRET, "with open('/tmp/t', 'w') as f:\n    f.write(tok)"],
+        &[("NBT001", 1, 2)],
+    );
+    expect(
+        &["with dbutils.secrets.get('s', 'k') as s:\n    print(s)"],
+        &[("NBT001", 0, 2)],
+    );
+}
+
+#[test]
+fn functions_defined_in_earlier_cells() {
+    // argument -> return
+    expect(
+        &[
+            "def wrap(x):\n    return 'Bearer ' + x",
+            SECRET,
+            "h = wrap(tok)",
+            "print(h)",
+        ],
+        &[("NBT001", 3, 1)],
+    );
+    // argument -> sink inside the function (reported in the function's cell)
+    expect(
+        &["def show(x):\n    print(x)", SECRET, "show(tok)"],
+        &[("NBT001", 0, 2)],
+    );
+    // a function not given the secret is clean
+    expect(
+        &["def show(x):\n    print(x)", SECRET, "show('hello')"],
+        &[],
+    );
+    // lambdas
+    expect(
+        &[SECRET, "f = lambda v: v.strip()\nprint(f(tok))"],
+        &[("NBT001", 1, 2)],
+    );
+}
+
+#[test]
+fn every_leak_sink() {
+    expect(
+        &[SECRET, "import logging\nlogging.info(tok)"],
+        &[("NBT001", 1, 2)],
+    );
+    expect(
+        &[SECRET, "logger.warning('t %s', tok)"],
+        &[("NBT001", 1, 1)],
+    );
+    expect(
+        &[
+            SECRET,
+            "import requests\nrequests.post('https://x.example', data={'t': tok})",
+        ],
+        &[("NBT001", 1, 2)],
+    );
+    expect(
+        &[
+            SECRET,
+            "import requests as r\nr.get('https://x.example/?t=' + tok)",
+        ],
+        &[("NBT001", 1, 2)],
+    );
+    expect(
+        &[SECRET, "dbutils.notebook.run('./child', 60, {'t': tok})"],
+        &[("NBT001", 1, 1)],
+    );
+    expect(
+        &[SECRET, "dbutils.jobs.taskValues.set(key='t', value=tok)"],
+        &[("NBT001", 1, 1)],
+    );
+    expect(
+        &[SECRET, "dbutils.fs.put('/tmp/t.txt', tok)"],
+        &[("NBT001", 1, 1)],
+    );
+    expect(
+        &[SECRET, "spark.sql(f\"SELECT '{tok}'\")"],
+        &[("NBT001", 1, 1)],
+    );
+    // the scope and key are not the secret
+    expect(
+        &["s = 'prod'\nv = dbutils.secrets.get(scope=s, key='k')\nprint(s)"],
+        &[],
+    );
+}
+
+#[test]
+fn redaction_markers_are_evidence_of_a_credential() {
+    expect(
+        &["key = 'REDACTED_ACCESS_KEY'\nprint(key)"],
+        &[("NBT001", 0, 2)],
+    );
+}
+
+#[test]
+fn environment_and_getpass_sources() {
+    expect(
+        &["import os\npw = os.environ['DB_PASSWORD']\nprint(pw)"],
+        &[("NBT001", 0, 3)],
+    );
+    expect(&["import os\nhome = os.environ['HOME']\nprint(home)"], &[]);
+    expect(
+        &["import getpass\npw = getpass.getpass()\nprint(pw)"],
+        &[("NBT001", 0, 3)],
+    );
+}
+
+// ---------------------------------------------------------------- NBT002/NBT003 hardcoded credentials
+
+#[test]
+fn hardcoded_credentials() {
+    // a literal Databricks token used for authentication: at the literal (NBT003) and at the sink (NBT002)
+    expect(
+        &[
+            "TOKEN = 'dapi0123456789abcdef0123456789abcdef'",
+            "import requests\nrequests.get('https://h.example', headers={'Authorization': TOKEN})",
+        ],
+        &[("NBT003", 0, 1), ("NBT002", 1, 2)],
+    );
+    // assembled by concatenation
+    expect(
+        &["t = 'dapi0123456789abcd' + 'ef0123456789abcdef'"],
+        &[("NBT003", 0, 1)],
+    );
+    // AWS key in Spark configuration
+    expect(
+        &["spark.conf.set('fs.s3a.access.key', 'AKIAIOSFODNN7EXAMPLE')"],
+        &[("NBT002", 0, 1), ("NBT003", 0, 1)],
+    );
+    // generic high-entropy token in a credential-named variable; placeholders are not
+    expect(
+        &["api_key = 'f8Kq2LmZ9xT4vB7nR3sW1yH6'"],
+        &[("NBT003", 0, 1)],
+    );
+    expect(
+        &[
+            "api_key = 'changeme'",
+            "password = ''",
+            "token_url = 'https://login.example/oauth2/token'",
+        ],
+        &[],
+    );
+    // mount with extra_configs
+    expect(
+        &[
+            "dbutils.fs.mount(source='wasbs://c@a.blob.core.windows.net', mount_point='/mnt/a', extra_configs={'k': 'AKIAIOSFODNN7EXAMPLE'})",
+        ],
+        &[("NBT002", 0, 1), ("NBT003", 0, 1)],
+    );
+}
+
+// ---------------------------------------------------------------- NBT004 secret in session config
+
+#[test]
+fn secret_in_session_config() {
+    expect(
+        &[
+            SECRET,
+            "spark.conf.set('fs.azure.account.key.acct.dfs.core.windows.net', tok)",
+        ],
+        &[("NBT004", 1, 1)],
+    );
+    expect(
+        &[
+            SECRET,
+            "spark.conf.set('spark.sql.shuffle.partitions', '8')",
+        ],
+        &[],
+    );
+}
+
+// ---------------------------------------------------------------- NBT005 SQL injection
+
+#[test]
+fn sql_injection_from_widgets() {
+    expect(
+        &[
+            "d = dbutils.widgets.get('run_date')",
+            "spark.sql(f\"SELECT * FROM t WHERE d = '{d}'\")",
+        ],
+        &[("NBT005", 1, 1)],
+    );
+    expect(
+        &[
+            "d = dbutils.widgets.get('run_date')",
+            "spark.sql('SELECT * FROM t WHERE d = :d', args={'d': d})",
+        ],
+        &[],
+    );
+}
+
+// ---------------------------------------------------------------- NBT006 TLS, NBT008 deserialization
+
+#[test]
+fn tls_verification_disabled() {
+    expect(
+        &["import requests\nrequests.get('https://x', verify=False)"],
+        &[("NBT006", 0, 2)],
+    );
+    expect(
+        &["import requests\nrequests.get('https://x', verify=True)"],
+        &[],
+    );
+    expect(
+        &["import ssl\nctx = ssl._create_unverified_context()"],
+        &[("NBT006", 0, 2)],
+    );
+}
+
+#[test]
+fn unsafe_deserialization() {
+    expect(
+        &["import pickle\nm = pickle.load(open('/dbfs/m.pkl', 'rb'))"],
+        &[("NBT008", 0, 2)],
+    );
+    expect(&["import yaml\nc = yaml.load(s)"], &[("NBT008", 0, 2)]);
+    expect(
+        &["import yaml\nc = yaml.load(s, Loader=yaml.SafeLoader)"],
+        &[],
+    );
+    expect(
+        &["import torch\nm = torch.load('m.pt')"],
+        &[("NBT008", 0, 2)],
+    );
+    expect(
+        &["import torch\nm = torch.load('m.pt', weights_only=True)"],
+        &[],
+    );
+}
+
+// ---------------------------------------------------------------- NBT007 exfiltration
+
+#[test]
+fn table_data_exfiltration() {
+    expect(
+        &[
+            "df = spark.table('prod.crm.customers')",
+            "df.toPandas().to_csv('/dbfs/tmp/c.csv')",
+        ],
+        &[("NBT007", 1, 1)],
+    );
+    expect(
+        &[
+            "df = spark.table('prod.crm.customers')",
+            "df.write.mode('overwrite').save('/dbfs/tmp/c')",
+        ],
+        &[("NBT007", 1, 1)],
+    );
+    // writing to a governed table is not exfiltration
+    expect(
+        &[
+            "df = spark.table('prod.crm.customers')",
+            "df.write.saveAsTable('analytics.x')",
+        ],
+        &[],
+    );
+    expect(
+        &[
+            "df = spark.table('t')",
+            "df.toPandas().to_csv('/Volumes/gov/x.csv')",
+        ],
+        &[],
+    );
+    // not table data
+    expect(
+        &["import pandas as pd\npd.DataFrame({'a': [1]}).to_csv('/dbfs/tmp/a.csv')"],
+        &[],
+    );
+}
+
+// ---------------------------------------------------------------- robustness
+
+#[test]
+fn a_cell_with_a_syntax_error_does_not_stop_the_others() {
+    let a = run(&[SECRET, "def broken(:\n    pass", "print(tok)"]);
+    assert_eq!(a.diagnostics.len(), 1);
+    assert_eq!(a.diagnostics[0].loc.cell, 1);
+    assert!(a.diagnostics[0].message.contains("syntax error"));
+    assert_eq!(a.findings.len(), 1);
+    assert_eq!(a.findings[0].location.cell, 2);
+}
+
+#[test]
+fn magics_and_non_python_cells() {
+    let a = run(&[
+        "%pip install requests",
+        "%sql\nSELECT 1",
+        "%md\n# hi",
+        SECRET,
+        "!echo hi",
+        "%run ./helpers",
+        "print(tok)",
+    ]);
+    assert_eq!(a.python_cells, 5);
+    assert!(a.diagnostics.is_empty(), "{:?}", a.diagnostics);
+    assert_eq!(a.findings.len(), 1);
+    assert_eq!(a.facts[5].magics, vec!["%run ./helpers".to_string()]);
+}
+
+#[test]
+fn traces_lead_from_the_source_cell_to_the_sink_cell() {
+    let a = run(&[
+        "import requests",
+        SECRET,
+        "payload = {'t': tok}",
+        "requests.post('https://hooks.example.net', json=payload)",
+    ]);
+    let f = &a.findings[0];
+    assert_eq!(f.code, "NBT001");
+    let cells: Vec<u32> = f.trace.iter().map(|s| s.loc.cell).collect();
+    assert_eq!(cells, vec![1, 1, 2, 3]);
+    assert!(f.trace[0].note.starts_with("source UserSecrets"));
+    assert_eq!(f.trace[1].note, "assigned to `tok`");
+    assert_eq!(f.trace[2].note, "assigned to `payload`");
+    assert!(f.trace[3].note.contains("RequestSend"));
+    // The sink span is the tainted argument.
+    assert_eq!((f.location.line, f.location.col), (1, 49));
+    assert_eq!(
+        a.facts[3].urls,
+        vec!["https://hooks.example.net".to_string()]
+    );
+    assert_eq!(a.facts[1].secrets, vec!["prod/api".to_string()]);
+}
