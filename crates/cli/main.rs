@@ -8,6 +8,7 @@
 //! always prints its JSON report), progress and diagnostics to stderr. Exit status 0 on success, 1 when the
 //! input or the case is unusable (with a one-line `nbtrail: error: …` naming the file), 2 on bad usage.
 
+mod analyze;
 mod render;
 
 /// Ingest allocates on the reader thread and frees on the writer thread; mimalloc handles that pattern
@@ -136,6 +137,42 @@ enum Command {
     Summary {
         #[command(flatten)]
         case: CaseArg,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find credential leaks, hardcoded credentials, insecure configuration, SQL injection, unsafe
+    /// deserialization and data exfiltration: in a case's sessions (stored as findings), in notebook files
+    /// (.ipynb, Databricks source .py, .py), or in sessions given as JSON lines on stdin (`--jsonl`).
+    Analyze {
+        /// Analyze this case's sessions and store the findings.
+        #[arg(long, value_name = "DIR")]
+        case: Option<PathBuf>,
+        /// With --case: session ids (default: all). Without: notebook files.
+        targets: Vec<String>,
+        /// Rules file to add to the defaults (repeatable).
+        #[arg(long = "rules", value_name = "FILE")]
+        rules: Vec<PathBuf>,
+        /// Use only the --rules files.
+        #[arg(long)]
+        no_default_rules: bool,
+        /// Read sessions as JSON lines on stdin, write findings as JSON lines on stdout.
+        #[arg(long, conflicts_with_all = ["case", "targets"])]
+        jsonl: bool,
+        /// Also write SARIF 2.1.0 to this file.
+        #[arg(long, value_name = "FILE")]
+        sarif: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored findings with their traces.
+    Findings {
+        #[command(flatten)]
+        case: CaseArg,
+        /// Only this session.
+        #[arg(long)]
+        session: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -280,18 +317,21 @@ fn run(cli: Cli) -> Result<()> {
             let c = open(&case)?;
             let s = c.session(&session_id)?;
             let cells = c.session_cells(&s.id)?;
+            let findings = c.findings(Some(&s.id))?;
             if json {
                 #[derive(serde::Serialize)]
                 struct Replay<'a> {
                     session: &'a nbtrail_model::Session,
                     cells: &'a [nbtrail_model::SessionCell],
+                    findings: &'a [nbtrail_store::StoredFinding],
                 }
                 print_json(&Replay {
                     session: &s,
                     cells: &cells,
+                    findings: &findings,
                 })
             } else {
-                render::replay(&s, &cells, color.enabled())
+                render::replay(&s, &cells, &findings, color.enabled())
             }
         }
         Command::Events {
@@ -327,8 +367,48 @@ fn run(cli: Cli) -> Result<()> {
                 print_json(&s)
             } else {
                 let sessions = c.sessions(&SessionFilter::default())?;
-                render::summary(&s, &sessions);
+                let findings = (c.analysis_runs()? > 0)
+                    .then(|| c.finding_counts())
+                    .transpose()?;
+                render::summary(&s, &sessions, findings.as_deref());
                 Ok(())
+            }
+        }
+        Command::Analyze {
+            case,
+            targets,
+            rules,
+            no_default_rules,
+            jsonl,
+            sarif,
+            json,
+        } => {
+            let (rules, sha) = analyze::load_rules(&rules, no_default_rules)?;
+            if jsonl {
+                analyze::analyze_pipe(&rules)
+            } else if let Some(dir) = case {
+                analyze::analyze_case(&dir, &targets, &rules, &sha, json, sarif.as_deref())
+            } else if targets.is_empty() {
+                bail!("nothing to analyze: give --case DIR, notebook files, or --jsonl")
+            } else {
+                analyze::analyze_files(&targets, &rules, json, sarif.as_deref())
+            }
+        }
+        Command::Findings {
+            case,
+            session,
+            json,
+        } => {
+            let c = open(&case)?;
+            let session = match session {
+                Some(s) => Some(c.session(&s)?.id),
+                None => None,
+            };
+            let f = c.findings(session.as_deref())?;
+            if json {
+                print_json(&f)
+            } else {
+                analyze::print_stored(&c, &f)
             }
         }
         Command::Runs { case, json } => {

@@ -165,7 +165,12 @@ fn code(text: &str, lang: Option<&str>, color: bool) {
 }
 
 /// The replay view.
-pub fn replay(s: &Session, cells: &[SessionCell], color: bool) -> anyhow::Result<()> {
+pub fn replay(
+    s: &Session,
+    cells: &[SessionCell],
+    findings: &[nbtrail_store::StoredFinding],
+    color: bool,
+) -> anyhow::Result<()> {
     println!(
         "session {}  notebook {} (id {})  cluster {}",
         s.id,
@@ -213,6 +218,22 @@ pub fn replay(s: &Session, cells: &[SessionCell], color: bool) -> anyhow::Result
             Some(t) => code(t, c.language.as_deref(), color),
             None => println!("    (no command text in the log)"),
         }
+        for f in findings.iter().filter(|f| f.event_id == Some(c.event_id)) {
+            let line = format!(
+                "  >> {} {} {} at {}:{}: {}",
+                f.severity.to_uppercase(),
+                f.code,
+                f.rule,
+                f.line,
+                f.col,
+                visible(&f.message)
+            );
+            if color {
+                println!("\x1b[31m{line}\x1b[0m");
+            } else {
+                println!("{line}");
+            }
+        }
     }
     println!("\n{} cell(s)", cells.len());
     Ok(())
@@ -243,7 +264,7 @@ pub fn events(list: &[EventRow], raw: bool) {
 }
 
 /// The case overview.
-pub fn summary(s: &CaseSummary, sessions: &[Session]) {
+pub fn summary(s: &CaseSummary, sessions: &[Session], findings: Option<&[(String, u64)]>) {
     println!(
         "{} events from {} to {}; {} users, {} notebooks, {} cells run, {} sessions",
         s.events,
@@ -265,7 +286,17 @@ pub fn summary(s: &CaseSummary, sessions: &[Session]) {
     for n in &s.notable {
         println!("  {:<28} {:>6}", n.category, n.count);
     }
-    println!("\nfindings: the analyzer is not part of this build yet; no findings computed");
+    match findings {
+        Some(counts) => {
+            let total: u64 = counts.iter().map(|(_, n)| n).sum();
+            let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            println!(
+                "\nfindings: {total} ({}); list them with `nbtrail findings --case DIR`",
+                parts.join(", ")
+            );
+        }
+        None => println!("\nfindings: not analyzed yet; run `nbtrail analyze --case DIR`"),
+    }
     println!("\nsessions (newest 10):");
     let start = sessions.len().saturating_sub(10);
     for x in &sessions[start..] {

@@ -23,11 +23,13 @@
 //! JSON line, an array element, a CSV data row, or a structural problem such as a truncated array);
 //! blank lines and CSV headers are counted separately.
 
+mod findings;
 mod payload;
 mod query;
 mod schema;
 pub mod sessions;
 
+pub use findings::*;
 pub use query::*;
 
 use nbtrail_ingest::{FileReader, IngestError, Item, RecordError, expand_inputs};
@@ -955,7 +957,7 @@ impl<'a> Writer<'a> {
     }
 }
 
-fn examiner() -> String {
+pub(crate) fn examiner() -> String {
     std::env::var("NBTRAIL_EXAMINER")
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("USERNAME"))

@@ -156,4 +156,37 @@ pub const MIGRATIONS: &[&str] = &[
         value         TEXT NOT NULL
     );
     "#,
+    // 2: analyzer runs and findings (triage kept across re-analysis by fingerprint).
+    r#"
+    CREATE TABLE analysis_runs (
+        id            INTEGER PRIMARY KEY,
+        at            TEXT NOT NULL,
+        examiner      TEXT NOT NULL,
+        tool_version  TEXT NOT NULL,
+        rules_sha256  TEXT NOT NULL,
+        sessions      INTEGER NOT NULL,
+        findings      INTEGER NOT NULL,
+        diagnostics   INTEGER NOT NULL
+    );
+    CREATE TABLE findings (
+        id              INTEGER PRIMARY KEY,
+        run_id          INTEGER NOT NULL REFERENCES analysis_runs(id),
+        session_id      TEXT NOT NULL,
+        event_id        INTEGER,          -- the cell where the finding is (sink, or source for literals)
+        source_event_id INTEGER,          -- the cell where the flow starts
+        code            TEXT NOT NULL,
+        rule            TEXT NOT NULL,
+        severity        TEXT NOT NULL,
+        message         TEXT NOT NULL,
+        line            INTEGER NOT NULL,
+        col             INTEGER NOT NULL,
+        end_line        INTEGER NOT NULL,
+        end_col         INTEGER NOT NULL,
+        trace           TEXT NOT NULL,    -- JSON array of steps {event_id, line, col, end_line, end_col, note}
+        fingerprint     TEXT NOT NULL UNIQUE,
+        triage          TEXT NOT NULL DEFAULT 'uncategorized'
+    );
+    CREATE INDEX findings_session ON findings(session_id);
+    CREATE INDEX findings_event ON findings(event_id);
+    "#,
 ];

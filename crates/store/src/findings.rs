@@ -1,0 +1,196 @@
+//! Findings in the case: what the analyzer found, per session, with the auditor's triage status.
+//! Re-analysis replaces the findings of the sessions it covers but keeps the triage of any finding whose
+//! fingerprint (rule, session, source and sink spans) is unchanged.
+
+use crate::{Case, Result, examiner};
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Triage states (SAPP's).
+pub const TRIAGE: &[&str] = &[
+    "uncategorized",
+    "valid_bug",
+    "bad_practice",
+    "false_positive",
+    "do_not_care",
+];
+
+/// A finding as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredFinding {
+    /// Id in the case (0 before saving).
+    pub id: i64,
+    /// Session.
+    pub session_id: String,
+    /// The cell (event) where the finding is.
+    pub event_id: Option<i64>,
+    /// The cell (event) where the flow starts.
+    pub source_event_id: Option<i64>,
+    /// Stable code.
+    pub code: String,
+    /// Rule name.
+    pub rule: String,
+    /// `high`, `medium`, `low`.
+    pub severity: String,
+    /// Message.
+    pub message: String,
+    /// Line in the cell.
+    pub line: u32,
+    /// Column in the cell.
+    pub col: u32,
+    /// End line.
+    pub end_line: u32,
+    /// End column.
+    pub end_col: u32,
+    /// The trace (JSON array of steps).
+    pub trace: serde_json::Value,
+    /// Identity across re-analysis.
+    pub fingerprint: String,
+    /// Triage status.
+    pub triage: String,
+}
+
+/// What an analysis run did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AnalysisRunReport {
+    /// Run id.
+    pub run_id: i64,
+    /// Sessions analyzed.
+    pub sessions: u64,
+    /// Findings stored.
+    pub findings: u64,
+    /// Cells that could not be parsed.
+    pub diagnostics: u64,
+    /// Findings whose triage was carried over from an earlier run.
+    pub triage_kept: u64,
+}
+
+impl Case {
+    /// Replaces the findings of the given sessions (one transaction), keeping triage by fingerprint.
+    pub fn save_findings(
+        &mut self,
+        rules_sha256: &str,
+        per_session: &[(String, Vec<StoredFinding>)],
+        diagnostics: u64,
+    ) -> Result<AnalysisRunReport> {
+        let tx = self.conn.transaction()?;
+        let total: usize = per_session.iter().map(|(_, f)| f.len()).sum();
+        tx.execute(
+            "INSERT INTO analysis_runs(at, examiner, tool_version, rules_sha256, sessions, findings, diagnostics)
+             VALUES(?1,?2,?3,?4,?5,?6,?7)",
+            params![
+                nbtrail_model::format_time(chrono::Utc::now()),
+                examiner(),
+                env!("CARGO_PKG_VERSION"),
+                rules_sha256,
+                per_session.len() as i64,
+                total as i64,
+                diagnostics as i64
+            ],
+        )?;
+        let run_id = tx.last_insert_rowid();
+        let mut kept = 0u64;
+        {
+            let mut old_triage =
+                tx.prepare("SELECT fingerprint, triage FROM findings WHERE session_id = ?1")?;
+            let mut delete = tx.prepare("DELETE FROM findings WHERE session_id = ?1")?;
+            let mut insert = tx.prepare(
+                "INSERT INTO findings(run_id, session_id, event_id, source_event_id, code, rule, severity, message,
+                     line, col, end_line, end_col, trace, fingerprint, triage)
+                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)
+                 ON CONFLICT(fingerprint) DO NOTHING",
+            )?;
+            for (session, findings) in per_session {
+                let triage: HashMap<String, String> = old_triage
+                    .query_map([session], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                delete.execute([session])?;
+                for f in findings {
+                    let t = triage.get(&f.fingerprint).cloned();
+                    kept += u64::from(t.as_deref().is_some_and(|t| t != "uncategorized"));
+                    insert.execute(params![
+                        run_id,
+                        session,
+                        f.event_id,
+                        f.source_event_id,
+                        f.code,
+                        f.rule,
+                        f.severity,
+                        f.message,
+                        f.line,
+                        f.col,
+                        f.end_line,
+                        f.end_col,
+                        f.trace.to_string(),
+                        f.fingerprint,
+                        t.unwrap_or_else(|| "uncategorized".into())
+                    ])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(AnalysisRunReport {
+            run_id,
+            sessions: per_session.len() as u64,
+            findings: total as u64,
+            diagnostics,
+            triage_kept: kept,
+        })
+    }
+
+    /// Stored findings, optionally of one session, by session then cell then line.
+    pub fn findings(&self, session: Option<&str>) -> Result<Vec<StoredFinding>> {
+        let mut st = self.conn.prepare(
+            "SELECT f.id, f.session_id, f.event_id, f.source_event_id, f.code, f.rule, f.severity, f.message,
+                    f.line, f.col, f.end_line, f.end_col, f.trace, f.fingerprint, f.triage
+             FROM findings f LEFT JOIN sessions s ON s.id = f.session_id
+             WHERE ?1 IS NULL OR f.session_id = ?1
+             ORDER BY s.start_ms, f.session_id, f.event_id, f.line, f.col, f.code",
+        )?;
+        let rows = st.query_map([session], |r| {
+            let trace: String = r.get(12)?;
+            Ok(StoredFinding {
+                id: r.get(0)?,
+                session_id: r.get(1)?,
+                event_id: r.get(2)?,
+                source_event_id: r.get(3)?,
+                code: r.get(4)?,
+                rule: r.get(5)?,
+                severity: r.get(6)?,
+                message: r.get(7)?,
+                line: r.get(8)?,
+                col: r.get(9)?,
+                end_line: r.get(10)?,
+                end_col: r.get(11)?,
+                trace: serde_json::from_str(&trace).unwrap_or_default(),
+                fingerprint: r.get(13)?,
+                triage: r.get(14)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Finding counts by severity (high, medium, low), for the summary.
+    pub fn finding_counts(&self) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for sev in ["high", "medium", "low"] {
+            let n: i64 = self.conn.query_row(
+                "SELECT count(*) FROM findings WHERE severity = ?1",
+                [sev],
+                |r| r.get(0),
+            )?;
+            out.push((sev.to_string(), n as u64));
+        }
+        Ok(out)
+    }
+
+    /// Number of analysis runs.
+    pub fn analysis_runs(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM analysis_runs", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+    }
+}

@@ -1,0 +1,263 @@
+//! End to end: the analyzer through the real CLI — on the sample case (the planted incident found with its
+//! traces, findings stored and shown in replay and summary), SARIF output, notebook files, and the
+//! JSON-lines pipe mode used to run it at scale on another engine.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn analyzed_case() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (d, case, _) = sample_case();
+    let out = nbtrail([
+        "analyze".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (d, case)
+}
+
+#[test]
+fn the_planted_incident_is_found_with_its_traces() {
+    let (_d, case) = analyzed_case();
+    let c = case.to_str().unwrap();
+    let sessions = json([
+        "sessions",
+        "--case",
+        c,
+        "--notebook",
+        "/Users/alice.nguyen@example.com/churn_scratch",
+        "--json",
+    ]);
+    let sid = s(&sessions[0]["id"]).to_string();
+    let replay = json(["replay", "--case", c, &sid, "--json"]);
+    let cells = replay["cells"].as_array().unwrap();
+    let seq_of = |event: &Value| {
+        cells
+            .iter()
+            .find(|c| c["event_id"] == *event)
+            .map(|c| u(&c["seq"]))
+            .unwrap()
+    };
+    let findings = replay["findings"].as_array().unwrap();
+    let got: Vec<(String, u64, u64, u64)> = findings
+        .iter()
+        .map(|f| {
+            (
+                s(&f["code"]).to_string(),
+                seq_of(&f["event_id"]),
+                u(&f["line"]),
+                seq_of(&f["source_event_id"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("NBT001".into(), 3, 1, 2), // print(f"token is {crm_token}")
+            ("NBT001".into(), 4, 2, 2), // requests.post(..., json={"token": crm_token})
+            ("NBT007".into(), 6, 1, 5), // customers.toPandas().to_csv("/dbfs/tmp/...")
+        ]
+    );
+    // Each trace goes source cell → assignment → sink cell.
+    for f in findings {
+        let steps = f["trace"].as_array().unwrap();
+        assert_eq!(steps.len(), 3);
+        assert!(s(&steps[0]["note"]).starts_with("source "));
+        assert!(s(&steps[1]["note"]).starts_with("assigned to `"));
+        assert!(s(&steps[2]["note"]).starts_with("reaches "));
+        assert_eq!(s(&f["triage"]), "uncategorized");
+    }
+    // Human replay marks the cells.
+    let out = nbtrail(["replay", "--case", c, &sid]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.matches(">> HIGH NBT001 secret-leak").count(), 2);
+    assert_eq!(
+        text.matches(">> HIGH NBT007 table-data-exfiltration")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn the_whole_sample_case_has_exactly_these_findings() {
+    let (_d, case) = analyzed_case();
+    let c = case.to_str().unwrap();
+    let all = json(["findings", "--case", c, "--json"]);
+    let mut codes: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| s(&f["code"]))
+        .collect();
+    codes.sort();
+    // The incident (2 leaks, 1 export) and three widget values built into spark.sql f-strings.
+    assert_eq!(
+        codes,
+        ["NBT001", "NBT001", "NBT005", "NBT005", "NBT005", "NBT007"]
+    );
+    let summary = String::from_utf8(nbtrail(["summary", "--case", c]).stdout).unwrap();
+    assert!(
+        summary.contains("findings: 6 (6 high, 0 medium, 0 low)"),
+        "{summary}"
+    );
+    // Re-analysis is stable: same findings, same fingerprints.
+    let again = nbtrail(["analyze", "--case", c, "--json"]);
+    assert!(again.status.success());
+    let all2 = json(["findings", "--case", c, "--json"]);
+    let fp = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|f| s(&f["fingerprint"]).to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fp(&all), fp(&all2));
+}
+
+#[test]
+fn sarif_output() {
+    let (_d, case, _) = sample_case();
+    let dir = tempfile::tempdir().unwrap();
+    let sarif = dir.path().join("out.sarif");
+    let out = nbtrail([
+        "analyze".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--sarif".as_ref(),
+        sarif.as_os_str(),
+    ]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let run = &v["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "nbtrail-analyzer");
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 6);
+    let rule_ids: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| s(&r["id"]))
+        .collect();
+    for r in results {
+        assert!(rule_ids.contains(&s(&r["ruleId"])));
+        assert!(
+            s(&r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"])
+                .starts_with("session/")
+        );
+        let flow = r["codeFlows"][0]["threadFlows"][0]["locations"]
+            .as_array()
+            .unwrap();
+        assert!(flow.len() >= 2);
+        assert!(u(&flow[0]["location"]["physicalLocation"]["region"]["startLine"]) >= 1);
+    }
+    let leak = results.iter().find(|r| r["ruleId"] == "NBT001").unwrap();
+    assert_eq!(leak["level"], "error");
+    assert_eq!(leak["properties"]["pysaCode"], 1138);
+}
+
+#[test]
+fn notebook_files_databricks_source_and_ipynb() {
+    let dir = tempfile::tempdir().unwrap();
+    let py = dir.path().join("export.py");
+    std::fs::write(
+        &py,
+        "# Databricks notebook source\ntok = dbutils.secrets.get('s', 'k')\n\n# COMMAND ----------\n\n# MAGIC %md\n# MAGIC notes\n\n# COMMAND ----------\n\nprint(tok)\n",
+    )
+    .unwrap();
+    let nb = dir.path().join("n.ipynb");
+    std::fs::write(
+        &nb,
+        r#"{"cells":[{"cell_type":"code","source":["import yaml\n","cfg = yaml.load(open('c.yml'))"]},{"cell_type":"code","source":["def broken(:"]}],"metadata":{}}"#,
+    )
+    .unwrap();
+    let v = json([
+        "analyze".as_ref(),
+        py.as_os_str(),
+        nb.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    let files = v.as_array().unwrap();
+    let f0 = &files[0]["analysis"];
+    assert_eq!(f0["findings"].as_array().unwrap().len(), 1);
+    assert_eq!(f0["findings"][0]["code"], "NBT001");
+    assert_eq!(f0["findings"][0]["location"]["cell_id"], "3");
+    let f1 = &files[1]["analysis"];
+    assert_eq!(f1["findings"][0]["code"], "NBT008");
+    assert_eq!(f1["diagnostics"].as_array().unwrap().len(), 1);
+    // Human output names file, cell, line and column.
+    let out = String::from_utf8(nbtrail(["analyze".as_ref(), py.as_os_str()]).stdout).unwrap();
+    assert!(
+        out.contains("export.py: cell 3 1:7: HIGH NBT001 [secret-leak]"),
+        "{out}"
+    );
+}
+
+#[test]
+fn json_lines_pipe_mode_keeps_one_output_line_per_input_line() {
+    let input = [
+        r#"{"session_id": "a", "cells": [{"id": "c1", "code": "t = dbutils.secrets.get('s','k')"}, {"id": "c2", "code": "print(t)"}]}"#,
+        r#"this is not json"#,
+        r#"{"session_id": 7, "cells": [{"code": "print('hello')"}, {"code": "%sql\nSELECT 1", "language": "python"}]}"#,
+    ]
+    .join("\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nbtrail"))
+        .args(["analyze", "--jsonl"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["session_id"], "a");
+    assert_eq!(lines[0]["findings"][0]["code"], "NBT001");
+    assert_eq!(lines[0]["findings"][0]["location"]["cell_id"], "c2");
+    assert_eq!(lines[1]["line"], 2);
+    assert!(s(&lines[1]["error"]).starts_with("not a session"));
+    assert_eq!(lines[2]["session_id"], 7);
+    assert_eq!(lines[2]["findings"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_rules_file_naming_an_unknown_kind_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("mine.toml");
+    std::fs::write(&rules, "[[rules]]\ncode = \"X1\"\nname = \"x\"\nseverity = \"low\"\nsources = [\"UserSecret\"]\nsinks = [\"Logging\"]\nmessage = \"m\"\n").unwrap();
+    let py = dir.path().join("a.py");
+    std::fs::write(&py, "print(1)\n").unwrap();
+    let out = nbtrail([
+        "analyze".as_ref(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+        py.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(
+            "mine.toml: rule X1 names source kind \"UserSecret\", which no source defines"
+        ),
+        "{err}"
+    );
+}
