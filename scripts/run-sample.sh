@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs nbtrail on the committed sample logs: builds the release binary, ingests sample-logs/
-# into a fresh case folder (sample.case/), and prints the case summary and the notebook sessions.
+# into a fresh case folder (sample.case/), analyzes every session, and prints the case summary, the
+# findings and the sessions of the user in the planted incident.
 # Until the desktop app lands this is the main job; afterwards it opens the app on that case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,10 +19,15 @@ CASE=${NBTRAIL_CASE:-sample.case}
 rm -rf "$CASE"
 $NB ingest --case "$CASE" sample-logs > "$CASE.ingest-report.json"
 echo "ingest report: $CASE.ingest-report.json"
+$NB analyze --case "$CASE" --sarif "$CASE.findings.sarif" > /dev/null
+echo "findings as SARIF: $CASE.findings.sarif"
 echo
 $NB summary --case "$CASE"
 echo
+$NB findings --case "$CASE"
+echo
 $NB sessions --case "$CASE" --user alice.nguyen@example.com
 echo
-echo "Replay the planted incident with:"
-echo "  $NB replay --case $CASE \$($NB sessions --case $CASE --notebook /Users/alice.nguyen@example.com/churn_scratch --json | grep -o '\"id\": \"[0-9a-f]*' | cut -d'\"' -f4)"
+echo "The planted incident, replayed with its findings:"
+ID=$($NB sessions --case "$CASE" --notebook /Users/alice.nguyen@example.com/churn_scratch --json | grep -o '"id": "[0-9a-f]*' | head -1 | cut -d'"' -f4)
+$NB replay --case "$CASE" "$ID"

@@ -194,3 +194,68 @@ impl Case {
             })? as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(session: &str, fp: &str) -> StoredFinding {
+        StoredFinding {
+            id: 0,
+            session_id: session.into(),
+            event_id: Some(1),
+            source_event_id: Some(1),
+            code: "NBT001".into(),
+            rule: "secret-leak".into(),
+            severity: "high".into(),
+            message: "m".into(),
+            line: 1,
+            col: 1,
+            end_line: 1,
+            end_col: 2,
+            trace: serde_json::json!([]),
+            fingerprint: fp.into(),
+            triage: "uncategorized".into(),
+        }
+    }
+
+    #[test]
+    fn reanalysis_replaces_findings_and_keeps_triage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut case = Case::create(dir.path()).unwrap();
+        case.save_findings(
+            "r1",
+            &[("s1".into(), vec![finding("s1", "a"), finding("s1", "b")])],
+            0,
+        )
+        .unwrap();
+        case.connection()
+            .execute(
+                "UPDATE findings SET triage = 'false_positive' WHERE fingerprint = 'a'",
+                [],
+            )
+            .unwrap();
+        let r = case
+            .save_findings(
+                "r2",
+                &[("s1".into(), vec![finding("s1", "a"), finding("s1", "c")])],
+                0,
+            )
+            .unwrap();
+        assert_eq!(r.triage_kept, 1);
+        let got: Vec<(String, String)> = case
+            .findings(Some("s1"))
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.fingerprint, f.triage))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), "false_positive".into()),
+                ("c".into(), "uncategorized".into())
+            ]
+        );
+        assert_eq!(case.analysis_runs().unwrap(), 2);
+    }
+}
