@@ -1,27 +1,37 @@
 //! End to end: the analyzer through the real CLI — on the sample case (the planted incident found with its
-//! traces, findings stored and shown in replay and summary), SARIF output, notebook files, and the
-//! JSON-lines pipe mode used to run it at scale on another engine.
+//! traces, findings stored and shown in replay and summary, the documented JSON shape, filters, exit codes),
+//! SARIF output, notebook files, and the JSON-lines pipe mode used to run it at scale on another engine.
 
 mod common;
 
 use common::*;
 use serde_json::Value;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-fn analyzed_case() -> (tempfile::TempDir, std::path::PathBuf) {
-    let (d, case, _) = sample_case();
-    let out = nbtrail([
-        "analyze".as_ref(),
-        "--case".as_ref(),
-        case.as_os_str(),
-        "--json".as_ref(),
-    ]);
-    assert!(
-        out.status.success(),
+/// Runs `nbtrail analyze ARGS`, which exits 1 when it finds something; returns stdout.
+fn analyze_expecting_findings<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let all: Vec<OsString> = std::iter::once(OsString::from("analyze"))
+        .chain(args.into_iter().map(|a| a.as_ref().to_owned()))
+        .collect();
+    let out = nbtrail(&all);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn analyzed_case() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (d, case, _) = sample_case();
+    analyze_expecting_findings(["--case".as_ref(), case.as_os_str(), "--json".as_ref()]);
     (d, case)
 }
 
@@ -96,7 +106,7 @@ fn the_whole_sample_case_has_exactly_these_findings() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| s(&f["code"]))
+        .map(|f| s(&f["rule"]))
         .collect();
     codes.sort();
     // The incident (2 leaks, 1 export) and three widget values built into spark.sql f-strings.
@@ -104,23 +114,81 @@ fn the_whole_sample_case_has_exactly_these_findings() {
         codes,
         ["NBT001", "NBT001", "NBT005", "NBT005", "NBT005", "NBT007"]
     );
+    // The documented JSON shape.
+    let f = &all[0];
+    for key in [
+        "id",
+        "rule",
+        "rule_name",
+        "severity",
+        "message",
+        "session_id",
+        "cell",
+        "span",
+        "trace",
+        "status",
+    ] {
+        assert!(!f[key].is_null(), "missing {key}: {f}");
+    }
+    assert!(u(&f["cell"]["seq"]) >= 1 && f["cell"]["command_id"].is_string());
+    assert!(u(&f["span"]["end_col"]) > 0);
+    assert!(s(&f["trace"][0]["label"]).starts_with("source "));
+    assert_eq!(f["status"], "uncategorized");
     let summary = String::from_utf8(nbtrail(["summary", "--case", c]).stdout).unwrap();
     assert!(
         summary.contains("findings: 6 (6 high, 0 medium, 0 low)"),
         "{summary}"
     );
-    // Re-analysis is stable: same findings, same fingerprints.
-    let again = nbtrail(["analyze", "--case", c, "--json"]);
-    assert!(again.status.success());
+    // Filters.
+    let exfil = json([
+        "findings",
+        "--case",
+        c,
+        "--rule",
+        "table-data-exfiltration",
+        "--json",
+    ]);
+    assert_eq!(exfil.as_array().unwrap().len(), 1);
+    assert_eq!(exfil[0]["rule"], "NBT007");
+    let alice = json([
+        "findings",
+        "--case",
+        c,
+        "--user",
+        "alice.nguyen@example.com",
+        "--rule",
+        "NBT001",
+        "--json",
+    ]);
+    assert_eq!(alice.as_array().unwrap().len(), 2);
+    // Re-analysis is idempotent: the same findings, the same ids.
+    analyze_expecting_findings(["--case", c]);
     let all2 = json(["findings", "--case", c, "--json"]);
-    let fp = |v: &Value| {
+    let key = |v: &Value| {
         v.as_array()
             .unwrap()
             .iter()
-            .map(|f| s(&f["fingerprint"]).to_string())
+            .map(|f| {
+                (
+                    s(&f["rule"]).to_string(),
+                    s(&f["session_id"]).to_string(),
+                    u(&f["cell"]["seq"]),
+                    u(&f["span"]["col"]),
+                )
+            })
             .collect::<Vec<_>>()
     };
-    assert_eq!(fp(&all), fp(&all2));
+    assert_eq!(key(&all), key(&all2));
+    // Text output shows the cell with the span marked.
+    let text = analyze_expecting_findings(["--case", c, "--format", "text"]);
+    assert!(
+        text.contains("   1 | print(f\"token is {crm_token}\")"),
+        "{text}"
+    );
+    assert!(
+        text.contains("       |       ^^^^^^^^^^^^^^^^^^^^^^^\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -128,14 +196,12 @@ fn sarif_output() {
     let (_d, case, _) = sample_case();
     let dir = tempfile::tempdir().unwrap();
     let sarif = dir.path().join("out.sarif");
-    let out = nbtrail([
-        "analyze".as_ref(),
+    analyze_expecting_findings([
         "--case".as_ref(),
         case.as_os_str(),
         "--sarif".as_ref(),
         sarif.as_os_str(),
     ]);
-    assert!(out.status.success());
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
     assert_eq!(v["version"], "2.1.0");
     let run = &v["runs"][0];
@@ -163,6 +229,15 @@ fn sarif_output() {
     let leak = results.iter().find(|r| r["ruleId"] == "NBT001").unwrap();
     assert_eq!(leak["level"], "error");
     assert_eq!(leak["properties"]["pysaCode"], 1138);
+    // --format sarif writes the same log to stdout.
+    let stdout = analyze_expecting_findings([
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--format".as_ref(),
+        "sarif".as_ref(),
+    ]);
+    let v2: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v2["runs"][0]["results"].as_array().unwrap().len(), 6);
 }
 
 #[test]
@@ -180,25 +255,45 @@ fn notebook_files_databricks_source_and_ipynb() {
         r#"{"cells":[{"cell_type":"code","source":["import yaml\n","cfg = yaml.load(open('c.yml'))"]},{"cell_type":"code","source":["def broken(:"]}],"metadata":{}}"#,
     )
     .unwrap();
-    let v = json([
+    let out = nbtrail([
         "analyze".as_ref(),
         py.as_os_str(),
         nb.as_os_str(),
         "--json".as_ref(),
     ]);
-    let files = v.as_array().unwrap();
-    let f0 = &files[0]["analysis"];
-    assert_eq!(f0["findings"].as_array().unwrap().len(), 1);
-    assert_eq!(f0["findings"][0]["code"], "NBT001");
-    assert_eq!(f0["findings"][0]["location"]["cell_id"], "3");
-    let f1 = &files[1]["analysis"];
-    assert_eq!(f1["findings"][0]["code"], "NBT008");
-    assert_eq!(f1["diagnostics"].as_array().unwrap().len(), 1);
-    // Human output names file, cell, line and column.
-    let out = String::from_utf8(nbtrail(["analyze".as_ref(), py.as_os_str()]).stdout).unwrap();
-    assert!(
-        out.contains("export.py: cell 3 1:7: HIGH NBT001 [secret-leak]"),
-        "{out}"
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<(String, &str, u64, u64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                s(&f["session_id"]).rsplit('/').next().unwrap().to_string(),
+                s(&f["rule"]),
+                u(&f["cell"]["seq"]),
+                u(&f["span"]["line"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("export.py".to_string(), "NBT001", 3, 1),
+            ("n.ipynb".to_string(), "NBT008", 1, 2)
+        ]
+    );
+    // The cell with a syntax error is reported on stderr with file, cell, line and column.
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("n.ipynb: cell 2 1:12: syntax error"), "{err}");
+    // No findings: exit 0.
+    let clean = dir.path().join("clean.py");
+    std::fs::write(&clean, "x = 1\nprint(x)\n").unwrap();
+    assert_eq!(
+        nbtrail(["analyze".as_ref(), clean.as_os_str()])
+            .status
+            .code(),
+        Some(0)
     );
 }
 
@@ -223,7 +318,7 @@ fn json_lines_pipe_mode_keeps_one_output_line_per_input_line() {
         .write_all(input.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(1), "findings were found");
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -252,7 +347,11 @@ fn a_rules_file_naming_an_unknown_kind_is_refused() {
         rules.as_os_str(),
         py.as_os_str(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "errors exit 2 (findings exit 1)"
+    );
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
         err.contains(

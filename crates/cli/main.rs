@@ -162,7 +162,10 @@ enum Command {
         /// Also write SARIF 2.1.0 to this file.
         #[arg(long, value_name = "FILE")]
         sarif: Option<PathBuf>,
-        /// Machine-readable output.
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = analyze::Format::Text)]
+        format: analyze::Format,
+        /// Same as --format json.
         #[arg(long)]
         json: bool,
     },
@@ -173,7 +176,16 @@ enum Command {
         /// Only this session.
         #[arg(long)]
         session: Option<String>,
-        /// Machine-readable output.
+        /// Only this rule (code like NBT001, or name like secret-leak).
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only sessions of this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = analyze::Format::Text)]
+        format: analyze::Format,
+        /// Same as --format json.
         #[arg(long)]
         json: bool,
     },
@@ -381,22 +393,39 @@ fn run(cli: Cli) -> Result<()> {
             no_default_rules,
             jsonl,
             sarif,
+            format,
             json,
         } => {
-            let (rules, sha) = analyze::load_rules(&rules, no_default_rules)?;
-            if jsonl {
-                analyze::analyze_pipe(&rules)
-            } else if let Some(dir) = case {
-                analyze::analyze_case(&dir, &targets, &rules, &sha, json, sarif.as_deref())
-            } else if targets.is_empty() {
-                bail!("nothing to analyze: give --case DIR, notebook files, or --jsonl")
-            } else {
-                analyze::analyze_files(&targets, &rules, json, sarif.as_deref())
+            let format = if json { analyze::Format::Json } else { format };
+            // Exit status: 0 no findings, 1 findings, 2 error (a CI gate).
+            let result = (|| -> Result<usize> {
+                let (rules, sha) = analyze::load_rules(&rules, no_default_rules)?;
+                if jsonl {
+                    analyze::analyze_pipe(&rules)
+                } else if let Some(dir) = case {
+                    analyze::analyze_case(&dir, &targets, &rules, &sha, format, sarif.as_deref())
+                } else if targets.is_empty() {
+                    bail!("nothing to analyze: give --case DIR, notebook files, or --jsonl")
+                } else {
+                    analyze::analyze_files(&targets, &rules, format, sarif.as_deref())
+                }
+            })();
+            match result {
+                Ok(0) => Ok(()),
+                Ok(_) => std::process::exit(1),
+                Err(e) => {
+                    let msg = format!("{e:#}").replace('\n', " ");
+                    eprintln!("nbtrail: error: {}", render::visible(&msg));
+                    std::process::exit(2);
+                }
             }
         }
         Command::Findings {
             case,
             session,
+            rule,
+            user,
+            format,
             json,
         } => {
             let c = open(&case)?;
@@ -404,11 +433,43 @@ fn run(cli: Cli) -> Result<()> {
                 Some(s) => Some(c.session(&s)?.id),
                 None => None,
             };
-            let f = c.findings(session.as_deref())?;
-            if json {
-                print_json(&f)
-            } else {
-                analyze::print_stored(&c, &f)
+            let sessions_of_user: Option<Vec<String>> = match &user {
+                Some(u) => Some(
+                    c.sessions(&SessionFilter {
+                        user: Some(u.clone()),
+                        ..SessionFilter::default()
+                    })?
+                    .into_iter()
+                    .map(|s| s.id)
+                    .collect(),
+                ),
+                None => None,
+            };
+            let found: Vec<_> = c
+                .findings(session.as_deref())?
+                .into_iter()
+                .filter(|f| {
+                    rule.as_ref()
+                        .is_none_or(|r| f.code.eq_ignore_ascii_case(r) || f.rule == *r)
+                })
+                .filter(|f| {
+                    sessions_of_user
+                        .as_ref()
+                        .is_none_or(|ss| ss.contains(&f.session_id))
+                })
+                .collect();
+            let views = analyze::views_of_stored(&c, &found)?;
+            match if json { analyze::Format::Json } else { format } {
+                analyze::Format::Json => print_json(&views),
+                analyze::Format::Text => {
+                    analyze::print_text(&views);
+                    Ok(())
+                }
+                analyze::Format::Sarif => {
+                    bail!(
+                        "SARIF comes from `nbtrail analyze --format sarif` (it needs the analyses)"
+                    )
+                }
             }
         }
         Command::Runs { case, json } => {

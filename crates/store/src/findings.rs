@@ -7,12 +7,13 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// Triage states (SAPP's).
+/// Triage states: the issue's own (`valid`, `accepted_risk`) and SAPP's, so Pysa users find theirs.
 pub const TRIAGE: &[&str] = &[
     "uncategorized",
-    "valid_bug",
-    "bad_practice",
+    "valid",
     "false_positive",
+    "accepted_risk",
+    "bad_practice",
     "do_not_care",
 ];
 
