@@ -328,6 +328,7 @@ fn json_lines_pipe_mode_keeps_one_output_line_per_input_line() {
     assert_eq!(lines[0]["session_id"], "a");
     assert_eq!(lines[0]["findings"][0]["code"], "NBT001");
     assert_eq!(lines[0]["findings"][0]["location"]["cell_id"], "c2");
+    assert_eq!(lines[0]["facts"][0]["secrets"], serde_json::json!(["s/k"]));
     assert_eq!(lines[1]["line"], 2);
     assert!(s(&lines[1]["error"]).starts_with("not a session"));
     assert_eq!(lines[2]["session_id"], 7);

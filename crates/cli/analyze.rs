@@ -504,6 +504,8 @@ struct PipeOut<'a> {
     session_id: &'a serde_json::Value,
     findings: &'a [Finding],
     diagnostics: &'a [nbtrail_analyzer::Diagnostic],
+    /// Per-cell facts: secrets read, tables, URLs, files written, magics.
+    facts: &'a [nbtrail_analyzer::CellFacts],
 }
 
 /// Reads sessions as JSON lines on stdin (`{"session_id": …, "cells": [{"id", "code", "language"}]}`) and
@@ -542,6 +544,7 @@ pub fn analyze_pipe(rules: &Rules) -> Result<usize> {
                         session_id: &sid,
                         findings: &a.findings,
                         diagnostics: &a.diagnostics,
+                        facts: &a.facts,
                     },
                 )?;
             }

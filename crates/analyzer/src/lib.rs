@@ -138,6 +138,12 @@ pub fn analyze(cells: &[Cell], rules: &Rules) -> Analysis {
     let mut engine = engine::Engine::new(rules, cells);
     let mut python_cells = 0;
     let mut diagnostics = Vec::new();
+    let mut sql_findings = Vec::new();
+    for (i, c) in cells.iter().enumerate() {
+        if c.lang == Lang::Sql {
+            sql_findings.extend(sql_widget_references(i, c, rules));
+        }
+    }
     for (i, p) in parsed.iter().enumerate() {
         let Some(p) = p else { continue };
         python_cells += 1;
@@ -166,13 +172,74 @@ pub fn analyze(cells: &[Cell], rules: &Rules) -> Analysis {
         }
         engine.run_cell(i, p.syntax());
     }
+    let mut findings = engine.findings;
+    findings.extend(sql_findings);
+    findings.sort_by_key(|f| (f.location.cell, f.location.start, f.code.clone()));
     Analysis {
-        findings: engine.findings,
+        findings,
         diagnostics,
         facts: engine.facts,
         cells: cells.len(),
         python_cells,
     }
+}
+
+/// In a SQL cell, `${name}` / `$name` substitutions and `getArgument('name')` splice widget values into the
+/// query text before it runs: SQL injection when the rule set has a UserControlled → SQL rule.
+fn sql_widget_references(index: usize, cell: &Cell, rules: &Rules) -> Vec<Finding> {
+    use std::sync::OnceLock;
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r#"\$\{\s*[A-Za-z_]\w*\s*\}|\$[A-Za-z_]\w*|getArgument\(\s*['"][^'"]*['"]\s*\)"#,
+        )
+        .expect("valid regex")
+    });
+    let Some(rule) = rules.rules.iter().find(|r| {
+        !r.at_source
+            && r.sources.iter().any(|s| s == "UserControlled")
+            && r.sinks.iter().any(|s| s == "SQL")
+    }) else {
+        return vec![];
+    };
+    let body = cell.body();
+    re.find_iter(body)
+        .map(|m| {
+            let (s, e) = (cell.body_offset + m.start(), cell.body_offset + m.end());
+            let (line, col) = line_col(&cell.code, s);
+            let (end_line, end_col) = line_col(&cell.code, e);
+            let loc = Loc {
+                cell: index as u32,
+                cell_id: cell.id.clone(),
+                line,
+                col,
+                end_line,
+                end_col,
+                start: s as u32,
+                end: e as u32,
+            };
+            Finding {
+                code: rule.code.clone(),
+                rule: rule.name.clone(),
+                pysa_code: rule.pysa_code,
+                severity: rule.severity.clone(),
+                message: rule
+                    .message
+                    .replace("{source}", &format!("widget reference `{}`", m.as_str()))
+                    .replace("{sink}", "a SQL cell"),
+                location: loc.clone(),
+                source_kind: "UserControlled".into(),
+                sink_kind: Some("SQL".into()),
+                trace: vec![Step {
+                    loc,
+                    note: format!(
+                        "`{}` is replaced by a widget value before the query runs",
+                        m.as_str()
+                    ),
+                }],
+            }
+        })
+        .collect()
 }
 
 fn line_col(text: &str, offset: usize) -> (u32, u32) {

@@ -309,6 +309,36 @@ fn sql_injection_from_widgets() {
     );
 }
 
+#[test]
+fn widget_references_in_sql_cells() {
+    expect(
+        &["%sql\nSELECT * FROM t\nWHERE d = '${run_date}' AND r = getArgument('region')"],
+        &[("NBT005", 0, 3), ("NBT005", 0, 3)],
+    );
+    expect(
+        &["%sql\nSELECT * FROM t WHERE price > 5 AND label = '$100'"],
+        &[],
+    );
+}
+
+#[test]
+fn jdbc_url_with_a_password() {
+    expect(
+        &[
+            "url = 'jdbc:sqlserver://db.example:1433;database=crm;user=etl;password=Winter2024!'",
+            "df = spark.read.format('jdbc').option('url', url).load()",
+        ],
+        &[("NBT003", 0, 1), ("NBT002", 1, 1)],
+    );
+    expect(
+        &[
+            "url = 'jdbc:postgresql://db.example/crm'",
+            "df = spark.read.format('jdbc').option('url', url).load()",
+        ],
+        &[],
+    );
+}
+
 // ---------------------------------------------------------------- NBT006 TLS, NBT008 deserialization
 
 #[test]
