@@ -120,18 +120,18 @@ enum Func<'a> {
 type Scope = HashMap<String, Val>;
 
 /// Line starts of a cell, for (line, column) positions.
-struct LineIndex {
+pub(crate) struct LineIndex {
     starts: Vec<usize>,
 }
 
 impl LineIndex {
-    fn new(text: &str) -> Self {
+    pub(crate) fn new(text: &str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         LineIndex { starts }
     }
 
-    fn pos(&self, text: &str, offset: usize) -> (u32, u32) {
+    pub(crate) fn pos(&self, text: &str, offset: usize) -> (u32, u32) {
         let line = self
             .starts
             .partition_point(|&s| s <= offset)
@@ -197,18 +197,7 @@ impl<'a> Engine<'a> {
             cell.body_offset + usize::from(range.start()),
             cell.body_offset + usize::from(range.end()),
         );
-        let (line, col) = self.lines[self.cell].pos(&cell.code, s);
-        let (end_line, end_col) = self.lines[self.cell].pos(&cell.code, e);
-        Loc {
-            cell: self.cell as u32,
-            cell_id: cell.id.clone(),
-            line,
-            col,
-            end_line,
-            end_col,
-            start: s as u32,
-            end: e as u32,
-        }
+        span_loc(self.cell, cell, &self.lines[self.cell], s, e)
     }
 
     fn step(&self, range: TextRange, note: impl Into<String>) -> Step {
@@ -562,46 +551,42 @@ impl<'a> Engine<'a> {
 
     // ------------------------------------------------------------------ literals
 
+    /// A string literal: its constant value, plus a flow for every literal source it matches.
     fn literal_flows(&mut self, s: &str, range: TextRange) -> Val {
-        let mut out = Val::clean();
-        for spec in &self.rules.literal_sources {
-            if spec.credential_name.is_some() || !spec.pattern.is_match(s) {
-                continue;
-            }
-            if spec.min_entropy.is_some_and(|m| entropy(s) < m) {
-                continue;
-            }
-            let flow = Rc::new(Flow {
-                kind: spec.kind.clone(),
-                what: spec.name.clone(),
-                steps: vec![self.step(range, format!("string literal: {}", spec.name))],
-            });
-            self.report_at_source(&flow);
-            out.taint.push(flow);
-        }
+        let mut out = self.literal_source_flows(None, s, range);
         out.konst = Some(s.to_string());
         out
     }
 
+    /// A constant assigned to `name`: flows for the literal sources that need a credential-like name.
     fn named_literal_flows(&mut self, name: &str, s: &str, range: TextRange) -> Val {
+        self.literal_source_flows(Some(name), s, range)
+    }
+
+    /// Flows for the literal sources matching `s`: those without a `credential_name` condition when `name`
+    /// is `None`, those whose condition matches `name` otherwise.
+    fn literal_source_flows(&mut self, name: Option<&str>, s: &str, range: TextRange) -> Val {
         let mut out = Val::clean();
         for spec in &self.rules.literal_sources {
-            let Some(name_re) = &spec.credential_name else {
-                continue;
+            let applies = match (&spec.credential_name, name) {
+                (None, None) => true,
+                (Some(re), Some(n)) => re.is_match(n),
+                _ => false,
             };
-            if !name_re.is_match(name) || !spec.pattern.is_match(s) {
+            if !applies
+                || !spec.pattern.is_match(s)
+                || spec.min_entropy.is_some_and(|m| entropy(s) < m)
+            {
                 continue;
             }
-            if spec.min_entropy.is_some_and(|m| entropy(s) < m) {
-                continue;
-            }
+            let note = match name {
+                None => format!("string literal: {}", spec.name),
+                Some(n) => format!("string literal assigned to `{n}`: {}", spec.name),
+            };
             let flow = Rc::new(Flow {
                 kind: spec.kind.clone(),
                 what: spec.name.clone(),
-                steps: vec![self.step(
-                    range,
-                    format!("string literal assigned to `{name}`: {}", spec.name),
-                )],
+                steps: vec![self.step(range, note)],
             });
             self.report_at_source(&flow);
             out.taint.push(flow);
@@ -869,7 +854,7 @@ impl<'a> Engine<'a> {
             &arg_parts,
             &kw_parts,
         );
-        self.collect_facts(&callee, c, &args, &kws);
+        self.collect_facts(&callee, &args, &kws);
 
         if let Some(v) = self.source_for(&callee, &args, c.range()) {
             return v;
@@ -1186,13 +1171,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn collect_facts(
-        &mut self,
-        callee: &str,
-        c: &'a ast::ExprCall,
-        args: &[Val],
-        kws: &[(Option<String>, Val)],
-    ) {
+    fn collect_facts(&mut self, callee: &str, args: &[Val], kws: &[(Option<String>, Val)]) {
         let arg = |i: usize, name: &str| -> Option<String> {
             kws.iter()
                 .find(|(k, _)| k.as_deref() == Some(name))
@@ -1237,7 +1216,28 @@ impl<'a> Engine<'a> {
                 facts.urls.push(k.clone());
             }
         }
-        let _ = c;
+    }
+}
+
+/// The [`Loc`] of bytes `start..end` of cell number `index`.
+pub(crate) fn span_loc(
+    index: usize,
+    cell: &Cell,
+    lines: &LineIndex,
+    start: usize,
+    end: usize,
+) -> Loc {
+    let (line, col) = lines.pos(&cell.code, start);
+    let (end_line, end_col) = lines.pos(&cell.code, end);
+    Loc {
+        cell: index as u32,
+        cell_id: cell.id.clone(),
+        line,
+        col,
+        end_line,
+        end_col,
+        start: start as u32,
+        end: end as u32,
     }
 }
 

@@ -203,21 +203,16 @@ fn sql_widget_references(index: usize, cell: &Cell, rules: &Rules) -> Vec<Findin
         return vec![];
     };
     let body = cell.body();
+    let lines = engine::LineIndex::new(&cell.code);
     re.find_iter(body)
         .map(|m| {
-            let (s, e) = (cell.body_offset + m.start(), cell.body_offset + m.end());
-            let (line, col) = line_col(&cell.code, s);
-            let (end_line, end_col) = line_col(&cell.code, e);
-            let loc = Loc {
-                cell: index as u32,
-                cell_id: cell.id.clone(),
-                line,
-                col,
-                end_line,
-                end_col,
-                start: s as u32,
-                end: e as u32,
-            };
+            let loc = engine::span_loc(
+                index,
+                cell,
+                &lines,
+                cell.body_offset + m.start(),
+                cell.body_offset + m.end(),
+            );
             Finding {
                 code: rule.code.clone(),
                 rule: rule.name.clone(),
