@@ -19,6 +19,7 @@ pub mod cells;
 mod engine;
 pub mod rules;
 pub mod sarif;
+pub mod tables;
 
 pub use cells::{Cell, Lang};
 pub use rules::Rules;
@@ -125,15 +126,10 @@ pub struct Analysis {
 /// Analyzes `cells` (in execution order) as one program.
 pub fn analyze(cells: &[Cell], rules: &Rules) -> Analysis {
     let options = ParseOptions::from(Mode::Ipython);
-    let parsed: Vec<Option<ruff_python_parser::Parsed<ruff_python_ast::ModModule>>> = cells
+    #[allow(clippy::type_complexity)]
+    let parsed: Vec<Option<Option<ruff_python_parser::Parsed<ruff_python_ast::ModModule>>>> = cells
         .iter()
-        .map(|c| {
-            engine::is_python(c).then(|| {
-                ruff_python_parser::parse_unchecked(c.body(), options.clone())
-                    .try_into_module()
-                    .expect("module mode yields a module")
-            })
-        })
+        .map(|c| engine::is_python(c).then(|| parse_python(c.body(), options.clone())))
         .collect();
     let mut engine = engine::Engine::new(rules, cells);
     let mut python_cells = 0;
@@ -147,6 +143,14 @@ pub fn analyze(cells: &[Cell], rules: &Rules) -> Analysis {
     for (i, p) in parsed.iter().enumerate() {
         let Some(p) = p else { continue };
         python_cells += 1;
+        let Some(p) = p else {
+            diagnostics.push(Diagnostic {
+                loc: engine::span_loc(i, &cells[i], &engine::LineIndex::new(&cells[i].code), 0, 0),
+                message: "the Python parser failed on this cell (internal parser error); cell not analyzed"
+                    .into(),
+            });
+            continue;
+        };
         if let Some(err) = p.errors().first() {
             let (line, col) = line_col(
                 &cells[i].code,
@@ -237,9 +241,62 @@ fn sql_widget_references(index: usize, cell: &Cell, rules: &Rules) -> Vec<Findin
         .collect()
 }
 
+/// Parses a Python cell (IPython mode). `None` when the parser itself panics: `ruff_python_parser` 0.0.10
+/// reaches an `unreachable!` on some malformed escape sequences (found by this crate's property tests,
+/// e.g. `{]\r;`). The panic is caught here and its message kept off stderr, so one hostile cell cannot
+/// take down an analysis or an ingest.
+pub(crate) fn parse_python(
+    src: &str,
+    options: ParseOptions,
+) -> Option<ruff_python_parser::Parsed<ruff_python_ast::ModModule>> {
+    use std::cell::Cell as Flag;
+    use std::sync::Once;
+    thread_local!(static IN_PARSER: Flag<bool> = const { Flag::new(false) });
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_PARSER.with(Flag::get) {
+                previous(info);
+            }
+        }));
+    });
+    IN_PARSER.with(|f| f.set(true));
+    let parsed = std::panic::catch_unwind(|| {
+        ruff_python_parser::parse_unchecked(src, options)
+            .try_into_module()
+            .expect("module mode yields a module")
+    });
+    IN_PARSER.with(|f| f.set(false));
+    parsed.ok()
+}
+
 fn line_col(text: &str, offset: usize) -> (u32, u32) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() as u32 + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
     (line, col)
+}
+
+#[cfg(test)]
+mod parser_panic_tests {
+    use super::*;
+
+    /// `ruff_python_parser` 0.0.10 panics on this input; the analyzer must report it, not crash.
+    #[test]
+    fn a_cell_that_panics_the_parser_is_a_diagnostic_and_later_cells_still_run() {
+        let rules = Rules::default_rules();
+        let cells = vec![
+            Cell::new("bad", "{]\r;", Some("python")),
+            Cell::new(
+                "ok",
+                "k = dbutils.secrets.get('s', 'k')\nprint(k)",
+                Some("python"),
+            ),
+        ];
+        let a = analyze(&cells, &rules);
+        assert_eq!(a.diagnostics.len(), 1);
+        assert!(a.diagnostics[0].message.contains("parser failed"));
+        assert_eq!(a.findings.len(), 1, "{:?}", a.findings);
+    }
 }
