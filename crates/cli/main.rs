@@ -10,6 +10,7 @@
 
 mod analyze;
 mod render;
+mod search;
 
 /// Ingest allocates on the reader thread and frees on the writer thread; mimalloc handles that pattern
 /// far better than glibc's arenas (measured in BENCHMARKS.md).
@@ -197,6 +198,51 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Full-text search over the case's events, cells and outputs (see QUERY SYNTAX below).
+    ///
+    /// Prints the hits (newest first by default), facet counts (user, notebook, action, table, rule,
+    /// status) and a time histogram over all hits. `--json` prints {total, hits:[{event_id, session_id,
+    /// user, time, action, notebook_path, snippet:{text, ranges}, rules}], facets, histogram, warnings};
+    /// snippet ranges are [start, end) character offsets into snippet.text.
+    #[command(after_long_help = search::QUERY_HELP)]
+    Search {
+        #[command(flatten)]
+        case: CaseArg,
+        /// The query; several arguments are joined with spaces. Empty: every event.
+        #[arg(value_name = "QUERY")]
+        query: Vec<String>,
+        /// Hits to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Hits to skip (paging).
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// Order: by time (newest first; `--oldest` to reverse) or by relevance.
+        #[arg(long, value_enum, default_value_t = SortArg::Time)]
+        sort: SortArg,
+        /// With `--sort time`: oldest first.
+        #[arg(long)]
+        oldest: bool,
+        /// Values per facet.
+        #[arg(long, default_value_t = 20)]
+        facets: usize,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tables read and written by the case's cells, with their readers and writers.
+    Tables {
+        #[command(flatten)]
+        case: CaseArg,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the case's search index and rebuild it from the case database.
+    Reindex {
+        #[command(flatten)]
+        case: CaseArg,
+    },
     /// List every rejected record with file, line and reason.
     Errors {
         #[command(flatten)]
@@ -208,6 +254,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SortArg {
+    /// By event time.
+    Time,
+    /// By how well the event matches.
+    Relevance,
 }
 
 fn main() {
@@ -278,10 +332,86 @@ fn run(cli: Cli) -> Result<()> {
             });
             bar.finish_and_clear();
             let report = report?;
-            print_json(&report)?;
+            // The index follows the store in the same run; were this interrupted, the next open repairs it.
+            // Test hook: die between the store's commit and the index's, as a crash or kill would.
+            if std::env::var_os("NBTRAIL_FAULT_EXIT_BEFORE_INDEX").is_some() {
+                std::process::exit(3);
+            }
+            let (index, sync) = search::open_index(&mut c)?;
+            let mut json = serde_json::to_value(&report)?;
+            json["index"] = serde_json::json!({
+                "indexed": sync.indexed,
+                "table_facts": sync.table_facts,
+                "rebuilt": sync.rebuilt,
+                "documents": index.num_docs(),
+            });
+            print_json(&json)?;
             if !quiet {
                 render::ingest_summary(&report);
+                eprintln!(
+                    "indexed {} event(s) for search ({} table facts); index holds {}",
+                    sync.indexed,
+                    sync.table_facts,
+                    index.num_docs()
+                );
             }
+            Ok(())
+        }
+        Command::Search {
+            case,
+            query,
+            limit,
+            offset,
+            sort,
+            oldest,
+            facets,
+            json,
+        } => {
+            let mut c = open(&case)?;
+            let (index, _) = search::open_index(&mut c)?;
+            let req = nbtrail_search::SearchRequest {
+                query: query.join(" "),
+                limit,
+                offset,
+                sort: match (sort, oldest) {
+                    (SortArg::Relevance, _) => nbtrail_search::Sort::Relevance,
+                    (SortArg::Time, true) => nbtrail_search::Sort::Oldest,
+                    (SortArg::Time, false) => nbtrail_search::Sort::Newest,
+                },
+                now_ms: None,
+                facet_limit: facets,
+            };
+            let result = index.search(&c, &req)?;
+            if json {
+                print_json(&result)
+            } else {
+                search::print_result(&result);
+                Ok(())
+            }
+        }
+        Command::Tables { case, json } => {
+            let mut c = open(&case)?;
+            // Table facts are derived while indexing: bring the index up to date first.
+            search::open_index(&mut c)?;
+            let tables = c.table_usage()?;
+            if json {
+                print_json(&tables)
+            } else {
+                search::print_tables(&tables);
+                Ok(())
+            }
+        }
+        Command::Reindex { case } => {
+            let mut c = open(&case)?;
+            let started = std::time::Instant::now();
+            let (index, sync) = search::reindex(&mut c)?;
+            eprintln!(
+                "indexed {} event(s) ({} table facts) in {:.1}s; index {} bytes",
+                sync.indexed,
+                sync.table_facts,
+                started.elapsed().as_secs_f64(),
+                index.size_bytes()
+            );
             Ok(())
         }
         Command::Check { paths, quiet } => {

@@ -323,10 +323,8 @@ impl PyVisitor<'_> {
                 self.add(arg(c, 1, "tableOrViewName"), Access::Read)
             }
             "jdbc" if last == "read" || last == "write" => self.add(arg(c, 1, "table"), direction),
-            "option" => {
-                if arg(c, 0, "key").is_some_and(|k| k.eq_ignore_ascii_case("dbtable")) {
-                    self.add(arg(c, 1, "value"), direction);
-                }
+            "option" if arg(c, 0, "key").is_some_and(|k| k.eq_ignore_ascii_case("dbtable")) => {
+                self.add(arg(c, 1, "value"), direction)
             }
             "options" => {
                 if let Some(k) = c

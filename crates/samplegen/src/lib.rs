@@ -403,6 +403,12 @@ impl Generator {
                 (_, 3) => SCALA_CELLS[self.rng.random_range(0..SCALA_CELLS.len())],
                 _ => PY_CELLS[self.rng.random_range(0..PY_CELLS.len())],
             };
+            // In a SQL notebook a Python cell starts with the `%python` magic, as Databricks requires.
+            let code = if lang == "sql" && !code.starts_with('%') {
+                std::borrow::Cow::Owned(format!("%python\n{code}"))
+            } else {
+                std::borrow::Cow::Borrowed(code)
+            };
             let status = match self.rng.random_range(0..40) {
                 0..=1 => "failed",
                 2 => "cancelled",
@@ -416,7 +422,7 @@ impl Generator {
             };
             let exec = self.rng.random_range(0.05f64..45.0);
             t += (exec * 1000.0) as i64;
-            self.command(t, ws, user, &id, &cl, code, lang, exec, status, out);
+            self.command(t, ws, user, &id, &cl, &code, lang, exec, status, out);
             t += self.rng.random_range(10_000..600_000);
         }
         if self.rng.random_bool(0.7) {

@@ -28,9 +28,11 @@ mod payload;
 mod query;
 mod schema;
 pub mod sessions;
+mod tables;
 
 pub use findings::*;
 pub use query::*;
+pub use tables::*;
 
 use nbtrail_ingest::{FileReader, IngestError, Item, RecordError, expand_inputs};
 use nbtrail_model::{Event, format_time};

@@ -189,4 +189,15 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX findings_session ON findings(session_id);
     CREATE INDEX findings_event ON findings(event_id);
     "#,
+    // 3: tables each cell reads and writes (derived from its code by nbtrail-search when it indexes the
+    // event; idempotent, so a crash between this commit and the index's is repaired by redoing it).
+    r#"
+    CREATE TABLE cell_tables (
+        event_id      INTEGER NOT NULL REFERENCES events(id),
+        table_name    TEXT NOT NULL,      -- normalised: lower case, no quotes, parts joined by '.'
+        access        TEXT NOT NULL CHECK (access IN ('read', 'write')),
+        PRIMARY KEY (event_id, table_name, access)
+    ) WITHOUT ROWID;
+    CREATE INDEX cell_tables_name ON cell_tables(table_name);
+    "#,
 ];

@@ -1,0 +1,1078 @@
+//! Full-text search over a case.
+//!
+//! This crate owns the case's tantivy index (`<case>/index/`), which is *derived*: SQLite is the source
+//! of record and the index can always be rebuilt from it ([`SearchIndex::rebuild`], `nbtrail reindex`).
+//!
+//! * **Sync.** The index's commit payload records the last event id it holds. [`SearchIndex::open`] compares
+//!   it with the store and indexes whatever is missing, so a crash between the store's commit and the
+//!   index's is repaired on the next open; an index of another format, or one ahead of the store (a case
+//!   restored from backup), is rebuilt. While indexing an event it also derives the tables the event's code
+//!   reads and writes ([`nbtrail_analyzer::tables`]) and records them in the store (`cell_tables`,
+//!   idempotent inserts, committed before the index).
+//! * **What is indexed** ([`schema`]): facts that never change for an event. Session membership and findings
+//!   change after ingest (new logs, another idle gap, re-analysis), so `session:` and `rule:` are resolved
+//!   against SQLite at query time and the index never goes stale when they change.
+//! * **Tokens** ([`tokens`]): code-aware — `dbutils.secrets.get`, `df.toPandas`, `customer_id` are found
+//!   whole and by their parts, case-insensitively, with phrases intact.
+//! * **Queries** ([`query`]): free text, `field:value`, phrases, boolean operators, exclusion, time ranges
+//!   (absolute and `last 7d`), prefix wildcards; parsed leniently with warnings, never an error.
+//! * **Results** ([`SearchResult`]): total, top hits by time or relevance with snippets as
+//!   `(text, ranges)` — never HTML — facet counts and a time histogram over the whole result set.
+
+pub mod query;
+pub mod schema;
+pub mod tokens;
+
+use nbtrail_analyzer::cells::Cell;
+use nbtrail_store::{Case, StoreError};
+use rusqlite::OptionalExtension;
+use schema::{Fields, INDEX_FORMAT};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tantivy::TantivyDocument;
+use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{DocAddress, DocId, Index, IndexReader, Order, ReloadPolicy, Score, SegmentReader};
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The case store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// SQLite, reading the case.
+    #[error("reading the case: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The index.
+    #[error("search index {path}: {source}")]
+    Index {
+        /// The index folder.
+        path: PathBuf,
+        /// What tantivy said.
+        source: tantivy::TantivyError,
+    },
+    /// File system.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Result alias.
+pub type Result<T, E = SearchError> = std::result::Result<T, E>;
+
+/// Folder of the index inside a case.
+pub const INDEX_DIR: &str = "index";
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Payload {
+    format: u32,
+    through_event_id: i64,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SyncReport {
+    /// Events added to the index.
+    pub indexed: u64,
+    /// Table facts derived (cell × table × access).
+    pub table_facts: u64,
+    /// Whether the index was rebuilt from scratch (and why).
+    pub rebuilt: Option<String>,
+    /// Last event id the index now holds.
+    pub through_event_id: i64,
+}
+
+/// Sync progress.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SyncProgress {
+    /// Events indexed so far.
+    pub done: u64,
+    /// Events to index.
+    pub total: u64,
+}
+
+/// How hits are ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sort {
+    /// Newest first (ties: higher event id first).
+    #[default]
+    Newest,
+    /// Oldest first (ties: lower event id first).
+    Oldest,
+    /// Best match first (BM25).
+    Relevance,
+}
+
+/// A search.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchRequest {
+    /// The query (see [`query`]).
+    pub query: String,
+    /// Hits to return.
+    pub limit: usize,
+    /// Hits to skip (paging).
+    pub offset: usize,
+    /// Order.
+    pub sort: Sort,
+    /// "Now" for relative times (ms since the epoch); `None` = the clock.
+    pub now_ms: Option<i64>,
+    /// Values per facet.
+    pub facet_limit: usize,
+}
+
+impl Default for SearchRequest {
+    fn default() -> Self {
+        SearchRequest {
+            query: String::new(),
+            limit: 20,
+            offset: 0,
+            sort: Sort::Newest,
+            now_ms: None,
+            facet_limit: 20,
+        }
+    }
+}
+
+/// Matched text: `text` with the matched parts at `ranges` (character offsets, end exclusive).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Snippet {
+    /// The text.
+    pub text: String,
+    /// `[start, end)` in characters (Unicode scalar values) of `text`.
+    pub ranges: Vec<[usize; 2]>,
+}
+
+/// One hit.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Hit {
+    /// Event id.
+    pub event_id: i64,
+    /// Session the event belongs to, if any.
+    pub session_id: Option<String>,
+    /// User.
+    pub user: Option<String>,
+    /// Time (RFC 3339, UTC, ms).
+    pub time: String,
+    /// Time (ms since the epoch).
+    pub time_ms: i64,
+    /// `service.action`.
+    pub action: String,
+    /// Notebook path (the event's, else the latest known for its notebook id).
+    pub notebook_path: Option<String>,
+    /// Matched text.
+    pub snippet: Snippet,
+    /// Finding codes on this event.
+    pub rules: Vec<String>,
+    /// Relevance score (only with `sort = relevance`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+}
+
+/// A facet value and how many hits have it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FacetCount {
+    /// Value.
+    pub value: String,
+    /// Hits.
+    pub count: u64,
+}
+
+/// One histogram bucket.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Bucket {
+    /// Start (ms since the epoch, UTC, aligned to the interval).
+    pub start_ms: i64,
+    /// Hits in `[start_ms, start_ms + interval_ms)`.
+    pub count: u64,
+}
+
+/// Hits over time.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Histogram {
+    /// Bucket width, chosen so there are at most [`MAX_BUCKETS`].
+    pub interval_ms: i64,
+    /// Consecutive buckets from the first hit to the last (empty ones included).
+    pub buckets: Vec<Bucket>,
+}
+
+/// Upper bound on histogram buckets.
+pub const MAX_BUCKETS: usize = 120;
+
+/// The answer to a search.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SearchResult {
+    /// Hits in total.
+    pub total: u64,
+    /// The requested page of hits.
+    pub hits: Vec<Hit>,
+    /// Counts per value for `user`, `notebook`, `action`, `table`, `rule`, `status` over all hits.
+    pub facets: BTreeMap<String, Vec<FacetCount>>,
+    /// Hits over time.
+    pub histogram: Histogram,
+    /// What the lenient parse ignored.
+    pub warnings: Vec<String>,
+}
+
+/// The facet names, in display order.
+pub const FACETS: &[&str] = &["user", "notebook", "action", "table", "rule", "status"];
+
+/// A case's search index.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    dir: PathBuf,
+}
+
+fn ix_err(path: &Path) -> impl Fn(tantivy::TantivyError) -> SearchError + '_ {
+    move |source| SearchError::Index {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SearchError + '_ {
+    move |source| SearchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl SearchIndex {
+    /// Opens the case's index, creating or repairing it, and brings it up to date with the store.
+    pub fn open(case: &mut Case) -> Result<(SearchIndex, SyncReport)> {
+        Self::open_with_progress(case, &mut |_| {})
+    }
+
+    /// [`open`](Self::open) with progress reports while indexing.
+    pub fn open_with_progress(
+        case: &mut Case,
+        progress: &mut dyn FnMut(SyncProgress),
+    ) -> Result<(SearchIndex, SyncReport)> {
+        let dir = case.dir().join(INDEX_DIR);
+        let (mut ix, why) = match Self::open_existing(&dir) {
+            Ok(Some(ix)) => (ix, None),
+            Ok(None) => (Self::create(&dir)?, None),
+            Err(e) => {
+                tracing::warn!("rebuilding the search index: {e}");
+                (
+                    Self::create(&dir)?,
+                    Some(format!("the index could not be opened ({e})")),
+                )
+            }
+        };
+        let mut report = ix.sync(case, progress)?;
+        if report.rebuilt.is_none() {
+            report.rebuilt = why;
+        }
+        Ok((ix, report))
+    }
+
+    /// Deletes the index and builds it again from the store.
+    pub fn rebuild(
+        case: &mut Case,
+        progress: &mut dyn FnMut(SyncProgress),
+    ) -> Result<(SearchIndex, SyncReport)> {
+        let dir = case.dir().join(INDEX_DIR);
+        let mut ix = Self::create(&dir)?;
+        let mut report = ix.sync(case, progress)?;
+        report.rebuilt = Some("requested".into());
+        Ok((ix, report))
+    }
+
+    fn open_existing(dir: &Path) -> Result<Option<SearchIndex>> {
+        if !dir.join("meta.json").is_file() {
+            return Ok(None);
+        }
+        let index = Index::open_in_dir(dir).map_err(ix_err(dir))?;
+        let (schema, fields) = Fields::build();
+        if index.schema() != schema {
+            return Err(SearchError::Index {
+                path: dir.to_path_buf(),
+                source: tantivy::TantivyError::SchemaError("schema of another version".into()),
+            });
+        }
+        Ok(Some(Self::finish(index, fields, dir)?))
+    }
+
+    fn create(dir: &Path) -> Result<SearchIndex> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(io_err(dir))?;
+        }
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let (schema, fields) = Fields::build();
+        let index = Index::create_in_dir(dir, schema).map_err(ix_err(dir))?;
+        Self::finish(index, fields, dir)
+    }
+
+    fn finish(index: Index, fields: Fields, dir: &Path) -> Result<SearchIndex> {
+        schema::register_tokenizers(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(ix_err(dir))?;
+        Ok(SearchIndex {
+            index,
+            reader,
+            fields,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn payload(&self) -> Result<Option<Payload>> {
+        let metas = self.index.load_metas().map_err(ix_err(&self.dir))?;
+        Ok(metas
+            .payload
+            .and_then(|p| serde_json::from_str::<Payload>(&p).ok()))
+    }
+
+    /// The last event id the index holds (0 when empty).
+    pub fn through_event_id(&self) -> Result<i64> {
+        Ok(self.payload()?.map_or(0, |p| p.through_event_id))
+    }
+
+    /// Documents in the index.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Bytes the index takes on disk.
+    pub fn size_bytes(&self) -> u64 {
+        walk_size(&self.dir)
+    }
+
+    /// Indexes the events the store has and the index does not (and derives their table facts).
+    pub fn sync(
+        &mut self,
+        case: &mut Case,
+        progress: &mut dyn FnMut(SyncProgress),
+    ) -> Result<SyncReport> {
+        let store_max: i64 =
+            case.connection()
+                .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?;
+        let mut report = SyncReport::default();
+        let mut through = match self.payload()? {
+            Some(p) if p.format == INDEX_FORMAT && p.through_event_id <= store_max => {
+                p.through_event_id
+            }
+            Some(p) => {
+                let why = if p.format != INDEX_FORMAT {
+                    format!(
+                        "index format {} (this nbtrail writes {INDEX_FORMAT})",
+                        p.format
+                    )
+                } else {
+                    format!(
+                        "the index holds events up to id {} but the case only up to {store_max}",
+                        p.through_event_id
+                    )
+                };
+                *self = Self::create(&self.dir)?;
+                report.rebuilt = Some(why);
+                0
+            }
+            None => {
+                if self.num_docs() > 0 {
+                    *self = Self::create(&self.dir)?;
+                    report.rebuilt = Some("the index has no sync record".into());
+                }
+                0
+            }
+        };
+        report.through_event_id = through;
+        if through == store_max {
+            return Ok(report);
+        }
+        let total: u64 = case.connection().query_row(
+            "SELECT count(*) FROM events WHERE id > ?1",
+            [through],
+            |r| r.get(0),
+        )?;
+        let mut writer: tantivy::IndexWriter<TantivyDocument> = self
+            .index
+            .writer_with_num_threads(1, 256 << 20)
+            .map_err(ix_err(&self.dir))?;
+        let paths = notebook_paths(case)?;
+        let f = self.fields;
+        let mut facts: Vec<(i64, String, &'static str)> = Vec::new();
+        {
+            let conn = case.connection();
+            let mut st = conn.prepare(
+                "SELECT id, time_ms, user, workspace_id, service, action, notebook_id, notebook_path,
+                        cluster_id, language, command_text, status, source_ip, response_status,
+                        response_error
+                 FROM events WHERE id > ?1 ORDER BY id",
+            )?;
+            let mut rows = st.query([through])?;
+            let mut done = 0u64;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                let time_ms: i64 = r.get(1)?;
+                let user: Option<String> = r.get(2)?;
+                let workspace: Option<String> = r.get(3)?;
+                let service: String = r.get(4)?;
+                let action: String = r.get(5)?;
+                let notebook_id: Option<String> = r.get(6)?;
+                let notebook_path: Option<String> = r.get(7)?;
+                let cluster: Option<String> = r.get(8)?;
+                let language: Option<String> = r.get(9)?;
+                let code: Option<String> = r.get(10)?;
+                let status: Option<String> = r.get(11)?;
+                let ip: Option<String> = r.get(12)?;
+                let response_status: Option<i64> = r.get(13)?;
+                let response_error: Option<String> = r.get(14)?;
+
+                let mut doc = TantivyDocument::default();
+                doc.add_u64(f.event_id, id as u64);
+                doc.add_i64(f.time, time_ms);
+                let full_action = format!("{service}.{action}");
+                doc.add_text(f.action, &action);
+                doc.add_text(f.action, &full_action);
+                doc.add_text(f.f_action, &full_action);
+                doc.add_text(f.service, &service);
+                let mut meta = format!("{full_action}\n");
+                if let Some(u) = &user {
+                    doc.add_text(f.user, u);
+                    doc.add_text(f.f_user, u);
+                    meta.push_str(u);
+                    meta.push('\n');
+                }
+                let mut shown_path = notebook_path.clone();
+                if let Some(nb) = &notebook_id {
+                    doc.add_text(f.notebook, nb);
+                    if let Some(known) = paths.get(nb) {
+                        for p in known {
+                            if Some(p) != notebook_path.as_ref() {
+                                doc.add_text(f.notebook, p);
+                            }
+                        }
+                        if shown_path.is_none() {
+                            shown_path = known.last().cloned();
+                        }
+                    }
+                }
+                if let Some(p) = &notebook_path {
+                    doc.add_text(f.notebook, p);
+                }
+                match (&shown_path, &notebook_id) {
+                    (Some(p), _) => {
+                        doc.add_text(f.f_notebook, p);
+                        meta.push_str(p);
+                        meta.push('\n');
+                    }
+                    (None, Some(nb)) => doc.add_text(f.f_notebook, nb),
+                    _ => {}
+                }
+                for (field, v) in [
+                    (f.workspace, &workspace),
+                    (f.cluster, &cluster),
+                    (f.language, &language),
+                    (f.ip, &ip),
+                ] {
+                    if let Some(v) = v {
+                        doc.add_text(field, v);
+                    }
+                }
+                if let Some(s) = &status {
+                    doc.add_text(f.status, s);
+                    doc.add_text(f.f_status, s);
+                } else if let Some(code) = response_status {
+                    doc.add_text(f.f_status, code.to_string());
+                }
+                if let Some(code) = response_status {
+                    doc.add_text(f.status, code.to_string());
+                }
+                if let Some(e) = &response_error {
+                    meta.push_str(e);
+                    meta.push('\n');
+                }
+                if let Some(code) = &code {
+                    doc.add_text(f.code, code);
+                    let cell = Cell::new(id.to_string(), code.as_str(), language.as_deref());
+                    for t in nbtrail_analyzer::tables::tables(&cell) {
+                        let access_field = match t.access {
+                            nbtrail_analyzer::tables::Access::Read => f.table_read,
+                            nbtrail_analyzer::tables::Access::Write => f.table_write,
+                        };
+                        for suffix in name_suffixes(&t.name) {
+                            doc.add_text(f.table, suffix);
+                            doc.add_text(access_field, suffix);
+                        }
+                        doc.add_text(f.f_table, &t.name);
+                        meta.push_str(&t.name);
+                        meta.push('\n');
+                        facts.push((id, t.name, t.access.as_str()));
+                    }
+                }
+                doc.add_text(f.meta, &meta);
+                writer.add_document(doc).map_err(ix_err(&self.dir))?;
+                through = id;
+                done += 1;
+                if done.is_multiple_of(10_000) {
+                    progress(SyncProgress { done, total });
+                }
+            }
+            progress(SyncProgress { done, total });
+            report.indexed = done;
+        }
+        report.table_facts = facts.len() as u64;
+        // Store first (idempotent), then the index: a crash in between is redone on the next open.
+        case.add_cell_tables(&facts)?;
+        let mut prepared = writer.prepare_commit().map_err(ix_err(&self.dir))?;
+        prepared.set_payload(
+            &serde_json::to_string(&Payload {
+                format: INDEX_FORMAT,
+                through_event_id: through,
+            })
+            .expect("payload serializes"),
+        );
+        prepared.commit().map_err(ix_err(&self.dir))?;
+        writer.wait_merging_threads().map_err(ix_err(&self.dir))?;
+        self.reader.reload().map_err(ix_err(&self.dir))?;
+        report.through_event_id = through;
+        Ok(report)
+    }
+
+    /// Runs a search.
+    pub fn search(&self, case: &Case, req: &SearchRequest) -> Result<SearchResult> {
+        let lookup = CaseLookup { case };
+        let now_ms = req
+            .now_ms
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        let compiled = query::compile(&req.query, &self.fields, &lookup, now_ms);
+        let searcher = self.reader.searcher();
+        let rules = Arc::new(RuleMap::load(case)?);
+        let facets = FacetCollector {
+            fields: self.fields,
+            rules: rules.clone(),
+        };
+        let top = TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
+        let err = ix_err(&self.dir);
+        let (total, addrs, mut fruit): (usize, Vec<(DocAddress, Option<f32>)>, FacetFruit) =
+            match req.sort {
+                Sort::Relevance => {
+                    let (n, docs, fr) = searcher
+                        .search(&*compiled.query, &(Count, top.order_by_score(), facets))
+                        .map_err(&err)?;
+                    (n, docs.into_iter().map(|(s, a)| (a, Some(s))).collect(), fr)
+                }
+                Sort::Newest | Sort::Oldest => {
+                    let order = if req.sort == Sort::Newest {
+                        Order::Desc
+                    } else {
+                        Order::Asc
+                    };
+                    let by = top.order_by((
+                        (
+                            tantivy::collector::sort_key::SortByStaticFastValue::<i64>::for_field(
+                                "time",
+                            ),
+                            order,
+                        ),
+                        (
+                            tantivy::collector::sort_key::SortByStaticFastValue::<u64>::for_field(
+                                "event_id",
+                            ),
+                            order,
+                        ),
+                    ));
+                    let (n, docs, fr) = searcher
+                        .search(&*compiled.query, &(Count, by, facets))
+                        .map_err(&err)?;
+                    (n, docs.into_iter().map(|(_, a)| (a, None)).collect(), fr)
+                }
+            };
+        let generator = |field| {
+            SnippetGenerator::create(&searcher, &*compiled.query, field).map(|mut g| {
+                g.set_max_num_chars(240);
+                g
+            })
+        };
+        let code_snippets = generator(self.fields.code).map_err(&err)?;
+        let meta_snippets = generator(self.fields.meta).map_err(&err)?;
+        let mut hits = Vec::with_capacity(addrs.len());
+        for (addr, score) in addrs {
+            let ids = searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .u64("event_id")
+                .map_err(&err)?;
+            let Some(id) = ids.first(addr.doc_id) else {
+                continue;
+            };
+            hits.push(hit(
+                case,
+                id as i64,
+                score,
+                &code_snippets,
+                &meta_snippets,
+                &rules,
+            )?);
+        }
+        let times = std::mem::take(&mut fruit.times);
+        Ok(SearchResult {
+            total: total as u64,
+            hits,
+            facets: fruit.facets(&rules, req.facet_limit),
+            histogram: histogram(times),
+            warnings: compiled.warnings,
+        })
+    }
+}
+
+fn walk_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// `a.b.c` → `a.b.c`, `b.c`, `c`: `table:customers` finds `prod.customers` and `main.prod.customers`.
+fn name_suffixes(name: &str) -> impl Iterator<Item = &str> {
+    std::iter::once(name).chain(name.match_indices('.').map(move |(i, _)| &name[i + 1..]))
+}
+
+/// Every path each notebook id has had, oldest first.
+fn notebook_paths(case: &Case) -> Result<HashMap<String, Vec<String>>> {
+    let mut st = case
+        .connection()
+        .prepare("SELECT notebook_id, path FROM notebook_paths ORDER BY time_ms, event_id")?;
+    let mut rows = st.query([])?;
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        let path: String = r.get(1)?;
+        let v = out.entry(id).or_default();
+        v.retain(|p| p != &path);
+        v.push(path);
+    }
+    Ok(out)
+}
+
+struct CaseLookup<'a> {
+    case: &'a Case,
+}
+
+impl query::Lookup for CaseLookup<'_> {
+    fn events_with_rule(&self, code_glob: &str) -> Vec<u64> {
+        let like = code_glob.replace('*', "%").replace('?', "_");
+        let mut ids = Vec::new();
+        if let Ok(mut st) = self.case.connection().prepare(
+            "SELECT DISTINCT event_id FROM findings WHERE event_id IS NOT NULL AND code LIKE ?1",
+        ) && let Ok(rows) = st.query_map([like], |r| r.get::<_, i64>(0))
+        {
+            ids.extend(rows.flatten().map(|i| i as u64));
+        }
+        ids
+    }
+
+    fn events_in_session(&self, prefix: &str) -> Vec<u64> {
+        let mut ids = Vec::new();
+        let like = format!("{}%", prefix.replace(['%', '_'], ""));
+        if let Ok(mut st) = self
+            .case
+            .connection()
+            .prepare("SELECT event_id FROM session_cells WHERE session_id LIKE ?1")
+            && let Ok(rows) = st.query_map([like], |r| r.get::<_, i64>(0))
+        {
+            ids.extend(rows.flatten().map(|i| i as u64));
+        }
+        ids
+    }
+}
+
+/// Finding codes per event, loaded per search (findings change with re-analysis; they are few).
+struct RuleMap {
+    codes: Vec<String>,
+    by_event: HashMap<u64, Vec<u32>>,
+}
+
+impl RuleMap {
+    fn load(case: &Case) -> Result<RuleMap> {
+        let mut st = case.connection().prepare(
+            "SELECT DISTINCT event_id, code FROM findings WHERE event_id IS NOT NULL ORDER BY 2",
+        )?;
+        let mut rows = st.query([])?;
+        let mut codes: Vec<String> = Vec::new();
+        let mut by_event: HashMap<u64, Vec<u32>> = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let code: String = r.get(1)?;
+            let k = match codes.iter().position(|c| c == &code) {
+                Some(k) => k,
+                None => {
+                    codes.push(code);
+                    codes.len() - 1
+                }
+            };
+            by_event.entry(id as u64).or_default().push(k as u32);
+        }
+        Ok(RuleMap { codes, by_event })
+    }
+
+    fn of(&self, id: u64) -> Vec<String> {
+        self.by_event
+            .get(&id)
+            .map(|ks| ks.iter().map(|&k| self.codes[k as usize].clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn hit(
+    case: &Case,
+    id: i64,
+    score: Option<f32>,
+    code_snippets: &SnippetGenerator,
+    meta_snippets: &SnippetGenerator,
+    rules: &RuleMap,
+) -> Result<Hit> {
+    let row = case
+        .connection()
+        .query_row(
+            "SELECT e.time_ms, e.user, e.service || '.' || e.action,
+                    coalesce(e.notebook_path,
+                             (SELECT path FROM notebook_paths p WHERE p.notebook_id = e.notebook_id
+                              ORDER BY p.time_ms DESC LIMIT 1)),
+                    e.command_text, e.response_error,
+                    (SELECT session_id FROM session_cells s WHERE s.event_id = e.id LIMIT 1)
+             FROM events e WHERE e.id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((time_ms, user, action, notebook_path, code, error, session_id)) = row else {
+        return Err(SearchError::Store(StoreError::NotFound(format!(
+            "event {id} is in the index but not in the case; run `nbtrail reindex`"
+        ))));
+    };
+    let snippet = match &code {
+        Some(code) => {
+            let s = code_snippets.snippet(code);
+            if s.highlighted().is_empty() {
+                let meta = meta_line(&user, &action, &notebook_path, &error);
+                let m = meta_snippets.snippet(&meta);
+                if m.highlighted().is_empty() {
+                    head(code)
+                } else {
+                    to_snippet(&m)
+                }
+            } else {
+                to_snippet(&s)
+            }
+        }
+        None => {
+            let meta = meta_line(&user, &action, &notebook_path, &error);
+            let m = meta_snippets.snippet(&meta);
+            if m.highlighted().is_empty() {
+                head(&meta)
+            } else {
+                to_snippet(&m)
+            }
+        }
+    };
+    Ok(Hit {
+        event_id: id,
+        session_id,
+        user,
+        time: nbtrail_store_time(time_ms),
+        time_ms,
+        action,
+        notebook_path,
+        snippet,
+        rules: rules.of(id as u64),
+        score,
+    })
+}
+
+fn nbtrail_store_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn meta_line(
+    user: &Option<String>,
+    action: &str,
+    path: &Option<String>,
+    error: &Option<String>,
+) -> String {
+    [
+        Some(action),
+        user.as_deref(),
+        path.as_deref(),
+        error.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" · ")
+}
+
+fn head(text: &str) -> Snippet {
+    Snippet {
+        text: text.chars().take(240).collect(),
+        ranges: vec![],
+    }
+}
+
+/// Converts tantivy's byte ranges to character ranges, merging parts of one identifier
+/// (`secrets` `.` `get` → one range).
+fn to_snippet(s: &tantivy::snippet::Snippet) -> Snippet {
+    let text = s.fragment();
+    let mut ranges: Vec<std::ops::Range<usize>> = s.highlighted().to_vec();
+    ranges.sort_by_key(|r| r.start);
+    let mut merged: Vec<std::ops::Range<usize>> = Vec::new();
+    for r in ranges {
+        if let Some(last) = merged.last_mut()
+            && r.start >= last.end
+            && text[last.end..r.start]
+                .chars()
+                .all(|c| c == '.' || c == '_')
+            && r.start - last.end <= 2
+        {
+            last.end = last.end.max(r.end);
+            continue;
+        }
+        if let Some(last) = merged.last_mut()
+            && r.start < last.end
+        {
+            last.end = last.end.max(r.end);
+            continue;
+        }
+        merged.push(r);
+    }
+    let char_at = |b: usize| text[..b].chars().count();
+    Snippet {
+        text: text.to_string(),
+        ranges: merged
+            .into_iter()
+            .map(|r| [char_at(r.start), char_at(r.end)])
+            .collect(),
+    }
+}
+
+/// Chooses a bucket width giving at most [`MAX_BUCKETS`] buckets and counts `times` into it.
+pub fn histogram(mut times: Vec<i64>) -> Histogram {
+    if times.is_empty() {
+        return Histogram::default();
+    }
+    times.sort_unstable();
+    let (lo, hi) = (times[0], times[times.len() - 1]);
+    const S: i64 = 1000;
+    const STEPS: &[i64] = &[
+        S,
+        5 * S,
+        15 * S,
+        60 * S,
+        5 * 60 * S,
+        15 * 60 * S,
+        30 * 60 * S,
+        3600 * S,
+        3 * 3600 * S,
+        6 * 3600 * S,
+        12 * 3600 * S,
+        86_400 * S,
+        7 * 86_400 * S,
+        30 * 86_400 * S,
+        365 * 86_400 * S,
+    ];
+    let interval = STEPS
+        .iter()
+        .copied()
+        .find(|&i| (hi.div_euclid(i) - lo.div_euclid(i)) < MAX_BUCKETS as i64)
+        .unwrap_or_else(|| ((hi - lo) / (MAX_BUCKETS as i64 - 1)).max(1));
+    let first = lo.div_euclid(interval) * interval;
+    let n = (hi.div_euclid(interval) - lo.div_euclid(interval) + 1) as usize;
+    let mut buckets: Vec<Bucket> = (0..n)
+        .map(|k| Bucket {
+            start_ms: first + k as i64 * interval,
+            count: 0,
+        })
+        .collect();
+    for t in times {
+        let k = ((t - first).div_euclid(interval)) as usize;
+        buckets[k.min(n - 1)].count += 1;
+    }
+    Histogram {
+        interval_ms: interval,
+        buckets,
+    }
+}
+
+// ---- facets ---------------------------------------------------------------------------------------
+
+/// Counts facet values and collects hit times over the whole result set.
+struct FacetCollector {
+    fields: Fields,
+    rules: Arc<RuleMap>,
+}
+
+struct FacetFruit {
+    /// Per facet column (user, notebook, action, status, table): value → count.
+    columns: Vec<HashMap<String, u64>>,
+    /// Rule code index → count.
+    rules: Vec<u64>,
+    times: Vec<i64>,
+}
+
+impl FacetFruit {
+    fn facets(self, rules: &RuleMap, limit: usize) -> BTreeMap<String, Vec<FacetCount>> {
+        let top = |m: HashMap<String, u64>| {
+            let mut v: Vec<FacetCount> = m
+                .into_iter()
+                .map(|(value, count)| FacetCount { value, count })
+                .collect();
+            v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+            v.truncate(limit);
+            v
+        };
+        let mut out = BTreeMap::new();
+        let mut cols = self.columns.into_iter();
+        for name in ["user", "notebook", "action", "status", "table"] {
+            out.insert(name.to_string(), top(cols.next().unwrap_or_default()));
+        }
+        let rule_counts: HashMap<String, u64> = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(k, c)| (rules.codes[k].clone(), *c))
+            .collect();
+        out.insert("rule".into(), top(rule_counts));
+        out
+    }
+}
+
+const FACET_COLUMNS: [&str; 5] = ["f_user", "f_notebook", "f_action", "f_status", "f_table"];
+
+struct FacetSegment {
+    columns: Vec<Option<StrColumn>>,
+    counts: Vec<Vec<u32>>,
+    ids: Column<u64>,
+    time: Column<i64>,
+    times: Vec<i64>,
+    rule_counts: Vec<u64>,
+    rules: Arc<RuleMap>,
+}
+
+impl Collector for FacetCollector {
+    type Fruit = FacetFruit;
+    type Child = FacetSegment;
+
+    fn for_segment(&self, _ord: u32, segment: &SegmentReader) -> tantivy::Result<FacetSegment> {
+        let _ = self.fields;
+        let ff = segment.fast_fields();
+        let mut columns = Vec::new();
+        let mut counts = Vec::new();
+        for name in FACET_COLUMNS {
+            let col = ff.str(name)?;
+            counts.push(vec![0u32; col.as_ref().map_or(0, |c| c.num_terms())]);
+            columns.push(col);
+        }
+        Ok(FacetSegment {
+            columns,
+            counts,
+            ids: ff.u64("event_id")?,
+            time: ff.i64("time")?,
+            times: Vec::new(),
+            rule_counts: vec![0; self.rules.codes.len()],
+            rules: self.rules.clone(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<FacetFruit>) -> tantivy::Result<FacetFruit> {
+        let mut out = FacetFruit {
+            columns: vec![HashMap::new(); FACET_COLUMNS.len()],
+            rules: vec![0; self.rules.codes.len()],
+            times: Vec::new(),
+        };
+        for f in fruits {
+            for (acc, m) in out.columns.iter_mut().zip(f.columns) {
+                for (k, v) in m {
+                    *acc.entry(k).or_default() += v;
+                }
+            }
+            for (a, b) in out.rules.iter_mut().zip(f.rules) {
+                *a += b;
+            }
+            out.times.extend(f.times);
+        }
+        Ok(out)
+    }
+}
+
+impl SegmentCollector for FacetSegment {
+    type Fruit = FacetFruit;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        for (col, counts) in self.columns.iter().zip(self.counts.iter_mut()) {
+            if let Some(col) = col {
+                for ord in col.term_ords(doc) {
+                    counts[ord as usize] += 1;
+                }
+            }
+        }
+        if let Some(t) = self.time.first(doc) {
+            self.times.push(t);
+        }
+        if !self.rules.by_event.is_empty()
+            && let Some(id) = self.ids.first(doc)
+            && let Some(ks) = self.rules.by_event.get(&id)
+        {
+            for &k in ks {
+                self.rule_counts[k as usize] += 1;
+            }
+        }
+    }
+
+    fn harvest(self) -> FacetFruit {
+        let mut columns = Vec::new();
+        for (col, counts) in self.columns.iter().zip(self.counts) {
+            let mut m = HashMap::new();
+            if let Some(col) = col {
+                let mut s = String::new();
+                for (ord, n) in counts.into_iter().enumerate() {
+                    if n > 0 && col.ord_to_str(ord as u64, &mut s).unwrap_or(false) {
+                        m.insert(s.clone(), n as u64);
+                    }
+                }
+            }
+            columns.push(m);
+        }
+        FacetFruit {
+            columns,
+            rules: self.rule_counts,
+            times: self.times,
+        }
+    }
+}
