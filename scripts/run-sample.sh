@@ -34,3 +34,10 @@ echo
 echo "The planted incident, replayed with its findings:"
 ID=$($NB sessions --case "$CASE" --notebook /Users/alice.nguyen@example.com/churn_scratch --json | grep -o '"id": "[0-9a-f]*' | head -1 | cut -d'"' -f4)
 $NB replay --case "$CASE" "$ID"
+echo
+echo "Who read secrets in code, and what touched the customers table:"
+$NB search --case "$CASE" --limit 5 'code:secrets.get'
+echo
+$NB search --case "$CASE" --limit 5 'table:prod.crm.customers user:alice'
+echo
+$NB tables --case "$CASE"

@@ -68,6 +68,9 @@ enum Command {
         /// No human summary on stderr.
         #[arg(long, short)]
         quiet: bool,
+        /// Do not update the search index now (the next `search`, `tables` or `reindex` catches up).
+        #[arg(long)]
+        no_index: bool,
     },
     /// Read and validate audit logs without a case: counts and every rejected record (parse only).
     ///
@@ -296,6 +299,7 @@ fn run(cli: Cli) -> Result<()> {
             paths,
             idle_gap,
             quiet,
+            no_index,
         } => {
             for p in &paths {
                 if !p.exists() {
@@ -337,23 +341,32 @@ fn run(cli: Cli) -> Result<()> {
             if std::env::var_os("NBTRAIL_FAULT_EXIT_BEFORE_INDEX").is_some() {
                 std::process::exit(3);
             }
-            let (index, sync) = search::open_index(&mut c)?;
             let mut json = serde_json::to_value(&report)?;
-            json["index"] = serde_json::json!({
-                "indexed": sync.indexed,
-                "table_facts": sync.table_facts,
-                "rebuilt": sync.rebuilt,
-                "documents": index.num_docs(),
-            });
+            let index = if no_index {
+                None
+            } else {
+                let started = std::time::Instant::now();
+                let (index, sync) = search::open_index(&mut c)?;
+                json["index"] = serde_json::json!({
+                    "indexed": sync.indexed,
+                    "table_facts": sync.table_facts,
+                    "rebuilt": sync.rebuilt,
+                    "documents": index.num_docs(),
+                    "elapsed_ms": started.elapsed().as_millis() as u64,
+                });
+                Some((index, sync))
+            };
             print_json(&json)?;
             if !quiet {
                 render::ingest_summary(&report);
-                eprintln!(
-                    "indexed {} event(s) for search ({} table facts); index holds {}",
-                    sync.indexed,
-                    sync.table_facts,
-                    index.num_docs()
-                );
+                if let Some((index, sync)) = index {
+                    eprintln!(
+                        "indexed {} event(s) for search ({} table facts); index holds {}",
+                        sync.indexed,
+                        sync.table_facts,
+                        index.num_docs()
+                    );
+                }
             }
             Ok(())
         }

@@ -399,7 +399,7 @@ impl SearchIndex {
         )?;
         let mut writer: tantivy::IndexWriter<TantivyDocument> = self
             .index
-            .writer_with_num_threads(1, 256 << 20)
+            .writer_with_num_threads(index_threads(), 256 << 20)
             .map_err(ix_err(&self.dir))?;
         let paths = notebook_paths(case)?;
         let f = self.fields;
@@ -627,6 +627,18 @@ impl SearchIndex {
             warnings: compiled.warnings,
         })
     }
+}
+
+/// Indexing threads: one per core up to 4 (`NBTRAIL_INDEX_THREADS` overrides, for benchmarks).
+fn index_threads() -> usize {
+    std::env::var("NBTRAIL_INDEX_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get().min(4))
+                .unwrap_or(1)
+        })
 }
 
 fn walk_size(dir: &Path) -> u64 {
@@ -878,12 +890,13 @@ fn to_snippet(s: &tantivy::snippet::Snippet) -> Snippet {
 }
 
 /// Chooses a bucket width giving at most [`MAX_BUCKETS`] buckets and counts `times` into it.
-pub fn histogram(mut times: Vec<i64>) -> Histogram {
+pub fn histogram(times: Vec<i64>) -> Histogram {
     if times.is_empty() {
         return Histogram::default();
     }
-    times.sort_unstable();
-    let (lo, hi) = (times[0], times[times.len() - 1]);
+    let (lo, hi) = times
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
     const S: i64 = 1000;
     const STEPS: &[i64] = &[
         S,
@@ -970,6 +983,8 @@ impl FacetFruit {
 }
 
 const FACET_COLUMNS: [&str; 5] = ["f_user", "f_notebook", "f_action", "f_status", "f_table"];
+/// The first this many facet columns hold at most one value per document.
+const SINGLE_VALUED: usize = 4;
 
 struct FacetSegment {
     columns: Vec<Option<StrColumn>>,
@@ -1035,10 +1050,16 @@ impl SegmentCollector for FacetSegment {
     type Fruit = FacetFruit;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
-        for (col, counts) in self.columns.iter().zip(self.counts.iter_mut()) {
+        for (k, (col, counts)) in self.columns.iter().zip(self.counts.iter_mut()).enumerate() {
             if let Some(col) = col {
-                for ord in col.term_ords(doc) {
-                    counts[ord as usize] += 1;
+                if k < SINGLE_VALUED {
+                    if let Some(ord) = col.ords().first(doc) {
+                        counts[ord as usize] += 1;
+                    }
+                } else {
+                    for ord in col.term_ords(doc) {
+                        counts[ord as usize] += 1;
+                    }
                 }
             }
         }
