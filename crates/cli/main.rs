@@ -241,6 +241,76 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export a signed evidence bundle (BagIt zip) of sessions, a search, or events.
+    ///
+    /// The bundle holds each event's original record verbatim with provenance, session replays, findings
+    /// (SARIF) with triage, the custody entries concerning the selection and a static report.html, signed
+    /// with the examiner's ed25519 key (created on first use in the config dir). Recorded in the custody log.
+    Export {
+        #[command(flatten)]
+        case: CaseArg,
+        /// Sessions (ids or unique prefixes).
+        #[arg(long = "session", value_name = "ID")]
+        sessions: Vec<String>,
+        /// Every event this search matches (see `nbtrail search --help`).
+        #[arg(long, value_name = "QUERY")]
+        query: Option<String>,
+        /// Event ids, comma-separated.
+        #[arg(long, value_delimiter = ',', value_name = "IDS")]
+        events: Vec<i64>,
+        /// The bundle to write (must not exist).
+        #[arg(short, long, value_name = "FILE.zip")]
+        output: PathBuf,
+        /// Examiner name (default: NBTRAIL_EXAMINER or the OS user).
+        #[arg(long)]
+        examiner: Option<String>,
+        /// Notes for bag-info.txt and the report.
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Verify an evidence bundle: structure, every hash, completeness, signature. Exit 0 only if all hold.
+    Verify {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The expected signer: key fingerprint (SHA256:…, ≥16 hex digits) or public key (hex).
+        #[arg(long)]
+        key: Option<String>,
+        /// Machine-readable verdict.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the case's custody log (who ingested, analyzed, triaged, noted, exported what, when).
+    Custody {
+        #[command(flatten)]
+        case: CaseArg,
+        /// Verify the hash chain; exit 1 at the first broken entry.
+        #[arg(long)]
+        verify: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a finding's triage status (recorded in the custody log).
+    Triage {
+        #[command(flatten)]
+        case: CaseArg,
+        /// Finding id (from `nbtrail findings --format json`).
+        finding: i64,
+        /// uncategorized, valid, false_positive, accepted_risk, bad_practice or do_not_care.
+        status: String,
+        /// Why.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Add an examiner's note to the case (recorded in the custody log).
+    Note {
+        #[command(flatten)]
+        case: CaseArg,
+        /// What it is about: `case`, `event:ID`, `session:ID`, `finding:ID`.
+        target: String,
+        /// The note.
+        text: String,
+    },
     /// Delete the case's search index and rebuild it from the case database.
     Reindex {
         #[command(flatten)]
@@ -424,6 +494,148 @@ fn run(cli: Cli) -> Result<()> {
                 sync.table_facts,
                 started.elapsed().as_secs_f64(),
                 index.size_bytes()
+            );
+            Ok(())
+        }
+        Command::Export {
+            case,
+            sessions,
+            query,
+            events,
+            output,
+            examiner,
+            notes,
+        } => {
+            let mut c = open(&case)?;
+            let mut ids = events;
+            if let Some(q) = &query {
+                let (index, _) = search::open_index(&mut c)?;
+                let (found, warnings) = index.matching_ids(&c, q)?;
+                for w in warnings {
+                    eprintln!("nbtrail: warning: {}", render::visible(&w));
+                }
+                ids.extend(found);
+            }
+            if sessions.is_empty() && ids.is_empty() {
+                bail!(
+                    "nothing to export: give --session, --query or --events (a query that matches nothing selects nothing)"
+                );
+            }
+            let key =
+                nbtrail_evidence::keys::load_or_create(&nbtrail_evidence::keys::config_dir())?;
+            let bar =
+                ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} exporting [{wide_bar}] {pos}/{len} ETA {eta}",
+                )
+                .expect("template"),
+            );
+            let report = nbtrail_evidence::export(
+                &mut c,
+                &nbtrail_evidence::Selection {
+                    sessions,
+                    query,
+                    events: ids,
+                },
+                &nbtrail_evidence::ExportOptions {
+                    examiner: examiner.unwrap_or_else(nbtrail_store::examiner),
+                    notes,
+                },
+                &key,
+                &output,
+                &mut |p| {
+                    bar.set_length(p.total);
+                    bar.set_position(p.done);
+                },
+            );
+            bar.finish_and_clear();
+            print_json(&report?)
+        }
+        Command::Verify { bundle, key, json } => {
+            let v = nbtrail_evidence::verify(&bundle, key.as_deref())?;
+            if json {
+                print_json(&v)?;
+            } else if v.ok {
+                println!(
+                    "VERIFIED: {} — {} data file(s) match the manifest, the manifest is complete, signed by {}",
+                    render::visible(&bundle.display().to_string()),
+                    v.files_checked,
+                    v.signer.as_deref().unwrap_or("?")
+                );
+                for k in [
+                    "Contact-Name",
+                    "Nbtrail-Created-UTC",
+                    "Nbtrail-Events",
+                    "Nbtrail-Findings",
+                    "Nbtrail-Selection-Query",
+                    "Nbtrail-Selection-Sessions",
+                ] {
+                    if let Some(val) = v.info.get(k).filter(|x| !x.is_empty()) {
+                        println!("  {k}: {}", render::visible(val));
+                    }
+                }
+            } else {
+                println!(
+                    "NOT VERIFIED: {} — {}",
+                    render::visible(&bundle.display().to_string()),
+                    render::visible(v.problem.as_deref().unwrap_or("?"))
+                );
+            }
+            if !v.ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Custody { case, verify, json } => {
+            let c = open(&case)?;
+            let log = c.custody_log()?;
+            let check = nbtrail_store::custody::verify_chain(&log);
+            if json {
+                print_json(&serde_json::json!({
+                    "entries": log,
+                    "chain_ok": check.is_ok(),
+                    "problem": check.as_ref().err(),
+                }))?;
+            } else {
+                for e in &log {
+                    println!(
+                        "#{:<4} {}  {:<8} {:<16} {}  {}",
+                        e.seq,
+                        e.at,
+                        e.action,
+                        render::visible(&e.examiner),
+                        &e.hash[..12],
+                        render::visible(&e.details.to_string())
+                    );
+                }
+                match &check {
+                    Ok(()) => eprintln!("custody log: {} entries, hash chain intact", log.len()),
+                    Err(p) => eprintln!("custody log: CHAIN BROKEN: {}", render::visible(p)),
+                }
+            }
+            if verify && check.is_err() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Triage {
+            case,
+            finding,
+            status,
+            note,
+        } => {
+            let mut c = open(&case)?;
+            c.set_triage(finding, &status, note.as_deref())?;
+            eprintln!("finding {finding}: triage set to {status} (recorded in the custody log)");
+            Ok(())
+        }
+        Command::Note { case, target, text } => {
+            let mut c = open(&case)?;
+            let id = c.add_note(&target, &text)?;
+            eprintln!(
+                "note {id} added to {} (recorded in the custody log)",
+                render::visible(&target)
             );
             Ok(())
         }

@@ -542,6 +542,40 @@ impl SearchIndex {
         Ok(report)
     }
 
+    /// Every event id the query matches (for exports of a whole search), with the parse warnings.
+    pub fn matching_ids(&self, case: &Case, q: &str) -> Result<(Vec<i64>, Vec<String>)> {
+        let lookup = CaseLookup { case };
+        let compiled = query::compile(
+            q,
+            &self.fields,
+            &lookup,
+            chrono::Utc::now().timestamp_millis(),
+        );
+        let searcher = self.reader.searcher();
+        let docs = searcher
+            .search(&*compiled.query, &tantivy::collector::DocSetCollector)
+            .map_err(ix_err(&self.dir))?;
+        let mut ids = Vec::with_capacity(docs.len());
+        let mut columns: HashMap<u32, Column<u64>> = HashMap::new();
+        for addr in docs {
+            let col = match columns.entry(addr.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                    searcher
+                        .segment_reader(addr.segment_ord)
+                        .fast_fields()
+                        .u64("event_id")
+                        .map_err(ix_err(&self.dir))?,
+                ),
+            };
+            if let Some(id) = col.first(addr.doc_id) {
+                ids.push(id as i64);
+            }
+        }
+        ids.sort_unstable();
+        Ok((ids, compiled.warnings))
+    }
+
     /// Runs a search.
     pub fn search(&self, case: &Case, req: &SearchRequest) -> Result<SearchResult> {
         let lookup = CaseLookup { case };

@@ -130,6 +130,17 @@ impl Case {
                 }
             }
         }
+        crate::custody::append(
+            &tx,
+            "analyze",
+            serde_json::json!({
+                "analysis_run_id": run_id,
+                "rules_sha256": rules_sha256,
+                "sessions": per_session.len(),
+                "findings": total,
+                "triage_kept": kept,
+            }),
+        )?;
         tx.commit()?;
         Ok(AnalysisRunReport {
             run_id,

@@ -23,6 +23,7 @@
 //! JSON line, an array element, a CSV data row, or a structural problem such as a truncated array);
 //! blank lines and CSV headers are counted separately.
 
+pub mod custody;
 mod findings;
 mod payload;
 mod query;
@@ -101,6 +102,16 @@ pub enum StoreError {
     /// Nothing found under that id.
     #[error("{0}")]
     NotFound(String),
+    /// Writing what a caller streams events into (an export) failed.
+    #[error("writing output: {0}")]
+    Output(std::io::Error),
+}
+
+impl StoreError {
+    /// Wraps an I/O error of a caller's output (for callbacks of [`Case::for_each_event`]).
+    pub fn from_io(e: std::io::Error) -> StoreError {
+        StoreError::Output(e)
+    }
 }
 
 /// Result alias for this crate.
@@ -361,6 +372,21 @@ impl Case {
         report.sessions = derived.0;
         report.trail_gaps = derived.1;
         let derive = t_derive.elapsed();
+        custody::append(
+            &tx,
+            "ingest",
+            serde_json::json!({
+                "run_id": run_id,
+                "files": report.file_reports.iter().map(|f| serde_json::json!({
+                    "file": f.file, "sha256": f.sha256, "lines": f.lines, "events": f.events,
+                    "duplicates": f.duplicates, "errors": f.errors,
+                })).collect::<Vec<_>>(),
+                "lines": report.lines,
+                "events": report.events,
+                "duplicates": report.duplicates,
+                "errors": report.error_count,
+            }),
+        )?;
         let t_commit = Instant::now();
         tx.commit()?;
         tracing::debug!(
@@ -959,14 +985,15 @@ impl<'a> Writer<'a> {
     }
 }
 
-pub(crate) fn examiner() -> String {
+/// Who is acting: `NBTRAIL_EXAMINER`, else the OS user.
+pub fn examiner() -> String {
     std::env::var("NBTRAIL_EXAMINER")
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn host() -> String {
+pub(crate) fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))

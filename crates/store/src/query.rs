@@ -397,6 +397,42 @@ impl Case {
             .collect()
     }
 
+    /// Calls `f` for each of the events `ids` (any order, repeats ignored), oldest first, streaming: the
+    /// ids go to a temporary table and rows are read one at a time with their payloads.
+    pub fn for_each_event(
+        &self,
+        ids: &[i64],
+        f: &mut dyn FnMut(EventRow) -> Result<()>,
+    ) -> Result<()> {
+        self.conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS selection(id INTEGER PRIMARY KEY); DELETE FROM temp.selection;",
+        )?;
+        {
+            let mut ins = self
+                .conn
+                .prepare("INSERT OR IGNORE INTO temp.selection(id) VALUES (?1)")?;
+            for id in ids {
+                ins.execute([id])?;
+            }
+        }
+        let mut reader = crate::payload::BlockReader::default();
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {EVENT_COLS} FROM {EVENT_FROM} JOIN temp.selection s ON s.id = e.id ORDER BY e.time_ms, e.id"
+        ))?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (mut row, block, index) = event_row(r)?;
+            let p = reader.get(&self.conn, block, index)?;
+            row.params = serde_json::from_str(&p.params).unwrap_or(serde_json::Value::Null);
+            row.raw = p.raw;
+            f(row)?;
+        }
+        drop(rows);
+        drop(st);
+        self.conn.execute_batch("DELETE FROM temp.selection;")?;
+        Ok(())
+    }
+
     /// One event by id.
     pub fn event(&self, id: i64) -> Result<EventRow> {
         let row = self

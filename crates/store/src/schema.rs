@@ -200,4 +200,28 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX cell_tables_name ON cell_tables(table_name);
     "#,
+    // 4: the custody log: every action that changes or exports case content, hash-chained (custody.rs).
+    r#"
+    CREATE TABLE custody_log (
+        seq           INTEGER PRIMARY KEY,  -- 1, 2, 3, … without gaps
+        at            TEXT NOT NULL,        -- RFC 3339 UTC, ms
+        examiner      TEXT NOT NULL,
+        host          TEXT NOT NULL,
+        action        TEXT NOT NULL,        -- ingest, analyze, triage, note, export
+        details       TEXT NOT NULL,        -- JSON object
+        prev_hash     TEXT NOT NULL,        -- hash of entry seq-1 (64 zeros for the first)
+        hash          TEXT NOT NULL         -- SHA-256 over prev_hash and the entry (see custody.rs)
+    );
+    CREATE TABLE notes (
+        id            INTEGER PRIMARY KEY,
+        at            TEXT NOT NULL,
+        examiner      TEXT NOT NULL,
+        target        TEXT NOT NULL,        -- event:ID, session:ID, finding:ID or case
+        text          TEXT NOT NULL
+    );
+    CREATE TRIGGER custody_log_no_update BEFORE UPDATE ON custody_log
+        BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END;
+    CREATE TRIGGER custody_log_no_delete BEFORE DELETE ON custody_log
+        BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END;
+    "#,
 ];
