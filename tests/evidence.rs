@@ -1,0 +1,546 @@
+//! End-to-end tests of evidence bundles (`nbtrail export` / `verify`) and the custody log, on the sample
+//! logs and on a case whose cells are hostile HTML.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn nb(cfg: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_nbtrail"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("NBTRAIL_EXAMINER", "test-examiner")
+        .env("NBTRAIL_CONFIG_DIR", cfg)
+        .output()
+        .expect("nbtrail runs")
+}
+
+fn ok_json(cfg: &Path, args: &[&str]) -> Value {
+    let out = nb(cfg, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn verify(cfg: &Path, bundle: &Path, key: Option<&str>) -> (bool, String) {
+    let mut args = vec!["verify", bundle.to_str().unwrap(), "--json"];
+    if let Some(k) = key {
+        args.extend(["--key", k]);
+    }
+    let out = nb(cfg, &args);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        out.status.success(),
+        v["ok"].as_bool().unwrap(),
+        "exit status agrees with the verdict"
+    );
+    (
+        v["ok"].as_bool().unwrap(),
+        v["problem"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// All members of a zip: (name, bytes).
+fn members(zip: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut a = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
+    (0..a.len())
+        .map(|i| {
+            let mut f = a.by_index(i).unwrap();
+            let mut b = Vec::new();
+            f.read_to_end(&mut b).unwrap();
+            (f.name().to_string(), b)
+        })
+        .collect()
+}
+
+fn write_zip(path: &Path, members: &[(String, Vec<u8>)]) {
+    let mut w = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, bytes) in members {
+        w.start_file(name.as_str(), zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    cfg: PathBuf,
+    case: PathBuf,
+    bundle: PathBuf,
+    root: PathBuf,
+}
+
+fn exported() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config");
+    let case = dir.path().join("case");
+    ok_json(
+        &cfg,
+        &[
+            "ingest",
+            "--case",
+            case.to_str().unwrap(),
+            sample_logs().to_str().unwrap(),
+        ],
+    );
+    let out = nb(&cfg, &["analyze", "--case", case.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let incident = s(&ok_json(
+        &cfg,
+        &[
+            "sessions",
+            "--case",
+            case.to_str().unwrap(),
+            "--notebook",
+            "/Users/alice.nguyen@example.com/churn_scratch",
+            "--json",
+        ],
+    )[0]["id"])
+    .to_string();
+    let bundle = dir.path().join("bundle.zip");
+    let r = ok_json(
+        &cfg,
+        &[
+            "export",
+            "--case",
+            case.to_str().unwrap(),
+            "--session",
+            &incident,
+            "--query",
+            "user:bob action:getTable",
+            "-o",
+            bundle.to_str().unwrap(),
+            "--examiner",
+            "Ada Auditor",
+            "--notes",
+            "case 42",
+        ],
+    );
+    assert!(u(&r["events"]) > 7);
+    assert_eq!(
+        u(&r["findings"]),
+        3,
+        "the incident session's three findings"
+    );
+    Setup {
+        root: dir.path().to_path_buf(),
+        _dir: dir,
+        cfg,
+        case,
+        bundle,
+    }
+}
+
+#[test]
+fn export_verifies_and_any_tampering_is_named() {
+    let t = exported();
+    assert_eq!(verify(&t.cfg, &t.bundle, None), (true, String::new()));
+    let orig = members(&t.bundle);
+    let tampered = t.root.join("tampered.zip");
+
+    // Flip one byte of each member in turn: verify fails naming that member.
+    for (k, (name, bytes)) in orig.iter().enumerate() {
+        let mut m = orig.clone();
+        let mut b = bytes.clone();
+        let at = b.len() / 2;
+        b[at] ^= 0x01;
+        m[k] = (name.clone(), b);
+        write_zip(&tampered, &m);
+        let (ok, problem) = verify(&t.cfg, &tampered, None);
+        let short = name.split_once('/').unwrap().1;
+        assert!(!ok, "flipping a byte of {short} must fail");
+        assert!(problem.contains(short), "problem names {short}: {problem}");
+    }
+    // Remove a member.
+    let m: Vec<_> = orig
+        .iter()
+        .filter(|(n, _)| !n.ends_with("data/triage.json"))
+        .cloned()
+        .collect();
+    write_zip(&tampered, &m);
+    let (ok, problem) = verify(&t.cfg, &tampered, None);
+    assert!(
+        !ok && problem.contains("missing member data/triage.json"),
+        "{problem}"
+    );
+    // Add a member.
+    let mut m = orig.clone();
+    let root = orig[0].0.split_once('/').unwrap().0.to_string();
+    m.push((format!("{root}/data/extra.txt"), b"planted".to_vec()));
+    write_zip(&tampered, &m);
+    let (ok, problem) = verify(&t.cfg, &tampered, None);
+    assert!(
+        !ok && problem.contains("unexpected member data/extra.txt"),
+        "{problem}"
+    );
+    // Swap the signature for one made by another examiner's key over another bundle.
+    let other_cfg = t.root.join("other-config");
+    let other = t.root.join("other.zip");
+    ok_json(
+        &other_cfg,
+        &[
+            "export",
+            "--case",
+            t.case.to_str().unwrap(),
+            "--events",
+            "1,2,3",
+            "-o",
+            other.to_str().unwrap(),
+        ],
+    );
+    let other_sig = members(&other)
+        .into_iter()
+        .find(|(n, _)| n.ends_with(".sig"))
+        .unwrap()
+        .1;
+    let m: Vec<_> = orig
+        .iter()
+        .map(|(n, b)| {
+            (
+                n.clone(),
+                if n.ends_with(".sig") {
+                    other_sig.clone()
+                } else {
+                    b.clone()
+                },
+            )
+        })
+        .collect();
+    write_zip(&tampered, &m);
+    let (ok, problem) = verify(&t.cfg, &tampered, None);
+    assert!(
+        !ok && problem.contains("tagmanifest-sha256.txt.sig"),
+        "{problem}"
+    );
+    // Re-signing everything with another key verifies, but not against the expected key.
+    let theirs = std::fs::read_to_string(other_cfg.join("examiner-ed25519.pub")).unwrap();
+    let mine = std::fs::read_to_string(t.cfg.join("examiner-ed25519.pub")).unwrap();
+    assert!(verify(&t.cfg, &other, Some(theirs.trim())).0);
+    let (ok, problem) = verify(&t.cfg, &other, Some(mine.trim()));
+    assert!(
+        !ok && problem.contains("not by the expected key"),
+        "{problem}"
+    );
+    // And the raw zip: any flipped byte anywhere in the file fails verification.
+    let raw = std::fs::read(&t.bundle).unwrap();
+    for at in [0, raw.len() / 3, raw.len() / 2, raw.len() - 30] {
+        let mut b = raw.clone();
+        b[at] ^= 0x20;
+        std::fs::write(&tampered, &b).unwrap();
+        assert!(
+            !verify(&t.cfg, &tampered, None).0,
+            "byte {at} of the zip flipped"
+        );
+    }
+}
+
+#[test]
+fn original_records_are_byte_identical_and_the_export_is_in_the_custody_log() {
+    let t = exported();
+    let m = members(&t.bundle);
+    let events = &m
+        .iter()
+        .find(|(n, _)| n.ends_with("data/events.jsonl"))
+        .unwrap()
+        .1;
+    let mut checked = 0;
+    for line in String::from_utf8_lossy(events).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let e = &v["event"];
+        let raw = s(&e["raw"]);
+        let file = PathBuf::from(s(&e["file"]));
+        let source = std::fs::read(&file).unwrap();
+        // The file's hash recorded at ingest is the file's hash now.
+        assert_eq!(s(&e["file_sha256"]), sha256_hex(&source));
+        if file.extension().is_some_and(|x| x == "gz") {
+            continue;
+        }
+        let at = u(&e["byte_offset"]) as usize;
+        assert_eq!(
+            &source[at..at + raw.len()],
+            raw.as_bytes(),
+            "{}:{}",
+            file.display(),
+            e["line"]
+        );
+        assert_eq!(s(&v["raw_sha256"]), sha256_hex(raw.as_bytes()));
+        checked += 1;
+    }
+    assert!(checked > 7);
+    // Custody: ingest, analyze, export — chained and intact; the export names the bundle's hash.
+    let c = ok_json(
+        &t.cfg,
+        &[
+            "custody",
+            "--case",
+            t.case.to_str().unwrap(),
+            "--json",
+            "--verify",
+        ],
+    );
+    let actions: Vec<&str> = c["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| s(&e["action"]))
+        .collect();
+    assert_eq!(actions, ["ingest", "analyze", "export"]);
+    assert_eq!(
+        s(&c["entries"][2]["details"]["bundle_sha256"]),
+        sha256_hex(&std::fs::read(&t.bundle).unwrap())
+    );
+    // The bundle carries the custody entries for its selection.
+    let custody = &m
+        .iter()
+        .find(|(n, _)| n.ends_with("data/custody.jsonl"))
+        .unwrap()
+        .1;
+    assert!(String::from_utf8_lossy(custody).contains("\"action\":\"ingest\""));
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+#[test]
+fn triage_changes_are_in_the_custody_log_and_a_tampered_log_fails_verification() {
+    let t = exported();
+    let f = ok_json(
+        &t.cfg,
+        &[
+            "findings",
+            "--case",
+            t.case.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    let id = f.as_array().unwrap()[0]["id"].as_i64().unwrap().to_string();
+    let out = nb(
+        &t.cfg,
+        &[
+            "triage",
+            "--case",
+            t.case.to_str().unwrap(),
+            &id,
+            "valid",
+            "--note",
+            "confirmed with HR",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = nb(
+        &t.cfg,
+        &["triage", "--case", t.case.to_str().unwrap(), &id, "maybe"],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    let out = nb(
+        &t.cfg,
+        &[
+            "note",
+            "--case",
+            t.case.to_str().unwrap(),
+            &format!("finding:{id}"),
+            "see ticket 7",
+        ],
+    );
+    assert!(out.status.success());
+    let c = ok_json(
+        &t.cfg,
+        &[
+            "custody",
+            "--case",
+            t.case.to_str().unwrap(),
+            "--json",
+            "--verify",
+        ],
+    );
+    let entries = c["entries"].as_array().unwrap();
+    let triage = entries.iter().find(|e| e["action"] == "triage").unwrap();
+    assert_eq!(triage["details"]["to"], "valid");
+    assert_eq!(triage["details"]["from"], "uncategorized");
+    assert_eq!(triage["examiner"], "test-examiner");
+    assert!(entries.iter().any(|e| e["action"] == "note"));
+
+    // The append-only triggers refuse edits through SQLite…
+    let conn = rusqlite::Connection::open(t.case.join("case.sqlite")).unwrap();
+    assert!(
+        conn.execute(
+            "UPDATE custody_log SET examiner = 'mallory' WHERE seq = 2",
+            []
+        )
+        .is_err()
+    );
+    // …and an edit that bypasses them breaks the chain at that entry.
+    conn.execute_batch(
+        "DROP TRIGGER custody_log_no_update; UPDATE custody_log SET examiner = 'mallory' WHERE seq = 2;",
+    )
+    .unwrap();
+    let out = nb(
+        &t.cfg,
+        &["custody", "--case", t.case.to_str().unwrap(), "--verify"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("entry 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const HOSTILE: &[&str] = &[
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(2)>",
+    "</pre><b>bold</b>",
+    "\u{1b}[31mred\u{1b}[0m",
+];
+
+/// A case whose one session's cells are hostile HTML; returns (report.html text, dir guard).
+fn hostile_report() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config");
+    let line = |i: usize, action: &str, params: Value| {
+        serde_json::json!({
+            "accountId": "a1", "actionName": action, "auditLevel": "WORKSPACE_LEVEL", "date": "2024-06-01",
+            "orgId": "99", "requestId": format!("req-{i}"), "requestParams": params,
+            "response": {"errorMessage": null, "result": null, "statusCode": 200},
+            "serviceName": "notebook", "sessionId": "s1", "sourceIPAddress": "10.0.0.1",
+            "timestamp": 1717236000000i64 + i as i64 * 60_000, "userAgent": "test",
+            "userIdentity": {"email": "mallory@example.com"}, "version": "2.0", "workspaceId": "99"
+        })
+        .to_string()
+    };
+    let mut text = line(
+        0,
+        "attachNotebook",
+        serde_json::json!({"notebookId": "1", "clusterId": "c", "path": "/Users/mallory/<script>x</script>"}),
+    ) + "\n";
+    for (i, code) in HOSTILE.iter().enumerate() {
+        text += &(line(
+            i + 1,
+            "runCommand",
+            serde_json::json!({"notebookId": "1", "clusterId": "c", "commandId": format!("{i}"),
+            "commandLanguage": "python", "commandText": format!("x = '{code}'\nprint(x)"), "status": "finished", "executionTime": "0.1"}),
+        ) + "\n");
+    }
+    let log = dir.path().join("hostile.json");
+    std::fs::write(&log, text).unwrap();
+    let case = dir.path().join("case");
+    ok_json(
+        &cfg,
+        &[
+            "ingest",
+            "--case",
+            case.to_str().unwrap(),
+            log.to_str().unwrap(),
+        ],
+    );
+    let sid = s(&ok_json(
+        &cfg,
+        &["sessions", "--case", case.to_str().unwrap(), "--json"],
+    )[0]["id"])
+    .to_string();
+    let bundle = dir.path().join("b.zip");
+    ok_json(
+        &cfg,
+        &[
+            "export",
+            "--case",
+            case.to_str().unwrap(),
+            "--session",
+            &sid,
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(verify(&cfg, &bundle, None).0);
+    let html = members(&bundle)
+        .into_iter()
+        .find(|(n, _)| n.ends_with("data/report.html"))
+        .unwrap()
+        .1;
+    std::fs::write(dir.path().join("report.html"), &html).unwrap();
+    (String::from_utf8(html).unwrap(), dir)
+}
+
+#[test]
+fn the_report_has_no_script_and_shows_hostile_content_as_text() {
+    let (html, _d) = hostile_report();
+    let lower = html.to_lowercase();
+    assert!(
+        !lower.contains("<script"),
+        "no script element, not even from content"
+    );
+    assert!(!lower.contains("<img"));
+    assert!(!lower.contains("</pre><b>"));
+    assert!(!html.contains('\u{1b}'), "no raw escape characters");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.contains("&lt;img src=x onerror=alert(2)&gt;"));
+    assert!(html.contains("default-src &#39;none&#39;") || html.contains("default-src 'none'"));
+}
+
+/// Opens the report in headless Chromium and checks what a reader sees: the hostile strings as text, no
+/// script ran (the title is intact and no element came from cell content).
+#[test]
+fn the_report_renders_in_headless_chromium() {
+    let (_, d) = hostile_report();
+    let report = d.path().join("report.html");
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("Chromium is installed (scripts/test.sh installs the Debian package `chromium`)");
+    let profile = d.path().join("chromium-profile");
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+            &format!("file://{}", report.display()),
+        ])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        dom.contains("<title>nbtrail evidence report</title>"),
+        "rendered: {}",
+        &dom[..dom.len().min(500)]
+    );
+    let lower = dom.to_lowercase();
+    assert!(
+        !lower.contains("<script"),
+        "no script element in the rendered DOM"
+    );
+    assert!(
+        !lower.contains("<img"),
+        "no image element from cell content"
+    );
+    assert!(
+        !lower.contains("<b>bold</b>"),
+        "cell content did not become markup"
+    );
+    // The text a reader sees contains the hostile strings verbatim (serialized back as escaped text).
+    assert!(dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(dom.contains("&lt;img src=x onerror=alert(2)&gt;"));
+    assert!(dom.contains("&lt;/pre&gt;&lt;b&gt;bold&lt;/b&gt;"));
+    assert!(dom.contains("Session "), "the session replay rendered");
+}
