@@ -276,16 +276,7 @@ fn original_records_are_byte_identical_and_the_export_is_in_the_custody_log() {
     }
     assert!(checked > 7);
     // Custody: ingest, analyze, export — chained and intact; the export names the bundle's hash.
-    let c = ok_json(
-        &t.cfg,
-        &[
-            "custody",
-            "--case",
-            t.case.to_str().unwrap(),
-            "--json",
-            "--verify",
-        ],
-    );
+    let c = custody(&t);
     let actions: Vec<&str> = c["entries"]
         .as_array()
         .unwrap()
@@ -304,6 +295,20 @@ fn original_records_are_byte_identical_and_the_export_is_in_the_custody_log() {
         .unwrap()
         .1;
     assert!(String::from_utf8_lossy(custody).contains("\"action\":\"ingest\""));
+}
+
+/// `nbtrail custody --json --verify` on the setup's case.
+fn custody(t: &Setup) -> Value {
+    ok_json(
+        &t.cfg,
+        &[
+            "custody",
+            "--case",
+            t.case.to_str().unwrap(),
+            "--json",
+            "--verify",
+        ],
+    )
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -358,16 +363,7 @@ fn triage_changes_are_in_the_custody_log_and_a_tampered_log_fails_verification()
         ],
     );
     assert!(out.status.success());
-    let c = ok_json(
-        &t.cfg,
-        &[
-            "custody",
-            "--case",
-            t.case.to_str().unwrap(),
-            "--json",
-            "--verify",
-        ],
-    );
+    let c = custody(&t);
     let entries = c["entries"].as_array().unwrap();
     let triage = entries.iter().find(|e| e["action"] == "triage").unwrap();
     assert_eq!(triage["details"]["to"], "valid");

@@ -27,7 +27,13 @@ QUERY SYNTAX
 A malformed query is never an error: it is searched as well as it can be and the parts that were
 ignored are listed as warnings. All times are UTC.";
 
-fn bar() -> ProgressBar {
+type Sync = fn(
+    &mut Case,
+    &mut dyn FnMut(SyncProgress),
+) -> nbtrail_search::Result<(SearchIndex, SyncReport)>;
+
+/// Runs an index sync with a progress bar on stderr (drawn only when there is work).
+fn with_bar(case: &mut Case, sync: Sync) -> Result<(SearchIndex, SyncReport)> {
     let bar = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
@@ -35,29 +41,22 @@ fn bar() -> ProgressBar {
         )
         .expect("template"),
     );
-    bar
-}
-
-/// Opens the case's index, bringing it up to date (with a progress bar when there is work).
-pub fn open_index(case: &mut Case) -> Result<(SearchIndex, SyncReport)> {
-    let bar = bar();
-    let r = SearchIndex::open_with_progress(case, &mut |p: SyncProgress| {
+    let r = sync(case, &mut |p: SyncProgress| {
         bar.set_length(p.total);
         bar.set_position(p.done);
     });
     bar.finish_and_clear();
     Ok(r?)
+}
+
+/// Opens the case's index, bringing it up to date.
+pub fn open_index(case: &mut Case) -> Result<(SearchIndex, SyncReport)> {
+    with_bar(case, SearchIndex::open_with_progress)
 }
 
 /// Deletes and rebuilds the index.
 pub fn reindex(case: &mut Case) -> Result<(SearchIndex, SyncReport)> {
-    let bar = bar();
-    let r = SearchIndex::rebuild(case, &mut |p: SyncProgress| {
-        bar.set_length(p.total);
-        bar.set_position(p.done);
-    });
-    bar.finish_and_clear();
-    Ok(r?)
+    with_bar(case, SearchIndex::rebuild)
 }
 
 fn highlight(text: &str, ranges: &[[usize; 2]], color: bool) -> String {

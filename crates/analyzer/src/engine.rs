@@ -1058,21 +1058,14 @@ impl<'a> Engine<'a> {
                         trace.push(
                             self.step(call, format!("reaches {} through `{callee}`", spec.kind)),
                         );
-                        let message = rule
-                            .message
-                            .replace("{source}", &flow.what)
-                            .replace("{sink}", &format!("{} (`{callee}`)", spec.kind));
-                        self.report(Finding {
-                            code: rule.code.clone(),
-                            rule: rule.name.clone(),
-                            pysa_code: rule.pysa_code,
-                            severity: rule.severity.clone(),
-                            message,
-                            location: self.loc(range),
-                            source_kind: flow.kind.clone(),
-                            sink_kind: Some(spec.kind.clone()),
+                        self.report(rule.finding(
+                            &flow.what,
+                            &format!("{} (`{callee}`)", spec.kind),
+                            self.loc(range),
+                            &flow.kind,
+                            Some(&spec.kind),
                             trace,
-                        });
+                        ));
                     }
                 }
             }
@@ -1083,20 +1076,14 @@ impl<'a> Engine<'a> {
         let rules = self.rules;
         for rule in &rules.rules {
             if rule.at_source && rule.sources.contains(&flow.kind) {
-                self.report(Finding {
-                    code: rule.code.clone(),
-                    rule: rule.name.clone(),
-                    pysa_code: rule.pysa_code,
-                    severity: rule.severity.clone(),
-                    message: rule
-                        .message
-                        .replace("{source}", &flow.what)
-                        .replace("{sink}", ""),
-                    location: flow.steps[0].loc.clone(),
-                    source_kind: flow.kind.clone(),
-                    sink_kind: None,
-                    trace: flow.steps.clone(),
-                });
+                self.report(rule.finding(
+                    &flow.what,
+                    "",
+                    flow.steps[0].loc.clone(),
+                    &flow.kind,
+                    None,
+                    flow.steps.clone(),
+                ));
             }
         }
     }

@@ -217,26 +217,20 @@ fn sql_widget_references(index: usize, cell: &Cell, rules: &Rules) -> Vec<Findin
                 cell.body_offset + m.start(),
                 cell.body_offset + m.end(),
             );
-            Finding {
-                code: rule.code.clone(),
-                rule: rule.name.clone(),
-                pysa_code: rule.pysa_code,
-                severity: rule.severity.clone(),
-                message: rule
-                    .message
-                    .replace("{source}", &format!("widget reference `{}`", m.as_str()))
-                    .replace("{sink}", "a SQL cell"),
-                location: loc.clone(),
-                source_kind: "UserControlled".into(),
-                sink_kind: Some("SQL".into()),
-                trace: vec![Step {
+            rule.finding(
+                &format!("widget reference `{}`", m.as_str()),
+                "a SQL cell",
+                loc.clone(),
+                "UserControlled",
+                Some("SQL"),
+                vec![Step {
                     loc,
                     note: format!(
                         "`{}` is replaced by a widget value before the query runs",
                         m.as_str()
                     ),
                 }],
-            }
+            )
         })
         .collect()
 }

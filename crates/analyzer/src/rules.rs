@@ -143,6 +143,34 @@ pub struct Rule {
     pub message: String,
 }
 
+impl Rule {
+    /// A finding of this rule: its message with `{source}` and `{sink}` filled in.
+    pub(crate) fn finding(
+        &self,
+        source: &str,
+        sink: &str,
+        location: crate::Loc,
+        source_kind: &str,
+        sink_kind: Option<&str>,
+        trace: Vec<crate::Step>,
+    ) -> crate::Finding {
+        crate::Finding {
+            code: self.code.clone(),
+            rule: self.name.clone(),
+            pysa_code: self.pysa_code,
+            severity: self.severity.clone(),
+            message: self
+                .message
+                .replace("{source}", source)
+                .replace("{sink}", sink),
+            location,
+            source_kind: source_kind.to_string(),
+            sink_kind: sink_kind.map(str::to_string),
+            trace,
+        }
+    }
+}
+
 /// `unless_keyword_in`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

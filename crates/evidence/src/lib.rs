@@ -277,7 +277,8 @@ pub fn export(
     let total = ids.len() as u64 * 2;
     let mut done = 0u64;
 
-    // data/events.jsonl — pass 1.
+    // data/events.jsonl — pass 1 (also collects the source files' hashes, for the custody entries).
+    let mut files: BTreeSet<String> = BTreeSet::new();
     {
         let case_ref: &Case = case;
         bag.member("data/events.jsonl", &mut |w| {
@@ -290,6 +291,7 @@ pub fn export(
                     .map_err(io::Error::from)
                     .map_err(StoreError::from_io)?;
                 w.write_all(b"\n").map_err(StoreError::from_io)?;
+                files.insert(e.file_sha256);
                 done += 1;
                 if done.is_multiple_of(10_000) {
                     progress(ExportProgress { done, total });
@@ -331,14 +333,6 @@ pub fn export(
     )?;
 
     // Custody entries concerning the selection.
-    let files: BTreeSet<String> = {
-        let mut f = BTreeSet::new();
-        case.for_each_event(&ids, &mut |e| {
-            f.insert(e.file_sha256);
-            Ok(())
-        })?;
-        f
-    };
     let finding_ids: BTreeSet<i64> = findings.iter().map(|f| f.id).collect();
     let custody: Vec<_> = case
         .custody_log()?
@@ -424,12 +418,7 @@ pub fn export(
         ("Bagging-Date", created[..10].to_string()),
         ("Nbtrail-Created-UTC", created.clone()),
         ("Contact-Name", opts.examiner.clone()),
-        (
-            "Nbtrail-Host",
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "unknown".into()),
-        ),
+        ("Nbtrail-Host", nbtrail_store::host()),
         ("Nbtrail-Case", case.dir().display().to_string()),
         ("Nbtrail-Selection-Sessions", sel.sessions.join(" ")),
         (

@@ -47,8 +47,7 @@ fn syntaxes() -> &'static (SyntaxSet, Theme) {
 /// Highlighted, escaped HTML for one line-numbered cell; lines in `marked` get the finding class.
 fn code_html(code: &str, language: Option<&str>, marked: &[u32]) -> String {
     let (ss, theme) = syntaxes();
-    let body = code.strip_prefix("%sql\n").map_or(code, |_| code);
-    let lang = if body.trim_start().starts_with("%sql") {
+    let lang = if code.trim_start().starts_with("%sql") {
         "sql"
     } else {
         language.unwrap_or("python")

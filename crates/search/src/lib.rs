@@ -586,7 +586,6 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         let rules = Arc::new(RuleMap::load(case)?);
         let facets = FacetCollector {
-            fields: self.fields,
             rules: rules.clone(),
         };
         let top = TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
@@ -817,28 +816,21 @@ fn hit(
             "event {id} is in the index but not in the case; run `nbtrail reindex`"
         ))));
     };
-    let snippet = match &code {
-        Some(code) => {
-            let s = code_snippets.snippet(code);
-            if s.highlighted().is_empty() {
-                let meta = meta_line(&user, &action, &notebook_path, &error);
-                let m = meta_snippets.snippet(&meta);
-                if m.highlighted().is_empty() {
-                    head(code)
-                } else {
-                    to_snippet(&m)
-                }
-            } else {
-                to_snippet(&s)
-            }
-        }
+    // The code's match if the code matched; else the metadata's match; else the start of the code (or of
+    // the metadata when there is no code).
+    let code_hit = code
+        .as_deref()
+        .map(|c| code_snippets.snippet(c))
+        .filter(|s| !s.highlighted().is_empty());
+    let snippet = match code_hit {
+        Some(s) => to_snippet(&s),
         None => {
             let meta = meta_line(&user, &action, &notebook_path, &error);
             let m = meta_snippets.snippet(&meta);
-            if m.highlighted().is_empty() {
-                head(&meta)
-            } else {
+            if !m.highlighted().is_empty() {
                 to_snippet(&m)
+            } else {
+                head(code.as_deref().unwrap_or(&meta))
             }
         }
     };
@@ -846,7 +838,7 @@ fn hit(
         event_id: id,
         session_id,
         user,
-        time: nbtrail_store_time(time_ms),
+        time: nbtrail_model::format_time(nbtrail_model::time_from_ms(time_ms).unwrap_or_default()),
         time_ms,
         action,
         notebook_path,
@@ -854,12 +846,6 @@ fn hit(
         rules: rules.of(id as u64),
         score,
     })
-}
-
-fn nbtrail_store_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
 }
 
 fn meta_line(
@@ -976,7 +962,6 @@ pub fn histogram(times: Vec<i64>) -> Histogram {
 
 /// Counts facet values and collects hit times over the whole result set.
 struct FacetCollector {
-    fields: Fields,
     rules: Arc<RuleMap>,
 }
 
@@ -1035,7 +1020,6 @@ impl Collector for FacetCollector {
     type Child = FacetSegment;
 
     fn for_segment(&self, _ord: u32, segment: &SegmentReader) -> tantivy::Result<FacetSegment> {
-        let _ = self.fields;
         let ff = segment.fast_fields();
         let mut columns = Vec::new();
         let mut counts = Vec::new();

@@ -82,8 +82,6 @@ pub struct Compiled {
     pub query: Box<dyn Query>,
     /// What the lenient parse ignored or reinterpreted, in words.
     pub warnings: Vec<String>,
-    /// Whether the query has positive text terms (so relevance and snippets mean something).
-    pub has_text: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -430,16 +428,14 @@ pub fn compile(q: &str, f: &Fields, lookup: &dyn Lookup, now_ms: i64) -> Compile
         lookup,
         now_ms,
         warnings: p.warnings,
-        has_text: false,
     };
     let query = match node {
         None => Box::new(AllQuery) as Box<dyn Query>,
-        Some(n) => c.node(&n, false).unwrap_or_else(|| Box::new(AllQuery)),
+        Some(n) => c.node(&n).unwrap_or_else(|| Box::new(AllQuery)),
     };
     Compiled {
         query,
         warnings: c.warnings,
-        has_text: c.has_text,
     }
 }
 
@@ -448,7 +444,6 @@ struct Compiler<'a> {
     lookup: &'a dyn Lookup,
     now_ms: i64,
     warnings: Vec<String>,
-    has_text: bool,
 }
 
 fn glob_regex(glob: &str) -> String {
@@ -468,7 +463,7 @@ fn glob_regex(glob: &str) -> String {
 }
 
 impl Compiler<'_> {
-    fn node(&mut self, n: &Node, negated: bool) -> Option<Box<dyn Query>> {
+    fn node(&mut self, n: &Node) -> Option<Box<dyn Query>> {
         match n {
             Node::And(items) | Node::Or(items) => {
                 let is_and = matches!(n, Node::And(_));
@@ -476,7 +471,7 @@ impl Compiler<'_> {
                 let mut positives = 0;
                 for item in items {
                     if let Node::Not(inner) = item {
-                        if let Some(q) = self.node(inner, !negated) {
+                        if let Some(q) = self.node(inner) {
                             if is_and {
                                 clauses.push((Occur::MustNot, q));
                             } else {
@@ -489,7 +484,7 @@ impl Compiler<'_> {
                                 positives += 1;
                             }
                         }
-                    } else if let Some(q) = self.node(item, negated) {
+                    } else if let Some(q) = self.node(item) {
                         clauses.push((if is_and { Occur::Must } else { Occur::Should }, q));
                         positives += 1;
                     }
@@ -503,7 +498,7 @@ impl Compiler<'_> {
                 Some(Box::new(BooleanQuery::new(clauses)))
             }
             Node::Not(inner) => {
-                let q = self.node(inner, !negated)?;
+                let q = self.node(inner)?;
                 Some(Box::new(BooleanQuery::new(vec![
                     (Occur::Must, Box::new(AllQuery)),
                     (Occur::MustNot, q),
@@ -514,10 +509,10 @@ impl Compiler<'_> {
                 text,
                 phrase,
             } => match field {
-                None => self.text(text, *phrase, None, negated),
-                Some(field) => self.field_phrase(field, text, negated),
+                None => self.text(text, *phrase, None),
+                Some(field) => self.field_phrase(field, text),
             },
-            Node::Field { field, value } => self.field(field, value, negated),
+            Node::Field { field, value } => self.field(field, value),
             Node::Range { field, body } => self.range(field, body),
             Node::Last(span) => match parse_span(span) {
                 Some(ms) => {
@@ -534,13 +529,7 @@ impl Compiler<'_> {
     }
 
     /// Free text (or a phrase) over the given text fields (default: code, output, meta).
-    fn text(
-        &mut self,
-        text: &str,
-        phrase: bool,
-        only: Option<Field>,
-        negated: bool,
-    ) -> Option<Box<dyn Query>> {
+    fn text(&mut self, text: &str, phrase: bool, only: Option<Field>) -> Option<Box<dyn Query>> {
         let fields: Vec<Field> = match only {
             Some(f) => vec![f],
             None => vec![self.f.code, self.f.output, self.f.meta],
@@ -559,9 +548,6 @@ impl Compiler<'_> {
                     .push(format!("`{text}` has no searchable characters: ignored"));
             }
             return None;
-        }
-        if !negated {
-            self.has_text = true;
         }
         let whole = (words.len() == 1 && parts.len() > 1 && !prefix)
             .then(|| words[0].trim_matches(['.', '_']).to_lowercase());
@@ -626,15 +612,15 @@ impl Compiler<'_> {
         ))
     }
 
-    fn field_phrase(&mut self, field: &str, text: &str, negated: bool) -> Option<Box<dyn Query>> {
+    fn field_phrase(&mut self, field: &str, text: &str) -> Option<Box<dyn Query>> {
         match field.to_ascii_lowercase().as_str() {
-            "code" => self.text(text, true, Some(self.f.code), negated),
-            "output" => self.text(text, true, Some(self.f.output), negated),
-            _ => self.field(field, text, negated),
+            "code" => self.text(text, true, Some(self.f.code)),
+            "output" => self.text(text, true, Some(self.f.output)),
+            _ => self.field(field, text),
         }
     }
 
-    fn field(&mut self, field: &str, value: &str, negated: bool) -> Option<Box<dyn Query>> {
+    fn field(&mut self, field: &str, value: &str) -> Option<Box<dyn Query>> {
         let f = self.f;
         let q: Box<dyn Query> = match field.to_ascii_lowercase().as_str() {
             "user" => {
@@ -687,8 +673,8 @@ impl Compiler<'_> {
                     return None;
                 }
             },
-            "code" => return self.text(value, false, Some(f.code), negated),
-            "output" => return self.text(value, false, Some(f.output), negated),
+            "code" => return self.text(value, false, Some(f.code)),
+            "output" => return self.text(value, false, Some(f.output)),
             "time" => return self.time_value(value),
             _ => {
                 self.warnings.push(format!(
@@ -699,7 +685,7 @@ impl Compiler<'_> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
-                return self.text(&format!("{field} {value}"), true, None, negated);
+                return self.text(&format!("{field} {value}"), true, None);
             }
         };
         Some(q)

@@ -993,7 +993,8 @@ pub fn examiner() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-pub(crate) fn host() -> String {
+/// This machine's name (for custody entries and bundles).
+pub fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))

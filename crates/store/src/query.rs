@@ -388,13 +388,22 @@ impl Case {
     fn fill_payloads(&self, rows: Vec<(EventRow, i64, i64)>) -> Result<Vec<EventRow>> {
         let mut reader = crate::payload::BlockReader::default();
         rows.into_iter()
-            .map(|(mut row, block, index)| {
-                let p = reader.get(&self.conn, block, index)?;
-                row.params = serde_json::from_str(&p.params).unwrap_or(serde_json::Value::Null);
-                row.raw = p.raw;
-                Ok(row)
-            })
+            .map(|(row, block, index)| self.fill_payload(&mut reader, row, block, index))
             .collect()
+    }
+
+    /// Completes one event row with its parameters and raw record (`reader` caches the last block).
+    fn fill_payload(
+        &self,
+        reader: &mut crate::payload::BlockReader,
+        mut row: EventRow,
+        block: i64,
+        index: i64,
+    ) -> Result<EventRow> {
+        let p = reader.get(&self.conn, block, index)?;
+        row.params = serde_json::from_str(&p.params).unwrap_or(serde_json::Value::Null);
+        row.raw = p.raw;
+        Ok(row)
     }
 
     /// Calls `f` for each of the events `ids` (any order, repeats ignored), oldest first, streaming: the
@@ -421,11 +430,8 @@ impl Case {
         ))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            let (mut row, block, index) = event_row(r)?;
-            let p = reader.get(&self.conn, block, index)?;
-            row.params = serde_json::from_str(&p.params).unwrap_or(serde_json::Value::Null);
-            row.raw = p.raw;
-            f(row)?;
+            let (row, block, index) = event_row(r)?;
+            f(self.fill_payload(&mut reader, row, block, index)?)?;
         }
         drop(rows);
         drop(st);
