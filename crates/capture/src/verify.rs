@@ -1,0 +1,419 @@
+//! The reading end: checks a capture log directory link by link and reports the first problem.
+//!
+//! What is checked, in order, for every segment and every record:
+//! * segments are numbered without gaps and each begins with its own `segment_start`, whose
+//!   `previous_segment` names the segment before, the byte where its acknowledged records end, and the
+//!   sequence number and hash of its last record;
+//! * every line is complete, is JSON, and its `hash` is the SHA-256 of its body (an edited record fails
+//!   here);
+//! * `seq` is one more than the record before (a deleted record shows as a gap, a moved one as out of
+//!   order) and `prev` is that record's hash (a record replaced with its hash recomputed breaks the link);
+//! * nothing follows a `segment_end` in its segment; bytes after a segment's acknowledged end (a write
+//!   that failed or a crash) are reported as a note, never counted as records;
+//! * every `checkpoint` signs exactly the record before it with the segment's signer (or with the key the
+//!   caller expects, which every segment must then name); with an expected key at least one checkpoint
+//!   must verify, and records after the last checkpoint are reported as not yet signed;
+//! * the last segment ends in a complete line (a cut-off tail is reported as truncation).
+
+use crate::{
+    GENESIS, Result, check_checkpoint, io_err, line_hashes, list_segments, segment_name,
+};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::Path;
+
+/// The first problem found, located precisely.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Segment file name.
+    pub file: String,
+    /// 1-based line in that file (0 when the problem is the file itself).
+    pub line: u64,
+    /// Byte offset of the line.
+    pub byte_offset: u64,
+    /// The sequence number the record should have had.
+    pub seq: Option<u64>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: ", self.file, self.line)?;
+        } else {
+            write!(f, "{}: ", self.file)?;
+        }
+        if let Some(seq) = self.seq {
+            write!(f, "record {seq}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// The outcome of [`verify_dir`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    /// True when no problem was found.
+    pub ok: bool,
+    /// Segments read.
+    pub segments: u64,
+    /// Records verified.
+    pub records: u64,
+    /// Last verified sequence number.
+    pub last_seq: u64,
+    /// Time of the first and last verified records.
+    pub first_time: Option<String>,
+    /// See `first_time`.
+    pub last_time: Option<String>,
+    /// Checkpoints whose signature verified.
+    pub checkpoints: u64,
+    /// The key that signed them (hex).
+    pub signer: Option<String>,
+    /// Highest sequence number covered by a verified checkpoint.
+    pub signed_through: Option<u64>,
+    /// The last segment has no `segment_end` (the gateway is running or stopped without closing).
+    pub open: bool,
+    /// Observations that are not problems (abandoned segments, unacknowledged bytes, unsigned tail).
+    pub notes: Vec<String>,
+    /// The first problem, if any.
+    pub problem: Option<Problem>,
+}
+
+struct State<'a> {
+    expected_signer: Option<&'a str>,
+    report: VerifyReport,
+    seq: u64,
+    prev: String,
+    /// (name, end of last record, last seq, last hash) of the previous valid segment.
+    last_segment: Option<(String, u64, u64, String)>,
+}
+
+/// Verifies the log in `dir`. `expected_signer` (hex public key) demands that every segment is signed
+/// by that key and that at least one checkpoint verifies.
+pub fn verify_dir(dir: &Path, expected_signer: Option<&str>) -> Result<VerifyReport> {
+    let segments = list_segments(dir)?;
+    let mut st = State {
+        expected_signer,
+        report: VerifyReport::default(),
+        seq: 0,
+        prev: GENESIS.to_string(),
+        last_segment: None,
+    };
+    if segments.is_empty() {
+        st.report.problem = Some(Problem {
+            file: dir.display().to_string(),
+            line: 0,
+            byte_offset: 0,
+            seq: None,
+            message: "no capture segments (capture-NNNNNN.jsonl) in this directory".into(),
+        });
+        return Ok(st.report);
+    }
+    let datas: Vec<Vec<u8>> = segments
+        .iter()
+        .map(|(_, p)| std::fs::read(p).map_err(io_err(p)))
+        .collect::<Result<_>>()?;
+    let mut expected_number = segments[0].0;
+    if expected_number != 1 {
+        st.report.notes.push(format!(
+            "log starts at segment {expected_number}: earlier segments were rotated away"
+        ));
+    }
+    for (i, ((n, path), data)) in segments.iter().zip(&datas).enumerate() {
+        let name = path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if *n != expected_number {
+            return Ok(st.fail(
+                &segment_name(expected_number),
+                0,
+                0,
+                None,
+                format!("segment missing (found {name} next)"),
+            ));
+        }
+        expected_number += 1;
+        if !data.contains(&b'\n') {
+            st.report.notes.push(format!(
+                "{name}: abandoned segment with no complete record ({} bytes): its first write failed",
+                data.len()
+            ));
+            continue;
+        }
+        // Where this segment's chain ends: as the next segment's start says, else the whole file.
+        let next: Vec<(u64, &[u8])> = segments[i + 1..]
+            .iter()
+            .zip(&datas[i + 1..])
+            .map(|((n, _), d)| (*n, d.as_slice()))
+            .collect();
+        let limit = next_segment_limit(*n, &next);
+        let is_last = i + 1 == segments.len();
+        if let Err(p) = st.segment(&name, *n, data, limit, is_last) {
+            st.report.problem = Some(p);
+            return Ok(st.report);
+        }
+        st.report.segments += 1;
+    }
+    if let Some(expected) = expected_signer {
+        if st.report.checkpoints == 0 {
+            return Ok(st.fail(
+                &segments.last().map(|(n, _)| segment_name(*n)).unwrap_or_default(),
+                0,
+                0,
+                None,
+                format!("no checkpoint signed by the expected key {expected}"),
+            ));
+        }
+        let through = st.report.signed_through.unwrap_or(0);
+        if through < st.seq {
+            st.report.notes.push(format!(
+                "records {}..{} are after the last signed checkpoint",
+                through + 1,
+                st.seq
+            ));
+        }
+    }
+    if st.report.open {
+        st.report
+            .notes
+            .push("the last segment is open: the gateway is running or stopped without closing it".into());
+    }
+    st.report.ok = true;
+    Ok(st.report)
+}
+
+/// The acknowledged end of a segment, as the `segment_start` of the next non-abandoned segment records.
+/// Only consecutive segments count: after a missing one nothing is known.
+fn next_segment_limit(number: u64, rest: &[(u64, &[u8])]) -> Option<u64> {
+    for (k, (n, data)) in rest.iter().enumerate() {
+        if *n != number + 1 + k as u64 {
+            return None;
+        }
+        let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+            continue;
+        };
+        let v: Value = serde_json::from_slice(&data[..nl]).ok()?;
+        return v["previous_segment"]["bytes"].as_u64();
+    }
+    None
+}
+
+impl State<'_> {
+    fn fail(
+        &mut self,
+        file: &str,
+        line: u64,
+        byte_offset: u64,
+        seq: Option<u64>,
+        message: String,
+    ) -> VerifyReport {
+        let mut r = std::mem::take(&mut self.report);
+        r.ok = false;
+        r.problem = Some(Problem {
+            file: file.to_string(),
+            line,
+            byte_offset,
+            seq,
+            message,
+        });
+        r
+    }
+
+    fn segment(
+        &mut self,
+        name: &str,
+        number: u64,
+        data: &[u8],
+        limit: Option<u64>,
+        is_last: bool,
+    ) -> std::result::Result<(), Problem> {
+        let len = data.len() as u64;
+        let end = match limit {
+            Some(l) if l > len => {
+                return Err(self.problem(
+                    name,
+                    0,
+                    len,
+                    None,
+                    format!("truncated: the next segment says this one ended at byte {l}, the file has {len} bytes"),
+                ));
+            }
+            Some(l) => {
+                if l < len {
+                    self.report.notes.push(format!(
+                        "{name}: {} bytes after the acknowledged end (byte {l}) are an unacknowledged write, not part of the chain",
+                        len - l
+                    ));
+                }
+                l as usize
+            }
+            None => data.len(),
+        };
+        let mut pos = 0usize;
+        let mut line_no = 0u64;
+        let mut ended = false;
+        let mut signer: Option<String> = None;
+        while pos < end {
+            line_no += 1;
+            let expected = self.seq + 1;
+            let here = |msg: String| (line_no, pos as u64, Some(expected), msg);
+            let Some(nl) = data[pos..end].iter().position(|&b| b == b'\n') else {
+                let (l, o, s, m) = here(format!(
+                    "truncated: the last record is cut off ({} bytes without a line end)",
+                    end - pos
+                ));
+                return Err(self.problem(name, l, o, s, m));
+            };
+            let raw = &data[pos..pos + nl];
+            let check = (|| {
+                let line = std::str::from_utf8(raw).map_err(|_| "not UTF-8".to_string())?;
+                let (stated, computed) = line_hashes(line)
+                    .ok_or_else(|| "malformed record: no trailing hash member".to_string())?;
+                if stated != computed {
+                    return Err("hash does not match the record's contents (record edited)".into());
+                }
+                let v: Value =
+                    serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+                Ok((v, stated))
+            })();
+            let (v, hash) = match check {
+                Ok(x) => x,
+                Err(m) => {
+                    let (l, o, s, m) = here(m);
+                    return Err(self.problem(name, l, o, s, m));
+                }
+            };
+            let seq = v["seq"].as_u64().unwrap_or(0);
+            if seq != expected {
+                let msg = if seq > expected {
+                    format!("gap: found record {seq} where {expected} belongs (records deleted or reordered)")
+                } else {
+                    format!("out of order: found record {seq} where {expected} belongs (records reordered or repeated)")
+                };
+                let (l, o, s, m) = here(msg);
+                return Err(self.problem(name, l, o, s, m));
+            }
+            if v["prev"].as_str() != Some(self.prev.as_str()) {
+                let (l, o, s, m) =
+                    here(format!("broken link: prev is not the hash of record {}", self.seq));
+                return Err(self.problem(name, l, o, s, m));
+            }
+            if ended {
+                let (l, o, s, m) = here("record after segment_end".into());
+                return Err(self.problem(name, l, o, s, m));
+            }
+            let kind = v["type"].as_str().unwrap_or("");
+            if line_no == 1 {
+                if kind != "segment_start" || v["segment"].as_u64() != Some(number) {
+                    let (l, o, s, m) =
+                        here(format!("segment does not begin with segment_start {number}"));
+                    return Err(self.problem(name, l, o, s, m));
+                }
+                let prev_seg = &v["previous_segment"];
+                let link_ok = match &self.last_segment {
+                    None => prev_seg.is_null() || self.seq == 0,
+                    Some((pname, pend, pseq, phash)) => {
+                        prev_seg["name"].as_str() == Some(pname)
+                            && prev_seg["bytes"].as_u64() == Some(*pend)
+                            && prev_seg["last_seq"].as_u64() == Some(*pseq)
+                            && prev_seg["last_hash"].as_str() == Some(phash)
+                    }
+                };
+                if !link_ok {
+                    let (l, o, s, m) = here(
+                        "segment_start does not name the previous segment's end, last record and hash".into(),
+                    );
+                    return Err(self.problem(name, l, o, s, m));
+                }
+                if self.seq == 0 && !prev_seg.is_null() {
+                    self.report.notes.push(format!(
+                        "{name}: continues a chain from {} whose segments are not here",
+                        prev_seg["name"].as_str().unwrap_or("?")
+                    ));
+                }
+                signer = v["signer"].as_str().map(str::to_string);
+                if let Some(exp) = self.expected_signer
+                    && signer.as_deref() != Some(exp)
+                {
+                    let (l, o, s, m) = here(format!(
+                        "segment signed by {} instead of the expected key",
+                        signer.as_deref().unwrap_or("no key")
+                    ));
+                    return Err(self.problem(name, l, o, s, m));
+                }
+                if let Some(err) = v["after_error"].as_str() {
+                    self.report
+                        .notes
+                        .push(format!("{name}: started after a write failure: {err}"));
+                }
+            } else if kind == "segment_start" {
+                let (l, o, s, m) = here("segment_start in the middle of a segment".into());
+                return Err(self.problem(name, l, o, s, m));
+            }
+            if kind == "checkpoint" {
+                let key = self.expected_signer.map(str::to_string).or(signer.clone());
+                let valid = key.as_deref().is_some_and(|k| {
+                    v["signer"].as_str() == Some(k)
+                        && v["signed_seq"].as_u64() == Some(self.seq)
+                        && v["signed_hash"].as_str() == Some(self.prev.as_str())
+                        && check_checkpoint(
+                            k,
+                            self.seq,
+                            &self.prev,
+                            v["signature"].as_str().unwrap_or(""),
+                        )
+                });
+                if !valid {
+                    let (l, o, s, m) = here(
+                        "bad checkpoint: signature does not verify for the record before it".into(),
+                    );
+                    return Err(self.problem(name, l, o, s, m));
+                }
+                self.report.checkpoints += 1;
+                self.report.signer = key;
+                self.report.signed_through = Some(self.seq);
+            }
+            if kind == "segment_end" {
+                ended = true;
+            }
+            let time = v["time"].as_str().map(str::to_string);
+            if self.report.first_time.is_none() {
+                self.report.first_time = time.clone();
+            }
+            self.report.last_time = time;
+            self.report.records += 1;
+            self.report.last_seq = seq;
+            self.seq = seq;
+            self.prev = hash;
+            pos += nl + 1;
+        }
+        if is_last {
+            self.report.open = !ended;
+        } else if !ended {
+            self.report.notes.push(format!(
+                "{name}: closed without segment_end (the gateway stopped or a write failed)"
+            ));
+        }
+        self.last_segment = Some((name.to_string(), end as u64, self.seq, self.prev.clone()));
+        Ok(())
+    }
+
+    fn problem(
+        &self,
+        file: &str,
+        line: u64,
+        byte_offset: u64,
+        seq: Option<u64>,
+        message: String,
+    ) -> Problem {
+        Problem {
+            file: file.to_string(),
+            line,
+            byte_offset,
+            seq,
+            message,
+        }
+    }
+}

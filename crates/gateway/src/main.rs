@@ -1,0 +1,2 @@
+//! nbtrail-gateway (in progress).
+fn main() {}
