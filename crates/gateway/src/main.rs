@@ -1,2 +1,154 @@
-//! nbtrail-gateway (in progress).
-fn main() {}
+//! `nbtrail-gateway`: the capture gateway's command line. See the `nbtrail_gateway` crate docs and the
+//! deployment guide in `docs/gateway.md`.
+
+use anyhow::Context;
+use clap::Parser;
+use nbtrail_capture::writer::{LogWriter, WriterConfig};
+use nbtrail_gateway::record::Bounds;
+use nbtrail_gateway::{Config, Identity, Logger};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Records every Jupyter execution and output to an append-only, hash-chained log, in front of a
+/// Jupyter server; refuses to forward what it could not log.
+#[derive(Parser, Debug)]
+#[command(name = "nbtrail-gateway", version, about, long_about = None)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8890")]
+    listen: String,
+    /// The Jupyter server, e.g. http://127.0.0.1:8888.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Directory of the capture log (must exist; the users must not be able to write it).
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+    /// Take the user from this header, set by the authenticating proxy in front of the gateway.
+    #[arg(long, conflicts_with = "users")]
+    user_header: Option<String>,
+    /// Take the user from the request's token: file of `USER TOKEN` or `USER sha256:HEX` lines.
+    #[arg(long)]
+    users: Option<PathBuf>,
+    /// Run without any identity (records carry no user). For trials only.
+    #[arg(long, conflicts_with_all = ["users", "user_header"])]
+    anonymous: bool,
+    /// Sign checkpoints with this ed25519 key (hex seed file; create one with --generate-key).
+    #[arg(long)]
+    sign_key: Option<PathBuf>,
+    /// Create a signing key at this path (and PATH.pub), then exit.
+    #[arg(long, value_name = "PATH")]
+    generate_key: Option<PathBuf>,
+    /// Longest string or buffer kept whole in a record; longer ones keep size and SHA-256.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_field_bytes: usize,
+    /// Record the values typed at input()/getpass() prompts (redacted by default).
+    #[arg(long)]
+    record_input_values: bool,
+    /// Start a new segment after this many bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    segment_bytes: u64,
+    /// Start a new segment after this many seconds.
+    #[arg(long, default_value_t = 24 * 3600)]
+    segment_seconds: u64,
+    /// With --sign-key: sign a checkpoint after this many records.
+    #[arg(long, default_value_t = 10_000)]
+    checkpoint_every: u64,
+    /// With --sign-key: sign a checkpoint at least this often (seconds) while records arrive.
+    #[arg(long, default_value_t = 60)]
+    checkpoint_seconds: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NBTRAIL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if let Some(path) = &args.generate_key {
+        let key = nbtrail_capture::generate_signing_key(path)?;
+        println!("{}", nbtrail_capture::public_key_hex(&key));
+        return Ok(());
+    }
+    let upstream: hyper::Uri = args
+        .upstream
+        .as_deref()
+        .context("--upstream URL is required")?
+        .parse()
+        .context("--upstream is not a URL")?;
+    let log_dir = args.log_dir.clone().context("--log-dir DIR is required")?;
+    let identity = match (&args.user_header, &args.users, args.anonymous) {
+        (Some(h), _, _) => Identity::Header(h.parse().context("--user-header is not a header name")?),
+        (_, Some(f), _) => Identity::load_tokens(f)?,
+        (_, _, true) => Identity::None,
+        _ => anyhow::bail!(
+            "say how users are identified: --user-header NAME, --users FILE (or --anonymous for a trial)"
+        ),
+    };
+    let signer = args
+        .sign_key
+        .as_deref()
+        .map(nbtrail_capture::read_signing_key)
+        .transpose()?;
+    let listen = args.listen.clone();
+    let info = json!({
+        "program": "nbtrail-gateway",
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
+        "host": std::env::var("HOSTNAME").unwrap_or_default(),
+        "listen": listen,
+        "upstream": upstream.to_string(),
+        "identity": identity.mode(),
+        "user_header": args.user_header,
+        "max_field_bytes": args.max_field_bytes,
+        "record_input_values": args.record_input_values,
+    });
+    let cfg = WriterConfig {
+        segment_bytes: args.segment_bytes,
+        segment_age: Duration::from_secs(args.segment_seconds),
+        checkpoint_every: args.checkpoint_every,
+        checkpoint_age: Duration::from_secs(args.checkpoint_seconds),
+        signer,
+        info: info.as_object().cloned().unwrap_or_default(),
+    };
+    let mut writer = LogWriter::open(&log_dir, cfg)?;
+    // Start the segment now: a log that cannot be written stops the gateway before it serves anything.
+    writer
+        .append(&[])
+        .with_context(|| format!("cannot write the capture log in {}", log_dir.display()))?;
+    let logger = Logger::start(writer);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        println!("nbtrail-gateway listening on {addr}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        tracing::info!(%addr, upstream = %upstream, log_dir = %log_dir.display(), "serving");
+        let config = Config {
+            upstream,
+            identity,
+            bounds: Bounds {
+                max_field_bytes: args.max_field_bytes,
+                keep_input_values: args.record_input_values,
+            },
+        };
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            tracing::info!("shutting down: closing the capture log");
+        };
+        nbtrail_gateway::serve(listener, config, logger, shutdown).await
+    })
+}

@@ -1,0 +1,278 @@
+//! Kernel websocket frames: what jupyter_server sends and accepts on `/api/kernels/<id>/channels`.
+//!
+//! Three framings exist and the gateway reads all of them (it always forwards the original bytes):
+//! * **JSON text** (no subprotocol): the message as one JSON object with an added `channel` member;
+//! * **legacy binary** (no subprotocol, message with buffers): a big-endian u32 count `n`, `n` big-endian
+//!   u32 offsets (the first is where the JSON message starts, the others where each buffer starts), then
+//!   the JSON message and the buffers;
+//! * **v1** (subprotocol `v1.kernel.websocket.jupyter.org`, every message binary): a little-endian u64
+//!   count `n`, `n` little-endian u64 offsets, then the channel name, header, parent header, metadata and
+//!   content (JSON each) and the buffers; offset `i` is where part `i` starts and the last is the end.
+
+use serde_json::{Value, json};
+
+/// The v1 kernel websocket subprotocol.
+pub const V1_PROTOCOL: &str = "v1.kernel.websocket.jupyter.org";
+
+/// How a frame was encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// JSON text frame.
+    Json,
+    /// Legacy binary frame (JSON plus buffers).
+    LegacyBinary,
+    /// v1 binary protocol.
+    V1,
+}
+
+impl Framing {
+    /// Stable name used in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Framing::Json => "json",
+            Framing::LegacyBinary => "legacy_binary",
+            Framing::V1 => "v1",
+        }
+    }
+}
+
+/// A decoded kernel message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// `shell`, `iopub`, `stdin`, `control`.
+    pub channel: Option<String>,
+    /// The message header.
+    pub header: Value,
+    /// The request this message answers.
+    pub parent_header: Value,
+    /// Metadata.
+    pub metadata: Value,
+    /// Content.
+    pub content: Value,
+    /// Binary buffers.
+    pub buffers: Vec<Vec<u8>>,
+    /// How it was framed.
+    pub framing: Framing,
+}
+
+impl Message {
+    /// `header.msg_type`.
+    pub fn msg_type(&self) -> Option<&str> {
+        self.header.get("msg_type").and_then(Value::as_str)
+    }
+    /// `header.msg_id`.
+    pub fn msg_id(&self) -> Option<&str> {
+        self.header.get("msg_id").and_then(Value::as_str)
+    }
+}
+
+/// Decodes a text frame.
+pub fn decode_text(text: &str) -> Result<Message, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    from_json(v, Vec::new(), Framing::Json)
+}
+
+fn from_json(mut v: Value, buffers: Vec<Vec<u8>>, framing: Framing) -> Result<Message, String> {
+    let Some(obj) = v.as_object_mut() else {
+        return Err("message is not a JSON object".into());
+    };
+    let header = obj.remove("header").unwrap_or(Value::Null);
+    if !header.is_object() {
+        return Err("message has no header object".into());
+    }
+    Ok(Message {
+        channel: obj
+            .get("channel")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        header,
+        parent_header: obj.remove("parent_header").unwrap_or(json!({})),
+        metadata: obj.remove("metadata").unwrap_or(json!({})),
+        content: obj.remove("content").unwrap_or(json!({})),
+        buffers,
+        framing,
+    })
+}
+
+/// Decodes a binary frame: v1 when that subprotocol was negotiated, else the legacy framing.
+pub fn decode_binary(data: &[u8], v1: bool) -> Result<Message, String> {
+    if v1 {
+        decode_v1(data)
+    } else {
+        decode_legacy(data)
+    }
+}
+
+fn offsets(data: &[u8], width: usize, little: bool) -> Result<Vec<usize>, String> {
+    let read = |at: usize| -> Result<usize, String> {
+        let b = data
+            .get(at..at + width)
+            .ok_or_else(|| format!("frame too short for its offset table ({} bytes)", data.len()))?;
+        Ok(if width == 8 {
+            let a: [u8; 8] = b.try_into().expect("8 bytes");
+            (if little { u64::from_le_bytes(a) } else { u64::from_be_bytes(a) }) as usize
+        } else {
+            let a: [u8; 4] = b.try_into().expect("4 bytes");
+            (if little { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) }) as usize
+        })
+    };
+    let n = read(0)?;
+    if n == 0 || n > data.len() / width {
+        return Err(format!("implausible part count {n}"));
+    }
+    let offs = (0..n)
+        .map(|i| read(width * (i + 1)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let table_end = width * (n + 1);
+    if offs[0] < table_end
+        || offs.windows(2).any(|w| w[0] > w[1])
+        || *offs.last().expect("n > 0") > data.len()
+    {
+        return Err("offsets out of order or out of the frame".into());
+    }
+    Ok(offs)
+}
+
+fn decode_v1(data: &[u8]) -> Result<Message, String> {
+    let offs = offsets(data, 8, true)?;
+    if offs.len() < 6 {
+        return Err(format!("v1 frame with {} offsets, need at least 6", offs.len()));
+    }
+    let part = |i: usize| &data[offs[i]..offs[i + 1]];
+    let json_part = |i: usize, what: &str| -> Result<Value, String> {
+        serde_json::from_slice(part(i)).map_err(|e| format!("v1 {what} is not JSON: {e}"))
+    };
+    let channel = std::str::from_utf8(part(0))
+        .map_err(|_| "v1 channel is not UTF-8".to_string())?
+        .to_string();
+    let header = json_part(1, "header")?;
+    if !header.is_object() {
+        return Err("v1 header is not an object".into());
+    }
+    let buffers = (5..offs.len() - 1).map(|i| part(i).to_vec()).collect();
+    Ok(Message {
+        channel: Some(channel),
+        header,
+        parent_header: json_part(2, "parent_header")?,
+        metadata: json_part(3, "metadata")?,
+        content: json_part(4, "content")?,
+        buffers,
+        framing: Framing::V1,
+    })
+}
+
+fn decode_legacy(data: &[u8]) -> Result<Message, String> {
+    let offs = offsets(data, 4, false)?;
+    let end = |i: usize| offs.get(i + 1).copied().unwrap_or(data.len());
+    let v: Value = serde_json::from_slice(&data[offs[0]..end(0)])
+        .map_err(|e| format!("binary frame's message is not JSON: {e}"))?;
+    let buffers = (1..offs.len())
+        .map(|i| data[offs[i]..end(i)].to_vec())
+        .collect();
+    from_json(v, buffers, Framing::LegacyBinary)
+}
+
+/// Encodes a message the gateway itself sends (a refusal), in the framing the client uses.
+pub enum Encoded {
+    /// A text frame.
+    Text(String),
+    /// A binary frame.
+    Binary(Vec<u8>),
+}
+
+/// Encodes `msg` (buffers ignored) for a client speaking `v1` or JSON.
+pub fn encode(channel: &str, header: &Value, parent: &Value, content: &Value, v1: bool) -> Encoded {
+    if !v1 {
+        return Encoded::Text(
+            json!({
+                "channel": channel,
+                "header": header,
+                "parent_header": parent,
+                "metadata": {},
+                "content": content,
+                "buffers": [],
+            })
+            .to_string(),
+        );
+    }
+    let parts: Vec<Vec<u8>> = vec![
+        channel.as_bytes().to_vec(),
+        header.to_string().into_bytes(),
+        parent.to_string().into_bytes(),
+        b"{}".to_vec(),
+        content.to_string().into_bytes(),
+    ];
+    let n = parts.len() + 1;
+    let mut offs = vec![8 * (n + 1)];
+    for p in &parts {
+        offs.push(offs.last().expect("non-empty") + p.len());
+    }
+    let mut out = Vec::with_capacity(*offs.last().expect("non-empty"));
+    out.extend_from_slice(&(n as u64).to_le_bytes());
+    for o in &offs {
+        out.extend_from_slice(&(*o as u64).to_le_bytes());
+    }
+    for p in parts {
+        out.extend_from_slice(&p);
+    }
+    Encoded::Binary(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_round_trip_and_buffers() {
+        let h = json!({"msg_id": "a", "msg_type": "execute_request"});
+        let Encoded::Binary(b) = encode("shell", &h, &json!({}), &json!({"code": "1"}), true) else {
+            panic!()
+        };
+        let m = decode_binary(&b, true).unwrap();
+        assert_eq!(m.channel.as_deref(), Some("shell"));
+        assert_eq!(m.msg_type(), Some("execute_request"));
+        assert_eq!(m.content["code"], "1");
+        assert!(m.buffers.is_empty());
+        // Append a buffer the way jupyter_server does: one more part, one more offset.
+        let mut parts: Vec<&[u8]> = vec![b"iopub", br#"{"msg_id":"b"}"#, b"{}", b"{}", b"{}", b"\x00\x01\x02"];
+        let n = parts.len() + 1;
+        let mut offs = vec![8 * (n + 1)];
+        for p in &parts {
+            offs.push(offs.last().unwrap() + p.len());
+        }
+        let mut f = (n as u64).to_le_bytes().to_vec();
+        for o in &offs {
+            f.extend_from_slice(&(*o as u64).to_le_bytes());
+        }
+        for p in parts.drain(..) {
+            f.extend_from_slice(p);
+        }
+        let m = decode_binary(&f, true).unwrap();
+        assert_eq!(m.buffers, vec![vec![0, 1, 2]]);
+        assert_eq!(m.msg_id(), Some("b"));
+    }
+
+    #[test]
+    fn legacy_binary_with_buffers() {
+        let msg = br#"{"header":{"msg_id":"c","msg_type":"comm_msg"},"channel":"shell","content":{}}"#;
+        let mut f = Vec::new();
+        f.extend_from_slice(&2u32.to_be_bytes());
+        f.extend_from_slice(&12u32.to_be_bytes());
+        f.extend_from_slice(&((12 + msg.len()) as u32).to_be_bytes());
+        f.extend_from_slice(msg);
+        f.extend_from_slice(b"BUF");
+        let m = decode_binary(&f, false).unwrap();
+        assert_eq!(m.msg_type(), Some("comm_msg"));
+        assert_eq!(m.buffers, vec![b"BUF".to_vec()]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for data in [&b""[..], b"\xff\xff\xff\xff\xff\xff\xff\xff", b"\x01\x00\x00\x00\x00\x00\x00\x00\x00"] {
+            assert!(decode_binary(data, true).is_err());
+            assert!(decode_binary(data, false).is_err());
+        }
+        assert!(decode_text("[1]").is_err());
+        assert!(decode_text("{\"header\": 3}").is_err());
+    }
+}
