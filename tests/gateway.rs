@@ -32,7 +32,9 @@ fn start_session(gw: &str, path: &str, user: &str) -> String {
         "POST",
         "/api/sessions",
         &headers,
-        Some(&json!({"path": path, "name": path, "type": "notebook", "kernel": {"name": "python3"}})),
+        Some(
+            &json!({"path": path, "name": path, "type": "notebook", "kernel": {"name": "python3"}}),
+        ),
     )
     .unwrap();
     assert_eq!(status, 201, "{body}");
@@ -80,12 +82,28 @@ async fn gateway_records_every_execution_and_output() {
     let gw = Gateway::start(
         jupyter.port,
         &log_dir,
-        &["--user-header", "X-Auth-User", "--sign-key", &key_arg, "--checkpoint-every", "7", "--max-field-bytes", "4096"],
+        &[
+            "--user-header",
+            "X-Auth-User",
+            "--sign-key",
+            &key_arg,
+            "--checkpoint-every",
+            "7",
+            "--max-field-bytes",
+            "4096",
+        ],
         false,
     );
 
     // Unauthenticated requests are refused (and logged).
-    let (status, body) = http(&gw.addr, "GET", "/api/kernels", &[("Authorization", &format!("token {JUPYTER_TOKEN}"))], None).unwrap();
+    let (status, body) = http(
+        &gw.addr,
+        "GET",
+        "/api/kernels",
+        &[("Authorization", &format!("token {JUPYTER_TOKEN}"))],
+        None,
+    )
+    .unwrap();
     assert_eq!(status, 401, "{body}");
     let kernel_id = start_session(&gw.addr, "analysis/audit.ipynb", "alice");
 
@@ -108,7 +126,10 @@ async fn gateway_records_every_execution_and_output() {
     assert_eq!(ex.of_type("display_data").len(), 2);
     assert_eq!(ex.of_type("execute_result").len(), 1);
     let ex = k.execute("1/0", false, &[]).await;
-    assert_eq!(ex.of_type("error")[0]["content"]["ename"], "ZeroDivisionError");
+    assert_eq!(
+        ex.of_type("error")[0]["content"]["ename"],
+        "ZeroDivisionError"
+    );
     let ex = k
         .execute("name = input('Name: ')\nimport getpass\npw = getpass.getpass('Password: ')\nprint('got', name, len(pw))", false, &["Bob", "s3cret-pw"])
         .await;
@@ -117,9 +138,15 @@ async fn gateway_records_every_execution_and_output() {
     let ex = k.execute("silent_marker = 'SILENT-RAN'", true, &[]).await;
     assert!(ex.of_type("execute_input").is_empty());
     // The user switches IPython's own logging off and wipes the history database.
-    k.execute(&format!("%logstart -o {marker_dir}/ipython.log"), false, &[]).await;
+    k.execute(
+        &format!("%logstart -o {marker_dir}/ipython.log"),
+        false,
+        &[],
+    )
+    .await;
     k.execute("%logstop", false, &[]).await;
-    k.execute("after_logstop = 'AFTER-LOGSTOP'", false, &[]).await;
+    k.execute("after_logstop = 'AFTER-LOGSTOP'", false, &[])
+        .await;
     let ex = k
         .execute("hm = get_ipython().history_manager\nhm.db.execute('DELETE FROM history'); hm.db.commit()\nwiped = 'HISTORY-WIPED'\nprint(hm.db.execute('SELECT count(*) FROM history').fetchone()[0])", false, &[])
         .await;
@@ -132,7 +159,12 @@ async fn gateway_records_every_execution_and_output() {
     )
     .await;
     let open_id = k
-        .send("shell", "comm_open", json!({"comm_id": "c0ffee", "target_name": "nbtrail_exec", "data": {}}), json!({}))
+        .send(
+            "shell",
+            "comm_open",
+            json!({"comm_id": "c0ffee", "target_name": "nbtrail_exec", "data": {}}),
+            json!({}),
+        )
         .await;
     k.collect(&open_id, &[], false).await;
     let msg_id = k
@@ -142,8 +174,17 @@ async fn gateway_records_every_execution_and_output() {
     assert_eq!(ex.stdout(), "COMM-RAN\n");
     // A kernel-side widget comm: comm_open/comm_msg/comm_close towards the browser.
     k.execute("from comm import create_comm\nw = create_comm(target_name='jupyter.widget', data={'state': {'value': 1}})\nw.send({'method': 'update', 'state': {'value': 2}})\nw.close()", false, &[]).await;
-    let ex = k.execute("print(silent_marker, after_logstop, wiped, via_comm)", false, &[]).await;
-    assert_eq!(ex.stdout(), "SILENT-RAN AFTER-LOGSTOP HISTORY-WIPED VIA-COMM\n");
+    let ex = k
+        .execute(
+            "print(silent_marker, after_logstop, wiped, via_comm)",
+            false,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        ex.stdout(),
+        "SILENT-RAN AFTER-LOGSTOP HISTORY-WIPED VIA-COMM\n"
+    );
     k.close().await;
 
     // The v1 binary subprotocol, on a second connection to the same kernel.
@@ -160,7 +201,10 @@ async fn gateway_records_every_execution_and_output() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     // Identity comes from the authenticated request, never from the message header.
-    let msgs: Vec<&Value> = recs.iter().filter(|r| r["type"] == "kernel_message").collect();
+    let msgs: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["type"] == "kernel_message")
+        .collect();
     assert!(msgs.len() > 50);
     for m in &msgs {
         assert_eq!(m["user"], "alice", "{m}");
@@ -171,39 +215,81 @@ async fn gateway_records_every_execution_and_output() {
     assert!(recs.iter().all(|r| r["user"] != "mallory"));
     // Both directions, every message type the issue names.
     for t in [
-        "execute_request", "execute_reply", "execute_input", "stream", "display_data", "execute_result",
-        "error", "input_request", "input_reply", "comm_open", "comm_msg", "comm_close", "status",
+        "execute_request",
+        "execute_reply",
+        "execute_input",
+        "stream",
+        "display_data",
+        "execute_result",
+        "error",
+        "input_request",
+        "input_reply",
+        "comm_open",
+        "comm_msg",
+        "comm_close",
+        "status",
     ] {
         assert!(!kernel_messages(&recs, t).is_empty(), "no {t} recorded");
     }
     let print = request_with_code(&recs, "print('hello', x)");
     assert_eq!(print["direction"], "to_kernel");
     assert_eq!(print["channel"], "shell");
-    assert_eq!(print["header"]["username"], "mallory", "the header is kept verbatim");
+    assert_eq!(
+        print["header"]["username"], "mallory",
+        "the header is kept verbatim"
+    );
     let out = children(&recs, print, "stream");
     assert_eq!(out[0]["content"]["text"], "hello 42\n");
     assert_eq!(out[0]["direction"], "to_client");
-    assert_eq!(children(&recs, print, "execute_reply")[0]["content"]["status"], "ok");
+    assert_eq!(
+        children(&recs, print, "execute_reply")[0]["content"]["status"],
+        "ok"
+    );
     let disp = request_with_code(&recs, "display(HTML(");
     let shown = children(&recs, disp, "display_data");
-    assert_eq!(shown[0]["content"]["data"]["text/html"], "<b>bold</b><script>alert(1)</script>");
-    assert_eq!(shown[1]["content"]["data"]["image/png"].as_str().unwrap().trim(), PNG_1X1);
+    assert_eq!(
+        shown[0]["content"]["data"]["text/html"],
+        "<b>bold</b><script>alert(1)</script>"
+    );
+    assert_eq!(
+        shown[1]["content"]["data"]["image/png"]
+            .as_str()
+            .unwrap()
+            .trim(),
+        PNG_1X1
+    );
     // The 10 000-character result was cut to the cap with its size and hash kept.
     let result = children(&recs, disp, "execute_result")[0];
-    assert_eq!(result["content"]["data"]["text/plain"].as_str().unwrap().len(), 4096);
+    assert_eq!(
+        result["content"]["data"]["text/plain"]
+            .as_str()
+            .unwrap()
+            .len(),
+        4096
+    );
     assert_eq!(result["truncated"][0]["path"], "content.data.text/plain");
     assert_eq!(result["truncated"][0]["size"], 10002);
     let err = request_with_code(&recs, "1/0");
-    assert_eq!(children(&recs, err, "error")[0]["content"]["ename"], "ZeroDivisionError");
+    assert_eq!(
+        children(&recs, err, "error")[0]["content"]["ename"],
+        "ZeroDivisionError"
+    );
     let inp = request_with_code(&recs, "getpass.getpass");
     let prompts = children(&recs, inp, "input_request");
     assert_eq!(prompts.len(), 2);
     assert_eq!(prompts[1]["content"]["password"], true);
     let replies: Vec<&Value> = kernel_messages(&recs, "input_reply");
     assert_eq!(replies.len(), 2);
-    assert!(replies.iter().all(|r| r["content"]["value"] == "[redacted by nbtrail-gateway]"));
+    assert!(
+        replies
+            .iter()
+            .all(|r| r["content"]["value"] == "[redacted by nbtrail-gateway]")
+    );
     assert_eq!(replies[1]["redacted"][0]["chars"], 9);
-    assert!(!all_text.contains("s3cret-pw"), "a typed password reached the log");
+    assert!(
+        !all_text.contains("s3cret-pw"),
+        "a typed password reached the log"
+    );
     let silent = request_with_code(&recs, "SILENT-RAN");
     assert_eq!(silent["content"]["silent"], true);
     assert_eq!(silent["content"]["store_history"], false);
@@ -215,48 +301,111 @@ async fn gateway_records_every_execution_and_output() {
         .into_iter()
         .find(|r| r["direction"] == "to_kernel")
         .unwrap();
-    assert!(comm["content"]["data"]["code"].as_str().unwrap().contains("VIA-COMM"));
-    assert_eq!(children(&recs, comm, "stream")[0]["content"]["text"], "COMM-RAN\n");
-    assert!(kernel_messages(&recs, "comm_open").iter().any(|r| r["direction"] == "to_client" && r["content"]["target_name"] == "jupyter.widget"));
-    assert!(kernel_messages(&recs, "comm_close").iter().any(|r| r["direction"] == "to_client"));
+    assert!(
+        comm["content"]["data"]["code"]
+            .as_str()
+            .unwrap()
+            .contains("VIA-COMM")
+    );
+    assert_eq!(
+        children(&recs, comm, "stream")[0]["content"]["text"],
+        "COMM-RAN\n"
+    );
+    assert!(
+        kernel_messages(&recs, "comm_open")
+            .iter()
+            .any(|r| r["direction"] == "to_client"
+                && r["content"]["target_name"] == "jupyter.widget")
+    );
+    assert!(
+        kernel_messages(&recs, "comm_close")
+            .iter()
+            .any(|r| r["direction"] == "to_client")
+    );
     let v1 = request_with_code(&recs, "over v1");
     assert_eq!(v1["framing"], "v1");
     assert_eq!(children(&recs, v1, "stream")[0]["framing"], "v1");
     // HTTP and websocket bookkeeping.
-    assert!(recs.iter().any(|r| r["type"] == "http" && r["status"] == 401 && r["user"].is_null()));
-    assert!(recs.iter().any(|r| r["type"] == "http" && r["method"] == "POST" && r["path"] == "/api/sessions" && r["user"] == "alice"));
+    assert!(
+        recs.iter()
+            .any(|r| r["type"] == "http" && r["status"] == 401 && r["user"].is_null())
+    );
+    assert!(recs.iter().any(|r| r["type"] == "http"
+        && r["method"] == "POST"
+        && r["path"] == "/api/sessions"
+        && r["user"] == "alice"));
     let opens: Vec<&Value> = recs.iter().filter(|r| r["type"] == "ws_open").collect();
     assert_eq!(opens.len(), 2);
     assert_eq!(opens[1]["subprotocol"], V1);
     assert_eq!(recs.iter().filter(|r| r["type"] == "ws_close").count(), 2);
-    assert_eq!(recs.last().unwrap()["type"], "segment_end", "SIGTERM closes the log");
+    assert_eq!(
+        recs.last().unwrap()["type"],
+        "segment_end",
+        "SIGTERM closes the log"
+    );
 
     // --- verify-log passes, against the gateway's key too.
-    let v = common::json(["verify-log", "--json", "--key", &pubkey, log_dir.to_str().unwrap()]);
+    let v = common::json([
+        "verify-log",
+        "--json",
+        "--key",
+        &pubkey,
+        log_dir.to_str().unwrap(),
+    ]);
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["records"].as_u64().unwrap() as usize, recs.len());
     assert!(v["checkpoints"].as_u64().unwrap() >= 5);
 
     // --- Editing, deleting or reordering one record fails verification at that record.
-    let seg = std::fs::read_dir(&log_dir).unwrap().next().unwrap().unwrap().path();
-    let lines: Vec<String> = std::fs::read_to_string(&seg).unwrap().lines().map(str::to_string).collect();
+    let seg = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let lines: Vec<String> = std::fs::read_to_string(&seg)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
     let hello = lines.iter().position(|l| l.contains("hello 42")).unwrap();
     let attempts: Vec<(&str, Vec<String>)> = vec![
-        ("edited", { let mut l = lines.clone(); l[hello] = l[hello].replace("hello 42", "hello 43"); l }),
-        ("deleted", { let mut l = lines.clone(); l.remove(hello); l }),
-        ("reordered", { let mut l = lines.clone(); l.swap(hello, hello + 1); l }),
+        ("edited", {
+            let mut l = lines.clone();
+            l[hello] = l[hello].replace("hello 42", "hello 43");
+            l
+        }),
+        ("deleted", {
+            let mut l = lines.clone();
+            l.remove(hello);
+            l
+        }),
+        ("reordered", {
+            let mut l = lines.clone();
+            l.swap(hello, hello + 1);
+            l
+        }),
     ];
     for (what, tampered) in attempts {
         let copy = dir.path().join(format!("tampered-{what}"));
         copy_dir(&log_dir, &copy);
-        std::fs::write(copy.join(seg.file_name().unwrap()), tampered.join("\n") + "\n").unwrap();
+        std::fs::write(
+            copy.join(seg.file_name().unwrap()),
+            tampered.join("\n") + "\n",
+        )
+        .unwrap();
         let out = common::nbtrail(["verify-log", "--json", copy.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1), "{what} log must fail");
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["ok"], false);
-        assert_eq!(v["problem"]["line"].as_u64().unwrap() as usize, hello + 1, "{what}: {v}");
+        assert_eq!(
+            v["problem"]["line"].as_u64().unwrap() as usize,
+            hello + 1,
+            "{what}: {v}"
+        );
         let human = common::nbtrail(["verify-log", copy.to_str().unwrap()]);
-        let text = String::from_utf8_lossy(&human.stdout).to_string() + &String::from_utf8_lossy(&human.stderr);
+        let text = String::from_utf8_lossy(&human.stdout).to_string()
+            + &String::from_utf8_lossy(&human.stderr);
         assert!(text.contains(&format!(":{}:", hello + 1)), "{what}: {text}");
     }
 
@@ -266,12 +415,22 @@ async fn gateway_records_every_execution_and_output() {
 /// The capture log is an input shape for `nbtrail ingest`: sessions per kernel with outputs on cells.
 fn check_ingest(log_dir: &Path, recs: &[Value], kernel_id: &str, dir: &Path) {
     let case = dir.join("case");
-    let report = common::json(["ingest", "--case", case.to_str().unwrap(), log_dir.to_str().unwrap()]);
+    let report = common::json([
+        "ingest",
+        "--case",
+        case.to_str().unwrap(),
+        log_dir.to_str().unwrap(),
+    ]);
     assert_eq!(report["errors"].as_array().unwrap().len(), 0, "{report}");
     assert_eq!(report["lines"].as_u64().unwrap() as usize, recs.len());
     assert_eq!(report["events"].as_u64().unwrap() as usize, recs.len());
     // Re-ingesting adds nothing.
-    let again = common::json(["ingest", "--case", case.to_str().unwrap(), log_dir.to_str().unwrap()]);
+    let again = common::json([
+        "ingest",
+        "--case",
+        case.to_str().unwrap(),
+        log_dir.to_str().unwrap(),
+    ]);
     assert_eq!(again["events"], 0);
     let sessions = common::json(["sessions", "--case", case.to_str().unwrap(), "--json"]);
     let s = sessions
@@ -282,7 +441,13 @@ fn check_ingest(log_dir: &Path, recs: &[Value], kernel_id: &str, dir: &Path) {
         .unwrap_or_else(|| panic!("no session for the notebook: {sessions}"));
     assert_eq!(s["users"], json!(["alice"]));
     assert_eq!(s["cluster_id"], kernel_id);
-    let replay = common::json(["replay", "--case", case.to_str().unwrap(), s["id"].as_str().unwrap(), "--json"]);
+    let replay = common::json([
+        "replay",
+        "--case",
+        case.to_str().unwrap(),
+        s["id"].as_str().unwrap(),
+        "--json",
+    ]);
     let cells = replay["cells"].as_array().unwrap();
     let hello = cells
         .iter()
@@ -295,10 +460,19 @@ fn check_ingest(log_dir: &Path, recs: &[Value], kernel_id: &str, dir: &Path) {
     let err = cells.iter().find(|c| c["code"] == "1/0").unwrap();
     assert_eq!(err["status"], "failed");
     assert_eq!(err["outputs"][0]["output_type"], "error");
-    let silent = cells.iter().find(|c| c["code"] == "silent_marker = 'SILENT-RAN'").unwrap();
+    let silent = cells
+        .iter()
+        .find(|c| c["code"] == "silent_marker = 'SILENT-RAN'")
+        .unwrap();
     assert_eq!(silent["silent"], true);
     // Search over outputs finds the cell that printed it.
-    let hits = common::json(["search", "--case", case.to_str().unwrap(), "--json", "output:\"hello 42\""]);
+    let hits = common::json([
+        "search",
+        "--case",
+        case.to_str().unwrap(),
+        "--json",
+        "output:\"hello 42\"",
+    ]);
     assert_eq!(hits["total"], 1, "{hits}");
     assert_eq!(hits["hits"][0]["session_id"], s["id"]);
 }
@@ -312,47 +486,89 @@ async fn unwritable_log_refuses_execution_and_the_kernel_never_sees_it() {
     std::fs::create_dir(&log_dir).unwrap();
     if as_nobody {
         for p in [dir.path(), log_dir.as_path()] {
-            std::process::Command::new("chmod").arg("755").arg(p).status().unwrap();
+            std::process::Command::new("chmod")
+                .arg("755")
+                .arg(p)
+                .status()
+                .unwrap();
         }
-        std::process::Command::new("chown").args(["65534:65534"]).arg(&log_dir).status().unwrap();
+        std::process::Command::new("chown")
+            .args(["65534:65534"])
+            .arg(&log_dir)
+            .status()
+            .unwrap();
     }
     let jupyter = Jupyter::start(dir.path());
-    let gw = Gateway::start(jupyter.port, &log_dir, &["--user-header", "X-Auth-User"], as_nobody);
+    let gw = Gateway::start(
+        jupyter.port,
+        &log_dir,
+        &["--user-header", "X-Auth-User"],
+        as_nobody,
+    );
     let kernel_id = start_session(&gw.addr, "refuse.ipynb", "bob");
     let h = auth("bob");
     let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
-    assert_eq!(k.execute("print('before')", false, &[]).await.stdout(), "before\n");
+    assert_eq!(
+        k.execute("print('before')", false, &[]).await.stdout(),
+        "before\n"
+    );
 
     let set_writable = |w: bool| {
         let mode = if w { "u+w" } else { "a-w" };
-        let st = std::process::Command::new("chmod").args(["-R", mode]).arg(&log_dir).status().unwrap();
+        let st = std::process::Command::new("chmod")
+            .args(["-R", mode])
+            .arg(&log_dir)
+            .status()
+            .unwrap();
         assert!(st.success());
     };
     set_writable(false);
     let marker = dir.path().join("kernel-ran-it");
     let ex = k
-        .execute(&format!("open({:?}, 'w').write('ran')", marker.display().to_string()), false, &[])
+        .execute(
+            &format!("open({:?}, 'w').write('ran')", marker.display().to_string()),
+            false,
+            &[],
+        )
         .await;
     let reply = &ex.of_type("execute_reply")[0];
     assert_eq!(reply["content"]["status"], "error");
     assert_eq!(reply["content"]["ename"], "CaptureRefused");
-    assert!(reply["content"]["evalue"].as_str().unwrap().contains("capture log cannot be written"));
+    assert!(
+        reply["content"]["evalue"]
+            .as_str()
+            .unwrap()
+            .contains("capture log cannot be written")
+    );
     assert_eq!(ex.of_type("error")[0]["content"]["ename"], "CaptureRefused");
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(!marker.exists(), "the refused execution reached the kernel");
 
     // Writable again: the gateway recovers in a new segment and the chain still verifies.
     set_writable(true);
-    assert_eq!(k.execute("print('after')", false, &[]).await.stdout(), "after\n");
+    assert_eq!(
+        k.execute("print('after')", false, &[]).await.stdout(),
+        "after\n"
+    );
     assert!(!marker.exists());
     k.close().await;
     gw.stop();
     let recs = records(&log_dir);
-    assert!(recs.iter().all(|r| !r.to_string().contains("kernel-ran-it")), "the refused request is not in the chain");
-    assert!(recs.iter().any(|r| r["type"] == "segment_start" && r["reason"] == "recover"));
+    assert!(
+        recs.iter()
+            .all(|r| !r.to_string().contains("kernel-ran-it")),
+        "the refused request is not in the chain"
+    );
+    assert!(
+        recs.iter()
+            .any(|r| r["type"] == "segment_start" && r["reason"] == "recover")
+    );
     let v = common::json(["verify-log", "--json", log_dir.to_str().unwrap()]);
     assert_eq!(v["ok"], true, "{v}");
-    assert!(v["notes"].to_string().contains("after a write failure"), "{v}");
+    assert!(
+        v["notes"].to_string().contains("after a write failure"),
+        "{v}"
+    );
 }
 
 fn nix_is_root() -> bool {

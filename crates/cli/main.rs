@@ -602,7 +602,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::VerifyLog { dir, key, json } => {
             let key = match key {
-                Some(k) if Path::new(&k).is_file() => Some(std::fs::read_to_string(&k)?.trim().to_string()),
+                Some(k) if Path::new(&k).is_file() => {
+                    Some(std::fs::read_to_string(&k)?.trim().to_string())
+                }
                 k => k,
             };
             let r = nbtrail_capture::verify_dir(&dir, key.as_deref())?;
@@ -616,7 +618,10 @@ fn run(cli: Cli) -> Result<()> {
                     r.segments,
                     r.last_seq,
                     r.checkpoints,
-                    r.signer.as_deref().map(|s| format!(" signed by {s}")).unwrap_or_default()
+                    r.signer
+                        .as_deref()
+                        .map(|s| format!(" signed by {s}"))
+                        .unwrap_or_default()
                 );
                 if let (Some(a), Some(b)) = (&r.first_time, &r.last_time) {
                     println!("  from {a} to {b}");
@@ -625,7 +630,11 @@ fn run(cli: Cli) -> Result<()> {
                     println!("  note: {}", render::visible(n));
                 }
             } else {
-                let p = r.problem.as_ref().map(|p| p.to_string()).unwrap_or_default();
+                let p = r
+                    .problem
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
                 println!("NOT VERIFIED: {name} — {}", render::visible(&p));
                 println!("  {} record(s) verified before the problem", r.records);
             }

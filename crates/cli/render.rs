@@ -218,6 +218,33 @@ pub fn replay(
             Some(t) => code(t, c.language.as_deref(), color),
             None => println!("    (no command text in the log)"),
         }
+        if c.silent == Some(true) {
+            println!("    (silent execution: not shown as an input, not in the kernel's history)");
+        }
+        for o in &c.outputs {
+            let label = match (&o.output_type[..], &o.name) {
+                ("stream", Some(n)) => n.clone(),
+                ("input_request", Some(_)) => "password prompt".into(),
+                (t, _) => t.replace('_', " "),
+            };
+            let mimes = o
+                .data
+                .as_ref()
+                .and_then(|d| d.as_object())
+                .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
+                .filter(|m| !m.is_empty())
+                .map(|m| format!(" [{m}]"))
+                .unwrap_or_default();
+            let cut = if o.truncated {
+                " (cut by the gateway)"
+            } else {
+                ""
+            };
+            println!("    ── {}{mimes}{cut}", visible(&label));
+            for line in o.text.as_deref().unwrap_or("").lines() {
+                println!("    │ {}", visible(line));
+            }
+        }
         for f in findings.iter().filter(|f| f.event_id == Some(c.event_id)) {
             let line = format!(
                 "  >> {} {} {} at {}:{}: {}",

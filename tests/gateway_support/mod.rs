@@ -19,7 +19,10 @@ pub const V1: &str = "v1.kernel.websocket.jupyter.org";
 fn target_dir() -> PathBuf {
     // target/<profile>/deps/<test binary>
     let exe = std::env::current_exe().expect("test binary path");
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// The venv with jupyter_server and ipykernel, created from tests/jupyter-requirements.txt on first use.
@@ -36,14 +39,22 @@ pub fn jupyter_venv() -> PathBuf {
     let lock = root.join("target").join("jupyter-venv.lock");
     let start = Instant::now();
     while std::fs::create_dir(&lock).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(600), "stale {}", lock.display());
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "stale {}",
+            lock.display()
+        );
         std::thread::sleep(Duration::from_millis(500));
         if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
             return venv;
         }
     }
     let ok = (|| {
-        let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().ok()?;
+        let st = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .ok()?;
         st.success().then_some(())?;
         let st = Command::new(venv.join("bin").join("pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
@@ -53,7 +64,11 @@ pub fn jupyter_venv() -> PathBuf {
         st.success().then_some(())
     })();
     let _ = std::fs::remove_dir(&lock);
-    assert!(ok.is_some(), "could not create the Jupyter venv at {}", venv.display());
+    assert!(
+        ok.is_some(),
+        "could not create the Jupyter venv at {}",
+        venv.display()
+    );
     std::fs::write(&stamp, wanted).unwrap();
     venv
 }
@@ -62,7 +77,14 @@ pub fn jupyter_venv() -> PathBuf {
 pub fn gateway_binary() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "nbtrail-gateway", "--bin", "nbtrail-gateway"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "nbtrail-gateway",
+            "--bin",
+            "nbtrail-gateway",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("cargo build runs");
@@ -129,7 +151,14 @@ impl Jupyter {
             .env("JUPYTER_DATA_DIR", home.join("data"))
             .env("JUPYTER_RUNTIME_DIR", home.join("runtime"))
             .env("IPYTHONDIR", home.join("ipython"))
-            .env("PATH", format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default()))
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    venv.join("bin").display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -174,7 +203,8 @@ impl Gateway {
         let bin = gateway_binary();
         let mut cmd = if as_nobody {
             let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(&bin);
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(&bin);
             c
         } else {
             Command::new(&bin)
@@ -229,7 +259,10 @@ pub fn http(
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -245,7 +278,13 @@ pub fn http(
         .and_then(|x| x.parse().ok())
         .unwrap_or(0);
     let body = match text.split_once("\r\n\r\n") {
-        Some((head, b)) if head.to_ascii_lowercase().contains("transfer-encoding: chunked") => dechunk(b),
+        Some((head, b))
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked") =>
+        {
+            dechunk(b)
+        }
         Some((_, b)) => b.to_string(),
         None => String::new(),
     };
@@ -267,7 +306,9 @@ fn dechunk(mut s: &str) -> String {
 
 /// The kernel websocket, driven like a browser.
 pub struct KernelClient {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     pub session: String,
     pub v1: bool,
     n: u64,
@@ -296,28 +337,41 @@ impl Exchange {
 }
 
 impl KernelClient {
-    pub async fn connect(addr: &str, kernel_id: &str, headers: &[(&str, &str)], v1: bool) -> KernelClient {
+    pub async fn connect(
+        addr: &str,
+        kernel_id: &str,
+        headers: &[(&str, &str)],
+        v1: bool,
+    ) -> KernelClient {
         let session = format!("client-session-{}", if v1 { "v1" } else { "json" });
         let url = format!("ws://{addr}/api/kernels/{kernel_id}/channels?session_id={session}");
         let mut req = url.into_client_request().unwrap();
         for (k, v) in headers {
-            req.headers_mut().insert(
-                hyper_name(k),
-                v.parse().unwrap(),
-            );
+            req.headers_mut().insert(hyper_name(k), v.parse().unwrap());
         }
         if v1 {
             req.headers_mut()
                 .insert("sec-websocket-protocol", V1.parse().unwrap());
         }
-        let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket through the gateway");
+        let (ws, resp) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket through the gateway");
         let chosen = resp
             .headers()
             .get("sec-websocket-protocol")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        assert_eq!(chosen.as_deref() == Some(V1), v1, "subprotocol negotiated through the gateway");
-        KernelClient { ws, session, v1, n: 0 }
+        assert_eq!(
+            chosen.as_deref() == Some(V1),
+            v1,
+            "subprotocol negotiated through the gateway"
+        );
+        KernelClient {
+            ws,
+            session,
+            v1,
+            n: 0,
+        }
     }
 
     fn header(&mut self, msg_type: &str) -> Value {
@@ -333,7 +387,13 @@ impl KernelClient {
         })
     }
 
-    pub async fn send(&mut self, channel: &str, msg_type: &str, content: Value, parent: Value) -> String {
+    pub async fn send(
+        &mut self,
+        channel: &str,
+        msg_type: &str,
+        content: Value,
+        parent: Value,
+    ) -> String {
         let header = self.header(msg_type);
         let id = header["msg_id"].as_str().unwrap().to_string();
         let frame = if self.v1 {
@@ -371,7 +431,9 @@ impl KernelClient {
             "code": code, "silent": silent, "store_history": !silent,
             "user_expressions": {}, "allow_stdin": !inputs.is_empty(), "stop_on_error": true,
         });
-        let id = self.send("shell", "execute_request", content, json!({})).await;
+        let id = self
+            .send("shell", "execute_request", content, json!({}))
+            .await;
         self.collect(&id, inputs, true).await
     }
 
@@ -397,7 +459,8 @@ impl KernelClient {
             if t == "input_request" {
                 let value = inputs.next().expect("an answer for every prompt");
                 let parent = m["header"].clone();
-                self.send("stdin", "input_reply", json!({"value": value}), parent).await;
+                self.send("stdin", "input_reply", json!({"value": value}), parent)
+                    .await;
             }
             ex.messages.push(m);
         }

@@ -64,7 +64,12 @@ fn clean_log_verifies_across_rotation_and_restart() {
     let other = crate::public_key_hex(&SigningKey::from_bytes(&[4u8; 32]));
     let r = verify_dir(dir.path(), Some(&other)).unwrap();
     assert!(!r.ok);
-    assert!(r.problem.unwrap().message.contains("instead of the expected key"));
+    assert!(
+        r.problem
+            .unwrap()
+            .message
+            .contains("instead of the expected key")
+    );
 }
 
 #[test]
@@ -85,8 +90,18 @@ fn edit_delete_reorder_truncate_fail_at_that_record() {
         assert!(p.message.contains(want), "{p}");
         write_lines(&seg, &orig);
     };
-    check(&|l| l[4] = l[4].replace("x = 3", "x = 4"), 5, "record edited");
-    check(&|l| { l.remove(4); }, 5, "gap");
+    check(
+        &|l| l[4] = l[4].replace("x = 3", "x = 4"),
+        5,
+        "record edited",
+    );
+    check(
+        &|l| {
+            l.remove(4);
+        },
+        5,
+        "gap",
+    );
     check(&|l| l.swap(4, 5), 5, "gap");
     check(&|l| l.swap(5, 4), 5, "gap");
     // Replace a record and recompute its own hash: the next record's link breaks.
@@ -135,9 +150,16 @@ fn forged_chain_fails_the_signature_check() {
     assert!(!verify_dir(forged.path(), Some(&key)).unwrap().ok);
     // Without a signer, --key finds no checkpoint.
     let unsigned = tempfile::tempdir().unwrap();
-    write_log(unsigned.path(), 3, WriterConfig::default()).close().unwrap();
+    write_log(unsigned.path(), 3, WriterConfig::default())
+        .close()
+        .unwrap();
     let r = verify_dir(unsigned.path(), Some(&key)).unwrap();
-    assert!(r.problem.unwrap().message.contains("segment signed by no key"));
+    assert!(
+        r.problem
+            .unwrap()
+            .message
+            .contains("segment signed by no key")
+    );
 }
 
 #[cfg(unix)]
@@ -165,8 +187,14 @@ fn write_failure_poisons_then_recovers_in_a_new_segment() {
     w.close().unwrap();
     let r = verify_dir(dir.path(), None).unwrap();
     assert!(r.ok, "{r:?}");
-    assert!(r.notes.iter().any(|n| n.contains("unacknowledged write")), "{r:?}");
-    assert!(r.notes.iter().any(|n| n.contains("after a write failure")), "{r:?}");
+    assert!(
+        r.notes.iter().any(|n| n.contains("unacknowledged write")),
+        "{r:?}"
+    );
+    assert!(
+        r.notes.iter().any(|n| n.contains("after a write failure")),
+        "{r:?}"
+    );
     // The lost record is nowhere in the chain.
     for (_, p) in list_segments(dir.path()).unwrap() {
         let text = std::fs::read_to_string(p).unwrap();

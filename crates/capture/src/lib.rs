@@ -175,7 +175,10 @@ pub fn line_hashes(line: &str) -> Option<(String, String)> {
     }
     let (head, suffix) = line.split_at(line.len() - HASH_SUFFIX_LEN);
     let stated = suffix.strip_prefix(",\"hash\":\"")?.strip_suffix("\"}")?;
-    if !stated.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+    if !stated
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
         return None;
     }
     let mut h = Sha256::new();

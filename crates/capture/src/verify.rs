@@ -15,9 +15,7 @@
 //!   must verify, and records after the last checkpoint are reported as not yet signed;
 //! * the last segment ends in a complete line (a cut-off tail is reported as truncation).
 
-use crate::{
-    GENESIS, Result, check_checkpoint, io_err, line_hashes, list_segments, segment_name,
-};
+use crate::{GENESIS, Result, check_checkpoint, io_err, line_hashes, list_segments, segment_name};
 use serde::Serialize;
 use serde_json::Value;
 use std::path::Path;
@@ -114,13 +112,14 @@ pub fn verify_dir(dir: &Path, expected_signer: Option<&str>) -> Result<VerifyRep
         .iter()
         .map(|(_, p)| std::fs::read(p).map_err(io_err(p)))
         .collect::<Result<_>>()?;
-    let mut expected_number = segments[0].0;
-    if expected_number != 1 {
+    let first_number = segments[0].0;
+    if first_number != 1 {
         st.report.notes.push(format!(
-            "log starts at segment {expected_number}: earlier segments were rotated away"
+            "log starts at segment {first_number}: earlier segments were rotated away"
         ));
     }
     for (i, ((n, path), data)) in segments.iter().zip(&datas).enumerate() {
+        let expected_number = first_number + i as u64;
         let name = path
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
@@ -134,7 +133,6 @@ pub fn verify_dir(dir: &Path, expected_signer: Option<&str>) -> Result<VerifyRep
                 format!("segment missing (found {name} next)"),
             ));
         }
-        expected_number += 1;
         if !data.contains(&b'\n') {
             st.report.notes.push(format!(
                 "{name}: abandoned segment with no complete record ({} bytes): its first write failed",
@@ -159,7 +157,10 @@ pub fn verify_dir(dir: &Path, expected_signer: Option<&str>) -> Result<VerifyRep
     if let Some(expected) = expected_signer {
         if st.report.checkpoints == 0 {
             return Ok(st.fail(
-                &segments.last().map(|(n, _)| segment_name(*n)).unwrap_or_default(),
+                &segments
+                    .last()
+                    .map(|(n, _)| segment_name(*n))
+                    .unwrap_or_default(),
                 0,
                 0,
                 None,
@@ -176,9 +177,9 @@ pub fn verify_dir(dir: &Path, expected_signer: Option<&str>) -> Result<VerifyRep
         }
     }
     if st.report.open {
-        st.report
-            .notes
-            .push("the last segment is open: the gateway is running or stopped without closing it".into());
+        st.report.notes.push(
+            "the last segment is open: the gateway is running or stopped without closing it".into(),
+        );
     }
     st.report.ok = true;
     Ok(st.report)
@@ -288,16 +289,22 @@ impl State<'_> {
             let seq = v["seq"].as_u64().unwrap_or(0);
             if seq != expected {
                 let msg = if seq > expected {
-                    format!("gap: found record {seq} where {expected} belongs (records deleted or reordered)")
+                    format!(
+                        "gap: found record {seq} where {expected} belongs (records deleted or reordered)"
+                    )
                 } else {
-                    format!("out of order: found record {seq} where {expected} belongs (records reordered or repeated)")
+                    format!(
+                        "out of order: found record {seq} where {expected} belongs (records reordered or repeated)"
+                    )
                 };
                 let (l, o, s, m) = here(msg);
                 return Err(self.problem(name, l, o, s, m));
             }
             if v["prev"].as_str() != Some(self.prev.as_str()) {
-                let (l, o, s, m) =
-                    here(format!("broken link: prev is not the hash of record {}", self.seq));
+                let (l, o, s, m) = here(format!(
+                    "broken link: prev is not the hash of record {}",
+                    self.seq
+                ));
                 return Err(self.problem(name, l, o, s, m));
             }
             if ended {
@@ -307,8 +314,9 @@ impl State<'_> {
             let kind = v["type"].as_str().unwrap_or("");
             if line_no == 1 {
                 if kind != "segment_start" || v["segment"].as_u64() != Some(number) {
-                    let (l, o, s, m) =
-                        here(format!("segment does not begin with segment_start {number}"));
+                    let (l, o, s, m) = here(format!(
+                        "segment does not begin with segment_start {number}"
+                    ));
                     return Err(self.problem(name, l, o, s, m));
                 }
                 let prev_seg = &v["previous_segment"];

@@ -7,8 +7,8 @@
 //! gateway is noticed on the next message instead of being written into the void.
 
 use crate::{
-    FORMAT, GENESIS, RecordType, Result, encode_record, io_err, line_hashes,
-    list_segments, now, public_key_hex, segment_name, sign_checkpoint,
+    FORMAT, GENESIS, RecordType, Result, encode_record, io_err, line_hashes, list_segments, now,
+    public_key_hex, segment_name, sign_checkpoint,
 };
 use ed25519_dalek::SigningKey;
 use serde_json::{Map, Value, json};
@@ -157,7 +157,8 @@ impl LogWriter {
                 "start"
             };
             self.begin_segment(reason)?;
-        } else if self.len >= self.cfg.segment_bytes || self.opened.elapsed() >= self.cfg.segment_age
+        } else if self.len >= self.cfg.segment_bytes
+            || self.opened.elapsed() >= self.cfg.segment_age
         {
             self.end_segment("rotate")?;
             self.begin_segment("rotate")?;
@@ -179,7 +180,11 @@ impl LogWriter {
         }
         let checkpoint = self.checkpoint_due(entries.len() as u64);
         if checkpoint {
-            let key = self.cfg.signer.as_ref().expect("checkpoint_due checks the signer");
+            let key = self
+                .cfg
+                .signer
+                .as_ref()
+                .expect("checkpoint_due checks the signer");
             let fields = checkpoint_fields(key, seq, &prev);
             seq += 1;
             let (line, hash) =

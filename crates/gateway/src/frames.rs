@@ -105,15 +105,26 @@ pub fn decode_binary(data: &[u8], v1: bool) -> Result<Message, String> {
 
 fn offsets(data: &[u8], width: usize, little: bool) -> Result<Vec<usize>, String> {
     let read = |at: usize| -> Result<usize, String> {
-        let b = data
-            .get(at..at + width)
-            .ok_or_else(|| format!("frame too short for its offset table ({} bytes)", data.len()))?;
+        let b = data.get(at..at + width).ok_or_else(|| {
+            format!(
+                "frame too short for its offset table ({} bytes)",
+                data.len()
+            )
+        })?;
         Ok(if width == 8 {
             let a: [u8; 8] = b.try_into().expect("8 bytes");
-            (if little { u64::from_le_bytes(a) } else { u64::from_be_bytes(a) }) as usize
+            (if little {
+                u64::from_le_bytes(a)
+            } else {
+                u64::from_be_bytes(a)
+            }) as usize
         } else {
             let a: [u8; 4] = b.try_into().expect("4 bytes");
-            (if little { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) }) as usize
+            (if little {
+                u32::from_le_bytes(a)
+            } else {
+                u32::from_be_bytes(a)
+            }) as usize
         })
     };
     let n = read(0)?;
@@ -136,7 +147,10 @@ fn offsets(data: &[u8], width: usize, little: bool) -> Result<Vec<usize>, String
 fn decode_v1(data: &[u8]) -> Result<Message, String> {
     let offs = offsets(data, 8, true)?;
     if offs.len() < 6 {
-        return Err(format!("v1 frame with {} offsets, need at least 6", offs.len()));
+        return Err(format!(
+            "v1 frame with {} offsets, need at least 6",
+            offs.len()
+        ));
     }
     let part = |i: usize| &data[offs[i]..offs[i + 1]];
     let json_part = |i: usize, what: &str| -> Result<Value, String> {
@@ -225,7 +239,8 @@ mod tests {
     #[test]
     fn v1_round_trip_and_buffers() {
         let h = json!({"msg_id": "a", "msg_type": "execute_request"});
-        let Encoded::Binary(b) = encode("shell", &h, &json!({}), &json!({"code": "1"}), true) else {
+        let Encoded::Binary(b) = encode("shell", &h, &json!({}), &json!({"code": "1"}), true)
+        else {
             panic!()
         };
         let m = decode_binary(&b, true).unwrap();
@@ -234,7 +249,14 @@ mod tests {
         assert_eq!(m.content["code"], "1");
         assert!(m.buffers.is_empty());
         // Append a buffer the way jupyter_server does: one more part, one more offset.
-        let mut parts: Vec<&[u8]> = vec![b"iopub", br#"{"msg_id":"b"}"#, b"{}", b"{}", b"{}", b"\x00\x01\x02"];
+        let mut parts: Vec<&[u8]> = vec![
+            b"iopub",
+            br#"{"msg_id":"b"}"#,
+            b"{}",
+            b"{}",
+            b"{}",
+            b"\x00\x01\x02",
+        ];
         let n = parts.len() + 1;
         let mut offs = vec![8 * (n + 1)];
         for p in &parts {
@@ -254,7 +276,8 @@ mod tests {
 
     #[test]
     fn legacy_binary_with_buffers() {
-        let msg = br#"{"header":{"msg_id":"c","msg_type":"comm_msg"},"channel":"shell","content":{}}"#;
+        let msg =
+            br#"{"header":{"msg_id":"c","msg_type":"comm_msg"},"channel":"shell","content":{}}"#;
         let mut f = Vec::new();
         f.extend_from_slice(&2u32.to_be_bytes());
         f.extend_from_slice(&12u32.to_be_bytes());
@@ -268,7 +291,11 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for data in [&b""[..], b"\xff\xff\xff\xff\xff\xff\xff\xff", b"\x01\x00\x00\x00\x00\x00\x00\x00\x00"] {
+        for data in [
+            &b""[..],
+            b"\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"\x01\x00\x00\x00\x00\x00\x00\x00\x00",
+        ] {
             assert!(decode_binary(data, true).is_err());
             assert!(decode_binary(data, false).is_err());
         }

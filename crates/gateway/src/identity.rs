@@ -38,7 +38,11 @@ impl Identity {
             }
             let mut parts = line.split_whitespace();
             let (Some(user), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
-                anyhow::bail!("{}:{}: expected `USER TOKEN` or `USER sha256:HEX`", path.display(), i + 1);
+                anyhow::bail!(
+                    "{}:{}: expected `USER TOKEN` or `USER sha256:HEX`",
+                    path.display(),
+                    i + 1
+                );
             };
             let key = match token.strip_prefix("sha256:") {
                 Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
@@ -66,7 +70,11 @@ impl Identity {
 
     /// The user of a request: `Ok(Some(user))`, `Ok(None)` in mode `None`, `Err(reason)` when the
     /// request has no acceptable identity.
-    pub fn user(&self, headers: &hyper::HeaderMap, query: Option<&str>) -> Result<Option<String>, String> {
+    pub fn user(
+        &self,
+        headers: &hyper::HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Option<String>, String> {
         match self {
             Identity::None => Ok(None),
             Identity::Header(name) => match headers.get(name).and_then(|v| v.to_str().ok()) {
@@ -74,8 +82,9 @@ impl Identity {
                 _ => Err(format!("no authenticated user: header {name} missing")),
             },
             Identity::Tokens(map) => {
-                let token = request_token(headers, query)
-                    .ok_or_else(|| "no token in Authorization header or token= parameter".to_string())?;
+                let token = request_token(headers, query).ok_or_else(|| {
+                    "no token in Authorization header or token= parameter".to_string()
+                })?;
                 map.get(&hex::encode(Sha256::digest(token.as_bytes())))
                     .cloned()
                     .map(Some)
@@ -101,7 +110,7 @@ pub fn request_token(headers: &hyper::HeaderMap, query: Option<&str>) -> Option<
     query?
         .split('&')
         .find_map(|kv| kv.strip_prefix("token="))
-        .map(|t| percent_decode(t))
+        .map(percent_decode)
 }
 
 /// Decodes `%XX` escapes (tokens are URL-safe in practice; this only has to be exact for them).
@@ -112,7 +121,8 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         if b[i] == b'%'
             && i + 2 < b.len()
-            && let Ok(x) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("-"), 16)
+            && let Ok(x) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("-"), 16)
         {
             out.push(x);
             i += 3;
@@ -148,18 +158,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("users");
         let hashed = hex::encode(Sha256::digest(b"bobtoken"));
-        std::fs::write(&p, format!("# users\nalice alicetoken\nbob sha256:{hashed}\n")).unwrap();
+        std::fs::write(
+            &p,
+            format!("# users\nalice alicetoken\nbob sha256:{hashed}\n"),
+        )
+        .unwrap();
         let id = Identity::load_tokens(&p).unwrap();
         let mut h = hyper::HeaderMap::new();
         h.insert("authorization", "token alicetoken".parse().unwrap());
         assert_eq!(id.user(&h, None).unwrap().as_deref(), Some("alice"));
         let h = hyper::HeaderMap::new();
-        assert_eq!(id.user(&h, Some("a=1&token=bobtoken")).unwrap().as_deref(), Some("bob"));
+        assert_eq!(
+            id.user(&h, Some("a=1&token=bobtoken")).unwrap().as_deref(),
+            Some("bob")
+        );
         assert!(id.user(&h, Some("token=nope")).is_err());
         assert!(id.user(&h, None).is_err());
         assert_eq!(redact_query("a=1&token=x"), "a=1&token=[redacted]");
         std::fs::write(&p, "alice\n").unwrap();
-        assert!(Identity::load_tokens(&p).unwrap_err().to_string().contains(":1:"));
+        assert!(
+            Identity::load_tokens(&p)
+                .unwrap_err()
+                .to_string()
+                .contains(":1:")
+        );
     }
 
     #[test]
@@ -168,6 +190,9 @@ mod tests {
         let mut h = hyper::HeaderMap::new();
         assert!(id.user(&h, None).is_err());
         h.insert("x-forwarded-user", "carol@example.com".parse().unwrap());
-        assert_eq!(id.user(&h, None).unwrap().as_deref(), Some("carol@example.com"));
+        assert_eq!(
+            id.user(&h, None).unwrap().as_deref(),
+            Some("carol@example.com")
+        );
     }
 }

@@ -238,7 +238,10 @@ fn is_websocket_upgrade(h: &hyper::HeaderMap) -> bool {
 /// The gateway checks this itself because it rewrites `Host` for the upstream.
 fn origin_mismatch(h: &hyper::HeaderMap) -> Option<String> {
     let origin = h.get(header::ORIGIN)?.to_str().ok()?;
-    let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let origin_host = origin.split("://").nth(1).unwrap_or(origin);
     (origin != "null" && !origin_host.eq_ignore_ascii_case(host))
         .then(|| format!("cross-origin request refused (Origin {origin}, Host {host})"))
@@ -278,7 +281,9 @@ async fn forward_http(shared: &Shared, req: Request<Incoming>) -> Response<Body>
         Ok(u) => u,
         Err(e) => return plain(StatusCode::BAD_GATEWAY, format!("bad upstream URI: {e}\n")),
     };
-    let mut out = Request::builder().method(parts.method.clone()).uri(uri.clone());
+    let mut out = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri.clone());
     for (k, v) in &parts.headers {
         if HOP_BY_HOP.contains(&k.as_str()) || k == header::HOST || k == header::ORIGIN {
             continue;
@@ -293,7 +298,12 @@ async fn forward_http(shared: &Shared, req: Request<Incoming>) -> Response<Body>
     }
     let req = match out.body(body.boxed()) {
         Ok(r) => r,
-        Err(e) => return plain(StatusCode::BAD_GATEWAY, format!("building upstream request: {e}\n")),
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                format!("building upstream request: {e}\n"),
+            );
+        }
     };
     match shared.client.request(req).await {
         Ok(resp) => {
@@ -313,9 +323,17 @@ async fn forward_http(shared: &Shared, req: Request<Incoming>) -> Response<Body>
 /// Reads a sessions-API answer to learn kernel → notebook path, and passes it on unchanged.
 async fn learn_paths(shared: &Shared, resp: Response<Body>) -> Response<Body> {
     let (parts, body) = resp.into_parts();
-    let bytes = match http_body_util::Limited::new(body, MAX_SESSIONS_BODY).collect().await {
+    let bytes = match http_body_util::Limited::new(body, MAX_SESSIONS_BODY)
+        .collect()
+        .await
+    {
         Ok(c) => c.to_bytes(),
-        Err(e) => return plain(StatusCode::BAD_GATEWAY, format!("reading upstream answer: {e}\n")),
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                format!("reading upstream answer: {e}\n"),
+            );
+        }
     };
     if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
         remember_sessions(shared, &v);
@@ -339,7 +357,12 @@ fn remember_sessions(shared: &Shared, v: &Value) {
 }
 
 /// Asks the upstream's sessions API (with the browser's credentials) for a kernel's notebook path.
-async fn lookup_path(shared: &Shared, headers: &hyper::HeaderMap, path: &str, kernel: &str) -> Option<String> {
+async fn lookup_path(
+    shared: &Shared,
+    headers: &hyper::HeaderMap,
+    path: &str,
+    kernel: &str,
+) -> Option<String> {
     if let Some(p) = shared.paths.lock().expect("paths lock").get(kernel) {
         return Some(p.clone());
     }
@@ -355,7 +378,11 @@ async fn lookup_path(shared: &Shared, headers: &hyper::HeaderMap, path: &str, ke
     }
     req = req.header(header::HOST, uri.authority()?.as_str());
     let req = req
-        .body(http_body_util::Empty::new().map_err(|never| match never {}).boxed())
+        .body(
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed(),
+        )
         .ok()?;
     let resp = shared.client.request(req).await.ok()?;
     if !resp.status().is_success() {
@@ -367,7 +394,12 @@ async fn lookup_path(shared: &Shared, headers: &hyper::HeaderMap, path: &str, ke
         .ok()?
         .to_bytes();
     remember_sessions(shared, &serde_json::from_slice(&bytes).ok()?);
-    shared.paths.lock().expect("paths lock").get(kernel).cloned()
+    shared
+        .paths
+        .lock()
+        .expect("paths lock")
+        .get(kernel)
+        .cloned()
 }
 
 fn ws_config() -> WebSocketConfig {
@@ -385,7 +417,10 @@ async fn websocket(
     request_id: u64,
 ) -> Response<Body> {
     let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
-        return plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n".into());
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "missing Sec-WebSocket-Key\n".into(),
+        );
     };
     let path = req.uri().path().to_string();
     let pq = req
@@ -495,9 +530,12 @@ async fn websocket(
                 return;
             }
         };
-        let client =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config()))
-                .await;
+        let client = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(ws_config()),
+        )
+        .await;
         pump(shared, info, v1, client, upstream).await;
     });
     resp
@@ -526,8 +564,13 @@ fn frame_bytes(frame: &WsMessage) -> &[u8] {
     }
 }
 
-async fn pump<C, U>(shared: Arc<Shared>, info: ConnInfo, v1: bool, client: WebSocketStream<C>, upstream: WebSocketStream<U>)
-where
+async fn pump<C, U>(
+    shared: Arc<Shared>,
+    info: ConnInfo,
+    v1: bool,
+    client: WebSocketStream<C>,
+    upstream: WebSocketStream<U>,
+) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -546,22 +589,24 @@ where
         let _ = client_tx.close().await;
     });
 
-    let record = |dir: Direction, frame: &WsMessage, decoded: &Option<Result<frames::Message, String>>| {
-        let bytes = frame_bytes(frame);
-        match decoded {
-            Some(Ok(m)) => Some(record::message_entry(&info, dir, m, bytes, bounds)),
-            Some(Err(e)) => Some(record::undecodable_entry(&info, dir, bytes, e, bounds)),
-            None => None,
-        }
-    };
+    let record =
+        |dir: Direction, frame: &WsMessage, decoded: &Option<Result<frames::Message, String>>| {
+            let bytes = frame_bytes(frame);
+            match decoded {
+                Some(Ok(m)) => Some(record::message_entry(&info, dir, m, bytes, bounds)),
+                Some(Err(e)) => Some(record::undecodable_entry(&info, dir, bytes, e, bounds)),
+                None => None,
+            }
+        };
 
     // Browser → kernel.
     let (q_tx, mut q_rx) = mpsc::channel::<InFlight>(PIPELINE_DEPTH);
     let logger = shared.logger.clone();
     let up_reader = {
-        let info_k = info.clone();
-        let record_k = |f: &WsMessage, d: &Option<Result<frames::Message, String>>| record(Direction::ToKernel, f, d);
-        let read = async move {
+        let record_k = |f: &WsMessage, d: &Option<Result<frames::Message, String>>| {
+            record(Direction::ToKernel, f, d)
+        };
+        async move {
             let mut closed_by = "client";
             while let Some(next) = client_rx.next().await {
                 let Ok(frame) = next else {
@@ -580,10 +625,8 @@ where
                     break;
                 }
             }
-            let _ = info_k;
             closed_by
-        };
-        read
+        }
     };
     let to_client_k = to_client.clone();
     let up_forward = async move {
@@ -623,7 +666,8 @@ where
                 break;
             };
             let decoded = decode(&frame, v1);
-            let receipt = record(Direction::ToClient, &frame, &decoded).map(|e| logger.submit(vec![e]));
+            let receipt =
+                record(Direction::ToClient, &frame, &decoded).map(|e| logger.submit(vec![e]));
             let close = matches!(frame, WsMessage::Close(_));
             let item = InFlight {
                 receipt,
@@ -662,7 +706,13 @@ where
                         let text = format!(
                             "[nbtrail-gateway] output withheld: the capture log cannot be written: {reason}\n"
                         );
-                        let notice = notice(&m.parent_header, "iopub", "stream", json!({"name": "stderr", "text": text}), v1);
+                        let notice = notice(
+                            &m.parent_header,
+                            "iopub",
+                            "stream",
+                            json!({"name": "stderr", "text": text}),
+                            v1,
+                        );
                         let _ = to_client_d.send(notice).await;
                     }
                 }
@@ -728,14 +778,26 @@ fn refusal(msg: Option<&frames::Message>, reason: &str, v1: bool) -> Vec<WsMessa
         Some(base) => {
             // What a kernel would send for a failed request: busy, the error, the reply, idle — clients
             // (JupyterLab's futures) consider a request done only after both the reply and idle.
-            out.push(notice(parent, "iopub", "status", json!({"execution_state": "busy"}), v1));
+            out.push(notice(
+                parent,
+                "iopub",
+                "status",
+                json!({"execution_state": "busy"}),
+                v1,
+            ));
             out.push(notice(parent, "iopub", "error", error.clone(), v1));
             let mut reply = error;
             reply["status"] = json!("error");
             reply["execution_count"] = Value::Null;
             let channel = m.channel.as_deref().unwrap_or("shell");
             out.push(notice(parent, channel, &format!("{base}_reply"), reply, v1));
-            out.push(notice(parent, "iopub", "status", json!({"execution_state": "idle"}), v1));
+            out.push(notice(
+                parent,
+                "iopub",
+                "status",
+                json!({"execution_state": "idle"}),
+                v1,
+            ));
         }
         None => out.push(notice(
             parent,

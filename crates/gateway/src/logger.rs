@@ -72,11 +72,16 @@ impl Logger {
                         match writer.append(&entries) {
                             Ok(seqs) => {
                                 for (r, end) in replies {
-                                    let _ = r.send(Ok(seqs.get(end.wrapping_sub(1)).copied().unwrap_or(0)));
+                                    let _ = r.send(Ok(seqs
+                                        .get(end.wrapping_sub(1))
+                                        .copied()
+                                        .unwrap_or(0)));
                                 }
                             }
                             Err(e) => {
-                                tracing::error!("capture log write failed, refusing to forward: {e}");
+                                tracing::error!(
+                                    "capture log write failed, refusing to forward: {e}"
+                                );
                                 let msg = e.to_string();
                                 for (r, _) in replies {
                                     let _ = r.send(Err(msg.clone()));

@@ -81,7 +81,9 @@ fn main() -> anyhow::Result<()> {
         .context("--upstream is not a URL")?;
     let log_dir = args.log_dir.clone().context("--log-dir DIR is required")?;
     let identity = match (&args.user_header, &args.users, args.anonymous) {
-        (Some(h), _, _) => Identity::Header(h.parse().context("--user-header is not a header name")?),
+        (Some(h), _, _) => {
+            Identity::Header(h.parse().context("--user-header is not a header name")?)
+        }
         (_, Some(f), _) => Identity::load_tokens(f)?,
         (_, _, true) => Identity::None,
         _ => anyhow::bail!(
@@ -141,8 +143,9 @@ fn main() -> anyhow::Result<()> {
             },
         };
         let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {},
                 _ = term.recv() => {},

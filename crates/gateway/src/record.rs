@@ -4,9 +4,9 @@
 
 use crate::frames::Message;
 use base64::Engine;
+use nbtrail_capture::RecordType;
 use nbtrail_capture::sha256_hex;
 use nbtrail_capture::writer::Entry;
-use nbtrail_capture::RecordType;
 use serde_json::{Map, Value, json};
 
 /// Which way a message travelled.
@@ -95,10 +95,16 @@ pub fn message_entry(
     m.insert("channel".into(), json!(msg.channel));
     m.insert("msg_type".into(), json!(msg.msg_type()));
     m.insert("msg_id".into(), json!(msg.msg_id()));
-    m.insert("session".into(), msg.header.get("session").cloned().unwrap_or(Value::Null));
+    m.insert(
+        "session".into(),
+        msg.header.get("session").cloned().unwrap_or(Value::Null),
+    );
     m.insert(
         "parent_msg_id".into(),
-        msg.parent_header.get("msg_id").cloned().unwrap_or(Value::Null),
+        msg.parent_header
+            .get("msg_id")
+            .cloned()
+            .unwrap_or(Value::Null),
     );
     m.insert("header".into(), msg.header.clone());
     m.insert("parent_header".into(), msg.parent_header.clone());
@@ -214,7 +220,11 @@ mod tests {
         assert_eq!(f["parent_msg_id"], "p");
         assert_eq!(f["content"]["value"], "[redacted by nbtrail-gateway]");
         assert_eq!(f["redacted"][0]["chars"], 7);
-        assert_eq!(f["content"]["extra"].as_str().unwrap().len(), 100, "cut at a char boundary");
+        assert_eq!(
+            f["content"]["extra"].as_str().unwrap().len(),
+            100,
+            "cut at a char boundary"
+        );
         assert_eq!(f["truncated"][0]["path"], "content.extra");
         assert_eq!(f["truncated"][0]["size"], 1200);
         assert!(!serde_json::to_string(f).unwrap().contains("hunter2"));

@@ -20,6 +20,7 @@
 //!
 //! This crate does no storage and knows nothing of duplicates; `nbtrail-store` decides those.
 
+pub mod capture;
 mod fast;
 pub mod framing;
 pub mod normalize;

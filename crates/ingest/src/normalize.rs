@@ -5,6 +5,7 @@
 //! | delivered (A) | `serviceName` + `actionName` | `timestamp` (epoch ms, number or string) |
 //! | system table (B) | `service_name` + `action_name` | `event_time` (RFC 3339 or `yyyy-mm-dd hh:mm:ss`) |
 //! | Azure (C) | `ServiceName`/`OperationName`, or `operationName` + `properties` | `TimeGenerated` / `time` |
+//! | capture (D) | `seq` + `prev` + `hash` + `type` (nbtrail-gateway's log, see [`crate::capture`]) | `time` |
 //!
 //! Struct-valued columns may arrive as JSON text (CSV exports, Azure `RequestParams`/`Identity`/`Response`)
 //! and are parsed. Every request parameter is kept as a string, as Databricks delivers them.
@@ -242,6 +243,9 @@ pub fn normalize(
     raw: String,
     provenance: Provenance,
 ) -> Result<Event, String> {
+    if crate::capture::is_capture(obj) {
+        return crate::capture::normalize(obj, raw, provenance);
+    }
     let envelope = obj;
     let names = detect(obj).ok_or_else(|| {
         let mut keys: Vec<&str> = obj.keys().map(String::as_str).take(6).collect();

@@ -36,6 +36,8 @@ pub enum Shape {
     SystemTable,
     /// Shape C: Azure diagnostic logs (PascalCase, `RequestParams` as JSON text or object).
     Azure,
+    /// Shape D: the capture log of `nbtrail-gateway` (Jupyter kernel messages with their outputs).
+    Capture,
 }
 
 impl Shape {
@@ -45,6 +47,7 @@ impl Shape {
             Shape::Delivered => "delivered",
             Shape::SystemTable => "system_table",
             Shape::Azure => "azure",
+            Shape::Capture => "jupyter_capture",
         }
     }
 
@@ -54,6 +57,7 @@ impl Shape {
             "delivered" => Some(Shape::Delivered),
             "system_table" => Some(Shape::SystemTable),
             "azure" => Some(Shape::Azure),
+            "jupyter_capture" => Some(Shape::Capture),
             _ => None,
         }
     }
@@ -297,6 +301,46 @@ pub struct SessionCell {
     pub code: Option<String>,
     /// Who ran it.
     pub user: Option<String>,
+    /// For captured Jupyter cells: the request asked for a silent execution (no `execute_input`,
+    /// no history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent: Option<bool>,
+    /// What the user was shown under the cell, in order (only sources that carry outputs: the gateway's
+    /// capture log; Databricks audit logs never do).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<CellOutput>,
+}
+
+/// One output shown under a cell (a Jupyter `stream`, `display_data`, `execute_result`, `error`, …).
+/// Always data, never markup to render: HTML or JavaScript in `data` is shown as source text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellOutput {
+    /// The event id of the output message in the case store.
+    pub event_id: i64,
+    /// When the gateway saw it.
+    pub time: Option<DateTime<Utc>>,
+    /// The Jupyter message type: `stream`, `display_data`, `update_display_data`, `execute_result`,
+    /// `error`, `clear_output`, `input_request`.
+    pub output_type: String,
+    /// `stdout`/`stderr` for streams; `password` for a password prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The output as text: stream text, the plain-text form of a rich output, the traceback without
+    /// colour codes, the prompt of an input request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The full mime bundle of a rich output (images base64, as captured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    /// Exception name of an `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ename: Option<String>,
+    /// Exception value of an `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evalue: Option<String>,
+    /// The gateway cut part of it to its size cap (the full size and hash are in the raw record).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// A stretch of time in which the trail has a hole: verbose audit logging was switched off.

@@ -24,6 +24,7 @@ pub mod schema;
 pub mod tokens;
 
 use nbtrail_analyzer::cells::Cell;
+use nbtrail_model::Shape;
 use nbtrail_store::{Case, StoreError};
 use rusqlite::OptionalExtension;
 use schema::{Fields, INDEX_FORMAT};
@@ -409,11 +410,12 @@ impl SearchIndex {
             let mut st = conn.prepare(
                 "SELECT id, time_ms, user, workspace_id, service, action, notebook_id, notebook_path,
                         cluster_id, language, command_text, status, source_ip, response_status,
-                        response_error
+                        response_error, shape, payload_block, payload_index
                  FROM events WHERE id > ?1 ORDER BY id",
             )?;
             let mut rows = st.query([through])?;
             let mut done = 0u64;
+            let mut payloads = nbtrail_store::payload::BlockReader::default();
             while let Some(r) = rows.next()? {
                 let id: i64 = r.get(0)?;
                 let time_ms: i64 = r.get(1)?;
@@ -430,6 +432,7 @@ impl SearchIndex {
                 let ip: Option<String> = r.get(12)?;
                 let response_status: Option<i64> = r.get(13)?;
                 let response_error: Option<String> = r.get(14)?;
+                let shape: String = r.get(15)?;
 
                 let mut doc = TantivyDocument::default();
                 doc.add_u64(f.event_id, id as u64);
@@ -511,6 +514,13 @@ impl SearchIndex {
                         meta.push_str(&t.name);
                         meta.push('\n');
                         facts.push((id, t.name, t.access.as_str()));
+                    }
+                }
+                if shape == Shape::Capture.as_str() && service == "jupyter" {
+                    // What the user was shown: captured outputs carry their text in the parameters.
+                    let p = payloads.get(conn, r.get(16)?, r.get(17)?)?;
+                    if let Some(text) = output_text(&p.params) {
+                        doc.add_text(f.output, &text);
                     }
                 }
                 doc.add_text(f.meta, &meta);
@@ -632,6 +642,7 @@ impl SearchIndex {
         };
         let code_snippets = generator(self.fields.code).map_err(&err)?;
         let meta_snippets = generator(self.fields.meta).map_err(&err)?;
+        let output_snippets = generator(self.fields.output).map_err(&err)?;
         let mut hits = Vec::with_capacity(addrs.len());
         for (addr, score) in addrs {
             let ids = searcher
@@ -646,8 +657,11 @@ impl SearchIndex {
                 case,
                 id as i64,
                 score,
-                &code_snippets,
-                &meta_snippets,
+                &Snippets {
+                    code: &code_snippets,
+                    meta: &meta_snippets,
+                    output: &output_snippets,
+                },
                 &rules,
             )?);
         }
@@ -783,8 +797,7 @@ fn hit(
     case: &Case,
     id: i64,
     score: Option<f32>,
-    code_snippets: &SnippetGenerator,
-    meta_snippets: &SnippetGenerator,
+    snippets: &Snippets<'_>,
     rules: &RuleMap,
 ) -> Result<Hit> {
     let row = case
@@ -795,7 +808,12 @@ fn hit(
                              (SELECT path FROM notebook_paths p WHERE p.notebook_id = e.notebook_id
                               ORDER BY p.time_ms DESC LIMIT 1)),
                     e.command_text, e.response_error,
-                    (SELECT session_id FROM session_cells s WHERE s.event_id = e.id LIMIT 1)
+                    coalesce((SELECT session_id FROM session_cells s WHERE s.event_id = e.id LIMIT 1),
+                             -- a captured output or reply belongs to the session of the cell it answers
+                             (SELECT s.session_id FROM events c JOIN session_cells s ON s.event_id = c.id
+                              WHERE e.shape = 'jupyter_capture' AND c.shape = 'jupyter_capture'
+                                AND c.command_id = e.command_id AND c.action = 'runCommand' LIMIT 1)),
+                    e.shape, e.payload_block, e.payload_index
              FROM events e WHERE e.id = ?1",
             [id],
             |r| {
@@ -807,26 +825,54 @@ fn hit(
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, Option<String>>(6)?,
+                    (r.get::<_, String>(7)?, r.get::<_, i64>(8)?, r.get::<_, i64>(9)?),
                 ))
             },
         )
         .optional()?;
-    let Some((time_ms, user, action, notebook_path, code, error, session_id)) = row else {
+    let Some((
+        time_ms,
+        user,
+        action,
+        notebook_path,
+        code,
+        error,
+        session_id,
+        (shape, block, index),
+    )) = row
+    else {
         return Err(SearchError::Store(StoreError::NotFound(format!(
             "event {id} is in the index but not in the case; run `nbtrail reindex`"
         ))));
     };
-    // The code's match if the code matched; else the metadata's match; else the start of the code (or of
-    // the metadata when there is no code).
+    // A captured output stands in for code: its text is what the hit shows.
+    let code = match code {
+        None if shape == Shape::Capture.as_str() && action.starts_with("jupyter.") => {
+            let p = nbtrail_store::payload::BlockReader::default().get(
+                case.connection(),
+                block,
+                index,
+            )?;
+            output_text(&p.params)
+        }
+        c => c,
+    };
+    let generator = if action.starts_with("jupyter.") {
+        snippets.output
+    } else {
+        snippets.code
+    };
+    // The code's (output's) match if it matched; else the metadata's match; else the start of the code
+    // (or of the metadata when there is no code).
     let code_hit = code
         .as_deref()
-        .map(|c| code_snippets.snippet(c))
+        .map(|c| generator.snippet(c))
         .filter(|s| !s.highlighted().is_empty());
     let snippet = match code_hit {
         Some(s) => to_snippet(&s),
         None => {
             let meta = meta_line(&user, &action, &notebook_path, &error);
-            let m = meta_snippets.snippet(&meta);
+            let m = snippets.meta.snippet(&meta);
             if !m.highlighted().is_empty() {
                 to_snippet(&m)
             } else {
@@ -846,6 +892,19 @@ fn hit(
         rules: rules.of(id as u64),
         score,
     })
+}
+
+/// The snippet generators of one query, per field.
+struct Snippets<'a> {
+    code: &'a SnippetGenerator,
+    meta: &'a SnippetGenerator,
+    output: &'a SnippetGenerator,
+}
+
+/// The `output_text` parameter of a captured output (see `nbtrail_ingest::capture`).
+fn output_text(params: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(params).ok()?;
+    v.get("output_text")?.as_str().map(str::to_string)
 }
 
 fn meta_line(

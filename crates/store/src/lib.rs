@@ -25,7 +25,7 @@
 
 pub mod custody;
 mod findings;
-mod payload;
+pub mod payload;
 mod query;
 mod schema;
 pub mod sessions;

@@ -2,7 +2,7 @@
 
 use crate::{Case, ErrorEntry, Result, StoreError};
 use chrono::{DateTime, Utc};
-use nbtrail_model::{Session, SessionCell, SessionEnd, TrailGap, time_from_ms};
+use nbtrail_model::{Session, SessionCell, SessionEnd, Shape, TrailGap, time_from_ms};
 use rusqlite::{OptionalExtension, Row, params_from_iter, types::Value as SqlValue};
 use serde::Serialize;
 
@@ -313,27 +313,95 @@ impl Case {
         }
     }
 
-    /// The cells of a session, in execution order.
+    /// The cells of a session, in execution order. Cells captured by the gateway also get what the user
+    /// was shown (their outputs), whether they ran silently, and status, duration and finish time from
+    /// the kernel's `execute_reply`.
     pub fn session_cells(&self, session_id: &str) -> Result<Vec<SessionCell>> {
         let mut st = self.conn.prepare(
-            "SELECT c.seq, e.id, e.command_id, e.time_ms, e.language, e.status, e.duration_ms, e.command_text, e.user
+            "SELECT c.seq, e.id, e.command_id, e.time_ms, e.language, e.status, e.duration_ms, e.command_text, e.user,
+                    e.shape, e.payload_block, e.payload_index
              FROM session_cells c JOIN events e ON e.id = c.event_id
              WHERE c.session_id = ? ORDER BY c.seq",
         )?;
+        let mut captured = Vec::new();
         let rows = st.query_map([session_id], |r| {
-            Ok(SessionCell {
-                seq: r.get(0)?,
-                event_id: r.get(1)?,
-                command_id: r.get(2)?,
-                time: ms(r.get(3)?),
-                language: r.get(4)?,
-                status: r.get(5)?,
-                duration_s: r.get::<_, Option<i64>>(6)?.map(|d| d as f64 / 1000.0),
-                code: r.get(7)?,
-                user: r.get(8)?,
-            })
+            let shape: String = r.get(9)?;
+            Ok((
+                SessionCell {
+                    seq: r.get(0)?,
+                    event_id: r.get(1)?,
+                    command_id: r.get(2)?,
+                    time: ms(r.get(3)?),
+                    language: r.get(4)?,
+                    status: r.get(5)?,
+                    duration_s: r.get::<_, Option<i64>>(6)?.map(|d| d as f64 / 1000.0),
+                    code: r.get(7)?,
+                    user: r.get(8)?,
+                    silent: None,
+                    outputs: Vec::new(),
+                },
+                (shape == Shape::Capture.as_str())
+                    .then_some((r.get::<_, i64>(10)?, r.get::<_, i64>(11)?)),
+            ))
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut cells = Vec::new();
+        for row in rows {
+            let (cell, payload) = row?;
+            if let Some(p) = payload {
+                captured.push((cells.len(), p));
+            }
+            cells.push(cell);
+        }
+        if captured.is_empty() {
+            return Ok(cells);
+        }
+        let mut reader = crate::payload::BlockReader::default();
+        let mut answers = self.conn.prepare(
+            "SELECT id, time_ms, action, payload_block, payload_index FROM events
+             WHERE shape = 'jupyter_capture' AND command_id = ?1 AND service = 'jupyter'
+             ORDER BY time_ms, id",
+        )?;
+        for (i, (block, index)) in captured {
+            let cell = &mut cells[i];
+            let params = reader.get(&self.conn, block, index)?.params;
+            let params: serde_json::Value = serde_json::from_str(&params).unwrap_or_default();
+            cell.silent = params["silent"].as_str().map(|s| s == "true");
+            let Some(command) = cell.command_id.clone() else {
+                continue;
+            };
+            let started = cell.time;
+            let found: Vec<(i64, i64, String, i64, i64)> = answers
+                .query_map([&command], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, time_ms, action, block, index) in found {
+                if action == "execute_reply" {
+                    let p = reader.get(&self.conn, block, index)?;
+                    let v: serde_json::Value = serde_json::from_str(&p.params).unwrap_or_default();
+                    cell.status = v["reply_status"].as_str().map(|s| {
+                        match s {
+                            "ok" => "finished",
+                            "error" => "failed",
+                            "aborted" => "cancelled",
+                            other => other,
+                        }
+                        .to_string()
+                    });
+                    cell.time = ms(time_ms);
+                    cell.duration_s =
+                        Some((time_ms - started.timestamp_millis()).max(0) as f64 / 1000.0);
+                } else if nbtrail_ingest::capture::OUTPUT_TYPES.contains(&action.as_str()) {
+                    let p = reader.get(&self.conn, block, index)?;
+                    if let Some(mut out) = nbtrail_ingest::capture::output_of_record(&p.raw) {
+                        out.event_id = id;
+                        out.time = Some(ms(time_ms));
+                        cell.outputs.push(out);
+                    }
+                }
+            }
+        }
+        Ok(cells)
     }
 
     /// Events matching `f`, oldest first (with `limit`, the newest `limit` of them, still oldest first).

@@ -224,4 +224,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER custody_log_no_delete BEFORE DELETE ON custody_log
         BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END;
     "#,
+    // 5: captured Jupyter messages are found by the request they answer (outputs and replies of a cell).
+    r#"
+    CREATE INDEX events_capture_command ON events(command_id, time_ms)
+        WHERE shape = 'jupyter_capture' AND command_id IS NOT NULL;
+    "#,
 ];
