@@ -105,6 +105,17 @@ async fn gateway_records_every_execution_and_output() {
     )
     .unwrap();
     assert_eq!(status, 401, "{body}");
+    // Terminals and other websockets would run code unrecorded: refused.
+    let hdrs = auth("alice");
+    let mut upgrade = as_refs(&hdrs);
+    upgrade.extend([
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ]);
+    let (status, body) = http(&gw.addr, "GET", "/terminals/websocket/1", &upgrade, None).unwrap();
+    assert_eq!(status, 501, "{body}");
     let kernel_id = start_session(&gw.addr, "analysis/audit.ipynb", "alice");
 
     let h = auth("alice");

@@ -16,6 +16,15 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 pub const JUPYTER_TOKEN: &str = "jupyter-test-token";
 pub const V1: &str = "v1.kernel.websocket.jupyter.org";
 
+/// The workspace root (this file is shared by the root tests and the gateway crate's benchmark).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|p| p.join("Cargo.lock").exists())
+        .expect("workspace root")
+        .to_path_buf()
+}
+
 fn target_dir() -> PathBuf {
     // target/<profile>/deps/<test binary>
     let exe = std::env::current_exe().expect("test binary path");
@@ -27,7 +36,7 @@ fn target_dir() -> PathBuf {
 
 /// The venv with jupyter_server and ipykernel, created from tests/jupyter-requirements.txt on first use.
 pub fn jupyter_venv() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = workspace_root();
     let venv = root.join("target").join("jupyter-venv");
     let reqs = root.join("tests").join("jupyter-requirements.txt");
     let stamp = venv.join("nbtrail-requirements.txt");
@@ -76,16 +85,22 @@ pub fn jupyter_venv() -> PathBuf {
 /// The gateway binary, built if needed.
 pub fn gateway_binary() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let profile = if target_dir().ends_with("release") {
+        "release"
+    } else {
+        "dev"
+    };
     let st = Command::new(cargo)
         .args([
             "build",
             "--quiet",
+            "--profile",
+            profile,
             "-p",
             "nbtrail-gateway",
-            "--bin",
-            "nbtrail-gateway",
         ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--bin", "nbtrail-gateway"])
+        .current_dir(workspace_root())
         .status()
         .expect("cargo build runs");
     assert!(st.success(), "building nbtrail-gateway failed");

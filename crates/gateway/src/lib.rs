@@ -6,6 +6,8 @@
 //! `nbtrail-capture`'s.
 //!
 //! ## What passes through
+//! * **Other websockets** (terminals, event bus, collaboration) are refused with 501: they would be an
+//!   unrecorded way to run code.
 //! * **HTTP** (REST API, contents, static files): forwarded transparently. Each request is logged
 //!   (method, path, query with tokens redacted, user, peer) *before* it is forwarded and its status after;
 //!   answers of the sessions API (`/api/sessions`) also teach the gateway which notebook path each kernel
@@ -206,6 +208,22 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, remote: SocketAddr)
         && is_websocket_upgrade(req.headers())
     {
         return websocket(shared, req, remote, user, kernel_id, id).await;
+    }
+    if is_websocket_upgrade(req.headers()) {
+        // Terminals, the event bus, collaboration: ways to run code or move data the gateway cannot
+        // decode, so they are refused rather than passed through unrecorded.
+        let reason = "only kernel websockets pass the capture gateway; this websocket is refused";
+        let _ = shared
+            .logger
+            .write(vec![Entry::new(
+                RecordType::HttpResponse,
+                json!({"id": id, "status": 501, "refused": reason}),
+            )])
+            .await;
+        return plain(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("nbtrail-gateway: {reason}\n"),
+        );
     }
     let response = forward_http(&shared, req).await;
     let status = response.status();

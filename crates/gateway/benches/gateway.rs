@@ -1,0 +1,126 @@
+//! Gateway overhead, measured against the same Jupyter server in one run: request latency and output
+//! throughput with the browser connected directly versus through `nbtrail-gateway` (every message
+//! recorded and fsynced before it is forwarded).
+//!
+//! `cargo bench -p nbtrail-gateway` (or `scripts/bench-gateway.sh`, which records the machine). Needs the
+//! Jupyter venv that the tests create (target/jupyter-venv). Two kernels, one per path, so neither sees
+//! the other's broadcast output; rounds alternate between the paths so drift hits both alike.
+
+#![allow(missing_docs)]
+
+#[path = "../../../tests/gateway_support/mod.rs"]
+mod support;
+
+use serde_json::json;
+use std::time::Instant;
+use support::*;
+
+const ROUNDS: usize = 5;
+const REQUESTS_PER_ROUND: usize = 100;
+const DISPLAYS: usize = 3000;
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn new_kernel(addr: &str) -> String {
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/api/kernels",
+        &[
+            ("Authorization", &format!("token {JUPYTER_TOKEN}")),
+            ("Content-Type", "application/json"),
+        ],
+        Some(&json!({"name": "python3"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir_in(workspace_root().join("target")).unwrap();
+        let log_dir = dir.path().join("capture");
+        std::fs::create_dir(&log_dir).unwrap();
+        let jupyter = Jupyter::start(dir.path());
+        let gw = Gateway::start(jupyter.port, &log_dir, &["--users", &users_file(dir.path())], false);
+        let direct_addr = format!("127.0.0.1:{}", jupyter.port);
+        let headers = [("Authorization", format!("token {JUPYTER_TOKEN}"))];
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let k_direct = new_kernel(&direct_addr);
+        let k_via = new_kernel(&gw.addr);
+        let mut direct = KernelClient::connect(&direct_addr, &k_direct, &h, false).await;
+        let mut via = KernelClient::connect(&gw.addr, &k_via, &h, false).await;
+        for _ in 0..20 {
+            direct.execute("pass", false, &[]).await;
+            via.execute("pass", false, &[]).await;
+        }
+        let (mut lat_direct, mut lat_via) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            for (client, out) in [(&mut direct, &mut lat_direct), (&mut via, &mut lat_via)] {
+                for _ in 0..REQUESTS_PER_ROUND {
+                    let t = Instant::now();
+                    let ex = client.execute("pass", false, &[]).await;
+                    out.push(t.elapsed().as_secs_f64() * 1000.0);
+                    assert!(ex.messages.len() >= 4);
+                }
+            }
+        }
+        let code = format!("from IPython.display import display\nfor i in range({DISPLAYS}):\n    display(i)");
+        let (mut tp_direct, mut tp_via) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            for (client, out) in [(&mut direct, &mut tp_direct), (&mut via, &mut tp_via)] {
+                let t = Instant::now();
+                let ex = client.execute(&code, false, &[]).await;
+                let secs = t.elapsed().as_secs_f64();
+                assert_eq!(ex.of_type("display_data").len(), DISPLAYS);
+                out.push(ex.messages.len() as f64 / secs);
+            }
+        }
+        direct.close().await;
+        via.close().await;
+        gw.stop();
+        let records = records(&log_dir).len();
+        let bytes: u64 = std::fs::read_dir(&log_dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+
+        // One execute round trip is 5 messages: the request, busy, execute_input, the reply, idle.
+        let p = |v: &mut Vec<f64>, q| percentile(v, q);
+        let (d50, d95, v50, v95) = (
+            p(&mut lat_direct, 0.5),
+            p(&mut lat_direct, 0.95),
+            p(&mut lat_via, 0.5),
+            p(&mut lat_via, 0.95),
+        );
+        let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+        println!("gateway overhead ({} requests per path, {} rounds; {DISPLAYS}-output cell x3)", ROUNDS * REQUESTS_PER_ROUND, ROUNDS);
+        println!("  execute round trip p50: direct {d50:.2} ms, via gateway {v50:.2} ms (+{:.2} ms, x{:.2})", v50 - d50, v50 / d50);
+        println!("  execute round trip p95: direct {d95:.2} ms, via gateway {v95:.2} ms (+{:.2} ms, x{:.2})", v95 - d95, v95 / d95);
+        println!("  added latency per message (p50 / 5 messages): {:.3} ms", (v50 - d50) / 5.0);
+        println!(
+            "  output throughput (best of 3): direct {:.0} msg/s, via gateway {:.0} msg/s (x{:.2})",
+            best(&tp_direct),
+            best(&tp_via),
+            best(&tp_via) / best(&tp_direct)
+        );
+        println!("  capture log: {records} records, {:.1} MB", bytes as f64 / 1e6);
+    });
+}
+
+fn users_file(dir: &std::path::Path) -> String {
+    let p = dir.join("users");
+    std::fs::write(&p, format!("bench {JUPYTER_TOKEN}\n")).unwrap();
+    p.display().to_string()
+}
