@@ -79,6 +79,12 @@ fn main() -> anyhow::Result<()> {
         .context("--upstream URL is required")?
         .parse()
         .context("--upstream is not a URL")?;
+    if upstream.scheme_str() != Some("http") {
+        anyhow::bail!(
+            "--upstream must be http://HOST:PORT: the Jupyter server sits on a private address behind the \
+             gateway (TLS ends at the proxy in front of the gateway)"
+        );
+    }
     let log_dir = args.log_dir.clone().context("--log-dir DIR is required")?;
     let identity = match (&args.user_header, &args.users, args.anonymous) {
         (Some(h), _, _) => {
