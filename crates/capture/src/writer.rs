@@ -166,18 +166,11 @@ impl LogWriter {
         if entries.is_empty() && !self.checkpoint_due(0) {
             return Ok(Vec::new());
         }
-        let time = now();
-        let (mut seq, mut prev) = (self.seq, self.prev.clone());
-        let mut buf = String::new();
-        let mut seqs = Vec::with_capacity(entries.len());
-        for e in entries {
-            seq += 1;
-            let (line, hash) = encode_record(seq, &prev, &time, e.kind.as_str(), &e.fields);
-            buf.push_str(&line);
-            buf.push('\n');
-            prev = hash;
-            seqs.push(seq);
-        }
+        let mut batch = Batch::new(self.seq, &self.prev);
+        let seqs: Vec<u64> = entries
+            .iter()
+            .map(|e| batch.push(e.kind, &e.fields))
+            .collect();
         let checkpoint = self.checkpoint_due(entries.len() as u64);
         if checkpoint {
             let key = self
@@ -185,17 +178,14 @@ impl LogWriter {
                 .signer
                 .as_ref()
                 .expect("checkpoint_due checks the signer");
-            let fields = checkpoint_fields(key, seq, &prev);
-            seq += 1;
-            let (line, hash) =
-                encode_record(seq, &prev, &time, RecordType::Checkpoint.as_str(), &fields);
-            buf.push_str(&line);
-            buf.push('\n');
-            prev = hash;
+            batch.push(
+                RecordType::Checkpoint,
+                &checkpoint_fields(key, batch.seq, &batch.prev),
+            );
         }
-        self.write(&buf, false)?;
-        self.seq = seq;
-        self.prev = prev;
+        self.write(&batch.buf, false)?;
+        self.seq = batch.seq;
+        self.prev = batch.prev;
         if checkpoint {
             self.since_checkpoint = 0;
             self.checkpoint_at = Instant::now();
@@ -227,34 +217,20 @@ impl LogWriter {
 
     /// Writes (checkpoint and) `segment_end` to the current segment.
     fn end_segment(&mut self, reason: &str) -> Result<()> {
-        let time = now();
-        let (mut seq, mut prev) = (self.seq, self.prev.clone());
-        let mut buf = String::new();
+        let mut batch = Batch::new(self.seq, &self.prev);
         if let Some(key) = &self.cfg.signer
             && self.since_checkpoint > 0
         {
-            let fields = checkpoint_fields(key, seq, &prev);
-            seq += 1;
-            let (line, hash) =
-                encode_record(seq, &prev, &time, RecordType::Checkpoint.as_str(), &fields);
-            buf.push_str(&line);
-            buf.push('\n');
-            prev = hash;
+            batch.push(
+                RecordType::Checkpoint,
+                &checkpoint_fields(key, batch.seq, &batch.prev),
+            );
         }
         let fields = json!({"segment": self.segment, "reason": reason});
-        seq += 1;
-        let (line, hash) = encode_record(
-            seq,
-            &prev,
-            &time,
-            RecordType::SegmentEnd.as_str(),
-            fields.as_object().expect("object"),
-        );
-        buf.push_str(&line);
-        buf.push('\n');
-        self.write(&buf, false)?;
-        self.seq = seq;
-        self.prev = hash;
+        batch.push(RecordType::SegmentEnd, fields.as_object().expect("object"));
+        self.write(&batch.buf, false)?;
+        self.seq = batch.seq;
+        self.prev = batch.prev;
         self.since_checkpoint = 0;
         self.checkpoint_at = Instant::now();
         Ok(())
@@ -355,6 +331,35 @@ impl LogWriter {
                 Err(err)
             }
         }
+    }
+}
+
+/// Records being chained onto the log, not yet written.
+struct Batch {
+    buf: String,
+    seq: u64,
+    prev: String,
+    time: String,
+}
+
+impl Batch {
+    fn new(seq: u64, prev: &str) -> Batch {
+        Batch {
+            buf: String::new(),
+            seq,
+            prev: prev.to_string(),
+            time: now(),
+        }
+    }
+
+    /// Chains one record and returns its sequence number.
+    fn push(&mut self, kind: RecordType, fields: &Map<String, Value>) -> u64 {
+        self.seq += 1;
+        let (line, hash) = encode_record(self.seq, &self.prev, &self.time, kind.as_str(), fields);
+        self.buf.push_str(&line);
+        self.buf.push('\n');
+        self.prev = hash;
+        self.seq
     }
 }
 
