@@ -215,7 +215,16 @@ impl Gateway {
     /// Starts the gateway in front of `upstream_port`. When the tests run as root, the gateway runs as
     /// `nobody` (via setpriv) so that file permissions on its log directory mean something.
     pub fn start(upstream_port: u16, log_dir: &Path, extra: &[&str], as_nobody: bool) -> Gateway {
-        let bin = gateway_binary();
+        let mut bin = gateway_binary();
+        if as_nobody {
+            // `nobody` may not be able to reach the build directory: run a copy next to the log dir.
+            let copy = log_dir
+                .parent()
+                .expect("log dir has a parent")
+                .join("nbtrail-gateway");
+            std::fs::copy(&bin, &copy).expect("copy the gateway binary");
+            bin = copy;
+        }
         let mut cmd = if as_nobody {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
