@@ -195,10 +195,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, remote: SocketAddr)
         .write(vec![Entry::new(RecordType::Http, fields)])
         .await
     {
-        return plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("nbtrail-gateway: refused: the capture log cannot be written: {e}\n"),
-        );
+        return unlogged("refused", &e);
     }
     if let Some((status, reason)) = refusal {
         return plain(status, format!("nbtrail-gateway: {reason}\n"));
@@ -238,12 +235,17 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, remote: SocketAddr)
         .write(vec![Entry::new(RecordType::HttpResponse, done)])
         .await
     {
-        return plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("nbtrail-gateway: response withheld: the capture log cannot be written: {e}\n"),
-        );
+        return unlogged("response withheld", &e);
     }
     response
+}
+
+/// The answer when what would be forwarded could not be logged (fail closed).
+fn unlogged(what: &str, error: &str) -> Response<Body> {
+    plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("nbtrail-gateway: {what}: the capture log cannot be written: {error}\n"),
+    )
 }
 
 fn is_websocket_upgrade(h: &hyper::HeaderMap) -> bool {
@@ -524,10 +526,7 @@ async fn websocket(
         .write(vec![Entry::new(RecordType::WsOpen, open)])
         .await
     {
-        return plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("nbtrail-gateway: refused: the capture log cannot be written: {e}\n"),
-        );
+        return unlogged("refused", &e);
     }
     let mut resp = Response::new(full(Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -566,6 +565,59 @@ struct InFlight {
     decoded: Option<frames::Message>,
 }
 
+impl InFlight {
+    /// Waits until the frame's record is on disk (frames without a record, pings and pongs, are ready).
+    async fn durable(&mut self) -> Result<(), String> {
+        match self.receipt.take() {
+            None => Ok(()),
+            Some(r) => logger::settle(r).await.map(|_| ()),
+        }
+    }
+}
+
+/// Reads one side's frames: records each (submitted, not awaited) and queues it, in order, for the
+/// forwarder, which sends it on once the record is durable. Returns who ended the connection.
+async fn read_side<S>(
+    mut rx: S,
+    dir: Direction,
+    info: &ConnInfo,
+    bounds: Bounds,
+    v1: bool,
+    logger: Logger,
+    queue: mpsc::Sender<InFlight>,
+) -> &'static str
+where
+    S: futures_util::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
+    let (closed, failed) = match dir {
+        Direction::ToKernel => ("client", "client error"),
+        Direction::ToClient => ("kernel", "kernel error"),
+    };
+    while let Some(next) = rx.next().await {
+        let Ok(frame) = next else {
+            return failed;
+        };
+        let decoded = decode(&frame, v1);
+        let bytes = frame_bytes(&frame);
+        let entry = match &decoded {
+            Some(Ok(m)) => Some(record::message_entry(info, dir, m, bytes, bounds)),
+            Some(Err(e)) => Some(record::undecodable_entry(info, dir, bytes, e, bounds)),
+            None => None,
+        };
+        let close = matches!(frame, WsMessage::Close(_));
+        let item = InFlight {
+            receipt: entry.map(|e| logger.submit(vec![e])),
+            frame,
+            decoded: decoded.and_then(Result::ok),
+        };
+        if queue.send(item).await.is_err() || close {
+            break;
+        }
+    }
+    closed
+}
+
 fn decode(frame: &WsMessage, v1: bool) -> Option<Result<frames::Message, String>> {
     match frame {
         WsMessage::Text(t) => Some(frames::decode_text(t.as_str())),
@@ -592,8 +644,8 @@ async fn pump<C, U>(
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut client_tx, mut client_rx) = client.split();
-    let (mut up_tx, mut up_rx) = upstream.split();
+    let (mut client_tx, client_rx) = client.split();
+    let (mut up_tx, up_rx) = upstream.split();
     let bounds = shared.cfg.bounds;
     // Everything to the browser goes through one queue: forwarded output and the gateway's own notices.
     let (to_client, mut to_client_rx) = mpsc::channel::<WsMessage>(PIPELINE_DEPTH);
@@ -607,57 +659,21 @@ async fn pump<C, U>(
         let _ = client_tx.close().await;
     });
 
-    let record =
-        |dir: Direction, frame: &WsMessage, decoded: &Option<Result<frames::Message, String>>| {
-            let bytes = frame_bytes(frame);
-            match decoded {
-                Some(Ok(m)) => Some(record::message_entry(&info, dir, m, bytes, bounds)),
-                Some(Err(e)) => Some(record::undecodable_entry(&info, dir, bytes, e, bounds)),
-                None => None,
-            }
-        };
-
     // Browser → kernel.
     let (q_tx, mut q_rx) = mpsc::channel::<InFlight>(PIPELINE_DEPTH);
-    let logger = shared.logger.clone();
-    let up_reader = {
-        let record_k = |f: &WsMessage, d: &Option<Result<frames::Message, String>>| {
-            record(Direction::ToKernel, f, d)
-        };
-        async move {
-            let mut closed_by = "client";
-            while let Some(next) = client_rx.next().await {
-                let Ok(frame) = next else {
-                    closed_by = "client error";
-                    break;
-                };
-                let decoded = decode(&frame, v1);
-                let receipt = record_k(&frame, &decoded).map(|e| logger.submit(vec![e]));
-                let close = matches!(frame, WsMessage::Close(_));
-                let item = InFlight {
-                    receipt,
-                    frame,
-                    decoded: decoded.and_then(Result::ok),
-                };
-                if q_tx.send(item).await.is_err() || close {
-                    break;
-                }
-            }
-            closed_by
-        }
-    };
+    let up_reader = read_side(
+        client_rx,
+        Direction::ToKernel,
+        &info,
+        bounds,
+        v1,
+        shared.logger.clone(),
+        q_tx,
+    );
     let to_client_k = to_client.clone();
     let up_forward = async move {
-        while let Some(item) = q_rx.recv().await {
-            let ok = match item.receipt {
-                None => Ok(()),
-                Some(r) => match r.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err("capture log writer has stopped".into()),
-                },
-            };
-            match ok {
+        while let Some(mut item) = q_rx.recv().await {
+            match item.durable().await {
                 Ok(()) => {
                     if up_tx.send(item.frame).await.is_err() {
                         break;
@@ -675,42 +691,20 @@ async fn pump<C, U>(
 
     // Kernel → browser.
     let (k_tx, mut k_rx) = mpsc::channel::<InFlight>(PIPELINE_DEPTH);
-    let logger = shared.logger.clone();
-    let down_reader = async move {
-        let mut closed_by = "kernel";
-        while let Some(next) = up_rx.next().await {
-            let Ok(frame) = next else {
-                closed_by = "kernel error";
-                break;
-            };
-            let decoded = decode(&frame, v1);
-            let receipt =
-                record(Direction::ToClient, &frame, &decoded).map(|e| logger.submit(vec![e]));
-            let close = matches!(frame, WsMessage::Close(_));
-            let item = InFlight {
-                receipt,
-                frame,
-                decoded: decoded.and_then(Result::ok),
-            };
-            if k_tx.send(item).await.is_err() || close {
-                break;
-            }
-        }
-        closed_by
-    };
+    let down_reader = read_side(
+        up_rx,
+        Direction::ToClient,
+        &info,
+        bounds,
+        v1,
+        shared.logger.clone(),
+        k_tx,
+    );
     let to_client_d = to_client.clone();
     let down_forward = async move {
         let mut told: HashSet<String> = HashSet::new();
-        while let Some(item) = k_rx.recv().await {
-            let ok = match item.receipt {
-                None => Ok(()),
-                Some(r) => match r.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err("capture log writer has stopped".into()),
-                },
-            };
-            match ok {
+        while let Some(mut item) = k_rx.recv().await {
+            match item.durable().await {
                 Ok(()) => {
                     if to_client_d.send(item.frame).await.is_err() {
                         break;

@@ -30,6 +30,13 @@ pub struct Logger {
 /// Resolves to the sequence number of the last record of a submission once it is durable.
 pub type Receipt = oneshot::Receiver<Result<u64, String>>;
 
+const STOPPED: &str = "capture log writer has stopped";
+
+/// Waits for a receipt: the last record's sequence number, or why the records are not on disk.
+pub async fn settle(receipt: Receipt) -> Result<u64, String> {
+    receipt.await.unwrap_or_else(|_| Err(STOPPED.into()))
+}
+
 impl Logger {
     /// Starts the writer thread. The first segment must already have been started by the caller (so a
     /// log directory that cannot be written is reported at start-up, not on the first message).
@@ -106,17 +113,14 @@ impl Logger {
     pub fn submit(&self, entries: Vec<Entry>) -> Receipt {
         let (tx, rx) = oneshot::channel();
         if let Err(mpsc::SendError(Job::Write(_, reply))) = self.tx.send(Job::Write(entries, tx)) {
-            let _ = reply.send(Err("capture log writer has stopped".into()));
+            let _ = reply.send(Err(STOPPED.into()));
         }
         rx
     }
 
     /// Writes records and waits until they are durable.
     pub async fn write(&self, entries: Vec<Entry>) -> Result<u64, String> {
-        match self.submit(entries).await {
-            Ok(r) => r,
-            Err(_) => Err("capture log writer has stopped".into()),
-        }
+        settle(self.submit(entries)).await
     }
 
     /// Closes the log (final checkpoint, `segment_end`) after everything queued before.
