@@ -49,14 +49,15 @@ pub fn normalize(
     raw: String,
     provenance: Provenance,
 ) -> Result<Event, String> {
-    let v = Value::Object(obj.clone());
-    let time_text = s(&v, "time").ok_or("capture record without `time`")?;
+    let v = obj;
+    let st = |k: &str| obj.get(k).and_then(Value::as_str).filter(|x| !x.is_empty());
+    let time_text = st("time").ok_or("capture record without `time`")?;
     let time = chrono::DateTime::parse_from_rfc3339(time_text)
         .map_err(|e| format!("capture record `time` is not RFC 3339 ({e}): {time_text:?}"))?
         .with_timezone(&chrono::Utc);
-    let kind = s(&v, "type").unwrap_or_default();
-    let msg_type = s(&v, "msg_type");
-    let direction = s(&v, "direction");
+    let kind = st("type").unwrap_or_default();
+    let msg_type = st("msg_type");
+    let direction = st("direction");
     let (service, action) = match (kind, msg_type, direction) {
         ("kernel_message", Some("execute_request"), Some("to_kernel")) => {
             ("notebook", "runCommand".to_string())
@@ -67,7 +68,8 @@ pub fn normalize(
         ("ws_close", ..) => ("notebook", "detachNotebook".to_string()),
         (t, ..) => ("gateway", t.to_string()),
     };
-    let content = v.get("content").cloned().unwrap_or(Value::Null);
+    let null = Value::Null;
+    let content = v.get("content").unwrap_or(&null);
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     let mut put = |k: &str, val: Option<&Value>| {
         if let Some(t) = val.and_then(value_text) {
@@ -124,7 +126,7 @@ pub fn normalize(
     }
     if let Some(t) = msg_type
         && OUTPUT_TYPES.contains(&t)
-        && let Some(out) = output_of(t, &content)
+        && let Some(out) = output_of(t, content)
         && let Some(text) = out.text.as_deref().filter(|x| !x.is_empty())
     {
         put("output_text", Some(&Value::String(text.to_string())));
@@ -133,23 +135,20 @@ pub fn normalize(
         put("reply_status", content.get("status"));
         put("execution_count", content.get("execution_count"));
     }
-    let remote =
-        s(&v, "remote").map(|r| r.rsplit_once(':').map(|(h, _)| h).unwrap_or(r).to_string());
+    let remote = st("remote").map(|r| r.rsplit_once(':').map(|(h, _)| h).unwrap_or(r).to_string());
     let mut ev = build(
         Common {
             time,
-            user: s(&v, "user").map(str::to_string),
+            user: st("user").map(str::to_string),
             workspace_id: None,
             service: service.to_string(),
             action,
             source_ip: remote,
-            user_agent: s(&v, "user_agent").map(str::to_string),
-            request_id: s(&v, "hash").map(str::to_string),
-            web_session_id: s(&v, "ws_session").or(s(&v, "session")).map(str::to_string),
+            user_agent: st("user_agent").map(str::to_string),
+            request_id: st("hash").map(str::to_string),
+            web_session_id: st("ws_session").or(st("session")).map(str::to_string),
             response_status: v.get("status").and_then(Value::as_i64),
-            response_error: s(&v, "refused")
-                .or(s(&v, "parse_error"))
-                .map(str::to_string),
+            response_error: st("refused").or(st("parse_error")).map(str::to_string),
             shape: Shape::Capture,
         },
         params,
