@@ -233,13 +233,15 @@ impl State<'_> {
         let len = data.len() as u64;
         let end = match limit {
             Some(l) if l > len => {
-                return Err(self.problem(
-                    name,
-                    0,
-                    len,
-                    None,
-                    format!("truncated: the next segment says this one ended at byte {l}, the file has {len} bytes"),
-                ));
+                return Err(Problem {
+                    file: name.to_string(),
+                    line: 0,
+                    byte_offset: len,
+                    seq: None,
+                    message: format!(
+                        "truncated: the next segment says this one ended at byte {l}, the file has {len} bytes"
+                    ),
+                });
             }
             Some(l) => {
                 if l < len {
@@ -259,13 +261,18 @@ impl State<'_> {
         while pos < end {
             line_no += 1;
             let expected = self.seq + 1;
-            let here = |msg: String| (line_no, pos as u64, Some(expected), msg);
+            let here = |message: String| Problem {
+                file: name.to_string(),
+                line: line_no,
+                byte_offset: pos as u64,
+                seq: Some(expected),
+                message,
+            };
             let Some(nl) = data[pos..end].iter().position(|&b| b == b'\n') else {
-                let (l, o, s, m) = here(format!(
+                return Err(here(format!(
                     "truncated: the last record is cut off ({} bytes without a line end)",
                     end - pos
-                ));
-                return Err(self.problem(name, l, o, s, m));
+                )));
             };
             let raw = &data[pos..pos + nl];
             let check = (|| {
@@ -282,8 +289,7 @@ impl State<'_> {
             let (v, hash) = match check {
                 Ok(x) => x,
                 Err(m) => {
-                    let (l, o, s, m) = here(m);
-                    return Err(self.problem(name, l, o, s, m));
+                    return Err(here(m));
                 }
             };
             let seq = v["seq"].as_u64().unwrap_or(0);
@@ -297,27 +303,23 @@ impl State<'_> {
                         "out of order: found record {seq} where {expected} belongs (records reordered or repeated)"
                     )
                 };
-                let (l, o, s, m) = here(msg);
-                return Err(self.problem(name, l, o, s, m));
+                return Err(here(msg));
             }
             if v["prev"].as_str() != Some(self.prev.as_str()) {
-                let (l, o, s, m) = here(format!(
+                return Err(here(format!(
                     "broken link: prev is not the hash of record {}",
                     self.seq
-                ));
-                return Err(self.problem(name, l, o, s, m));
+                )));
             }
             if ended {
-                let (l, o, s, m) = here("record after segment_end".into());
-                return Err(self.problem(name, l, o, s, m));
+                return Err(here("record after segment_end".into()));
             }
             let kind = v["type"].as_str().unwrap_or("");
             if line_no == 1 {
                 if kind != "segment_start" || v["segment"].as_u64() != Some(number) {
-                    let (l, o, s, m) = here(format!(
+                    return Err(here(format!(
                         "segment does not begin with segment_start {number}"
-                    ));
-                    return Err(self.problem(name, l, o, s, m));
+                    )));
                 }
                 let prev_seg = &v["previous_segment"];
                 let link_ok = match &self.last_segment {
@@ -330,10 +332,9 @@ impl State<'_> {
                     }
                 };
                 if !link_ok {
-                    let (l, o, s, m) = here(
+                    return Err(here(
                         "segment_start does not name the previous segment's end, last record and hash".into(),
-                    );
-                    return Err(self.problem(name, l, o, s, m));
+                    ));
                 }
                 if self.seq == 0 && !prev_seg.is_null() {
                     self.report.notes.push(format!(
@@ -345,11 +346,10 @@ impl State<'_> {
                 if let Some(exp) = self.expected_signer
                     && signer.as_deref() != Some(exp)
                 {
-                    let (l, o, s, m) = here(format!(
+                    return Err(here(format!(
                         "segment signed by {} instead of the expected key",
                         signer.as_deref().unwrap_or("no key")
-                    ));
-                    return Err(self.problem(name, l, o, s, m));
+                    )));
                 }
                 if let Some(err) = v["after_error"].as_str() {
                     self.report
@@ -357,8 +357,7 @@ impl State<'_> {
                         .push(format!("{name}: started after a write failure: {err}"));
                 }
             } else if kind == "segment_start" {
-                let (l, o, s, m) = here("segment_start in the middle of a segment".into());
-                return Err(self.problem(name, l, o, s, m));
+                return Err(here("segment_start in the middle of a segment".into()));
             }
             if kind == "checkpoint" {
                 let key = self.expected_signer.map(str::to_string).or(signer.clone());
@@ -374,10 +373,9 @@ impl State<'_> {
                         )
                 });
                 if !valid {
-                    let (l, o, s, m) = here(
+                    return Err(here(
                         "bad checkpoint: signature does not verify for the record before it".into(),
-                    );
-                    return Err(self.problem(name, l, o, s, m));
+                    ));
                 }
                 self.report.checkpoints += 1;
                 self.report.signer = key;
@@ -406,22 +404,5 @@ impl State<'_> {
         }
         self.last_segment = Some((name.to_string(), end as u64, self.seq, self.prev.clone()));
         Ok(())
-    }
-
-    fn problem(
-        &self,
-        file: &str,
-        line: u64,
-        byte_offset: u64,
-        seq: Option<u64>,
-        message: String,
-    ) -> Problem {
-        Problem {
-            file: file.to_string(),
-            line,
-            byte_offset,
-            seq,
-            message,
-        }
     }
 }
