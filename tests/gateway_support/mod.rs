@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use futures_util::{SinkExt, StreamExt};
+use nbtrail_gateway::frames;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -441,8 +442,7 @@ impl KernelClient {
                 .expect("websocket frame");
             match m {
                 Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-                Message::Binary(b) if self.v1 => return decode_v1(&b),
-                Message::Binary(b) => return decode_legacy(&b),
+                Message::Binary(b) => return decode_binary(&b, self.v1),
                 _ => continue,
             }
         }
@@ -500,53 +500,24 @@ fn hyper_name(k: &str) -> tokio_tungstenite::tungstenite::http::HeaderName {
     k.to_ascii_lowercase().parse().unwrap()
 }
 
+/// A v1 binary frame, built by the gateway's own framing code.
 pub fn encode_v1(channel: &str, header: &Value, parent: &Value, content: &Value) -> Vec<u8> {
-    let parts: Vec<Vec<u8>> = vec![
-        channel.as_bytes().to_vec(),
-        header.to_string().into_bytes(),
-        parent.to_string().into_bytes(),
-        b"{}".to_vec(),
-        content.to_string().into_bytes(),
-    ];
-    let n = parts.len() + 1;
-    let mut offs = vec![8 * (n + 1)];
-    for p in &parts {
-        offs.push(offs.last().unwrap() + p.len());
+    match frames::encode(channel, header, parent, content, true) {
+        frames::Encoded::Binary(b) => b,
+        frames::Encoded::Text(_) => unreachable!("v1 frames are binary"),
     }
-    let mut out = (n as u64).to_le_bytes().to_vec();
-    for o in &offs {
-        out.extend_from_slice(&(*o as u64).to_le_bytes());
-    }
-    for p in parts {
-        out.extend_from_slice(&p);
-    }
-    out
 }
 
-pub fn decode_v1(b: &[u8]) -> Value {
-    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
-    let off: Vec<usize> = (0..n)
-        .map(|i| u64::from_le_bytes(b[8 * (i + 1)..8 * (i + 2)].try_into().unwrap()) as usize)
-        .collect();
-    let part = |i: usize| &b[off[i]..off[i + 1]];
+/// A binary frame (v1 or legacy) as the JSON message a text frame would carry.
+fn decode_binary(b: &[u8], v1: bool) -> Value {
+    let m = frames::decode_binary(b, v1).expect("a kernel frame");
     json!({
-        "channel": String::from_utf8_lossy(part(0)),
-        "header": serde_json::from_slice::<Value>(part(1)).unwrap(),
-        "parent_header": serde_json::from_slice::<Value>(part(2)).unwrap(),
-        "metadata": serde_json::from_slice::<Value>(part(3)).unwrap(),
-        "content": serde_json::from_slice::<Value>(part(4)).unwrap(),
+        "channel": m.channel,
+        "header": m.header,
+        "parent_header": m.parent_header,
+        "metadata": m.metadata,
+        "content": m.content,
     })
-}
-
-fn decode_legacy(b: &[u8]) -> Value {
-    let n = u32::from_be_bytes(b[..4].try_into().unwrap()) as usize;
-    let start = u32::from_be_bytes(b[4..8].try_into().unwrap()) as usize;
-    let end = if n > 1 {
-        u32::from_be_bytes(b[8..12].try_into().unwrap()) as usize
-    } else {
-        b.len()
-    };
-    serde_json::from_slice(&b[start..end]).unwrap()
 }
 
 /// Every record of a capture log, in order.

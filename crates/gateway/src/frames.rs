@@ -209,16 +209,21 @@ pub fn encode(channel: &str, header: &Value, parent: &Value, content: &Value, v1
             .to_string(),
         );
     }
-    let parts: Vec<Vec<u8>> = vec![
-        channel.as_bytes().to_vec(),
-        header.to_string().into_bytes(),
-        parent.to_string().into_bytes(),
-        b"{}".to_vec(),
-        content.to_string().into_bytes(),
-    ];
+    let (header, parent, content) = (header.to_string(), parent.to_string(), content.to_string());
+    Encoded::Binary(encode_v1_parts(&[
+        channel.as_bytes(),
+        header.as_bytes(),
+        parent.as_bytes(),
+        b"{}",
+        content.as_bytes(),
+    ]))
+}
+
+/// Assembles a v1 frame from its parts (channel, header, parent header, metadata, content, buffers…).
+pub fn encode_v1_parts(parts: &[&[u8]]) -> Vec<u8> {
     let n = parts.len() + 1;
     let mut offs = vec![8 * (n + 1)];
-    for p in &parts {
+    for p in parts {
         offs.push(offs.last().expect("non-empty") + p.len());
     }
     let mut out = Vec::with_capacity(*offs.last().expect("non-empty"));
@@ -227,9 +232,9 @@ pub fn encode(channel: &str, header: &Value, parent: &Value, content: &Value, v1
         out.extend_from_slice(&(*o as u64).to_le_bytes());
     }
     for p in parts {
-        out.extend_from_slice(&p);
+        out.extend_from_slice(p);
     }
-    Encoded::Binary(out)
+    out
 }
 
 #[cfg(test)]
@@ -248,27 +253,15 @@ mod tests {
         assert_eq!(m.msg_type(), Some("execute_request"));
         assert_eq!(m.content["code"], "1");
         assert!(m.buffers.is_empty());
-        // Append a buffer the way jupyter_server does: one more part, one more offset.
-        let mut parts: Vec<&[u8]> = vec![
+        // A buffer the way jupyter_server sends it: one more part, one more offset.
+        let f = encode_v1_parts(&[
             b"iopub",
             br#"{"msg_id":"b"}"#,
             b"{}",
             b"{}",
             b"{}",
             b"\x00\x01\x02",
-        ];
-        let n = parts.len() + 1;
-        let mut offs = vec![8 * (n + 1)];
-        for p in &parts {
-            offs.push(offs.last().unwrap() + p.len());
-        }
-        let mut f = (n as u64).to_le_bytes().to_vec();
-        for o in &offs {
-            f.extend_from_slice(&(*o as u64).to_le_bytes());
-        }
-        for p in parts.drain(..) {
-            f.extend_from_slice(p);
-        }
+        ]);
         let m = decode_binary(&f, true).unwrap();
         assert_eq!(m.buffers, vec![vec![0, 1, 2]]);
         assert_eq!(m.msg_id(), Some("b"));
