@@ -60,6 +60,19 @@ impl Message {
     pub fn msg_type(&self) -> Option<&str> {
         self.header.get("msg_type").and_then(Value::as_str)
     }
+    /// The message without its body (content, metadata, buffers): what the gateway's own replies and
+    /// notices need after the body has gone into the record.
+    pub fn heads(&self) -> Message {
+        Message {
+            channel: self.channel.clone(),
+            header: self.header.clone(),
+            parent_header: self.parent_header.clone(),
+            metadata: Value::Null,
+            content: Value::Null,
+            buffers: Vec::new(),
+            framing: self.framing,
+        }
+    }
     /// `header.msg_id`.
     pub fn msg_id(&self) -> Option<&str> {
         self.header.get("msg_id").and_then(Value::as_str)

@@ -562,6 +562,7 @@ async fn websocket(
 struct InFlight {
     receipt: Option<logger::Receipt>,
     frame: WsMessage,
+    /// Channel and headers of the decoded message (its body is in the record).
     decoded: Option<frames::Message>,
 }
 
@@ -600,16 +601,25 @@ where
         };
         let decoded = decode(&frame, v1);
         let bytes = frame_bytes(&frame);
-        let entry = match &decoded {
-            Some(Ok(m)) => Some(record::message_entry(info, dir, m, bytes, bounds)),
-            Some(Err(e)) => Some(record::undecodable_entry(info, dir, bytes, e, bounds)),
-            None => None,
+        let (entry, heads) = match decoded {
+            Some(Ok(m)) => {
+                let heads = m.heads();
+                (
+                    Some(record::message_entry(info, dir, m, bytes, bounds)),
+                    Some(heads),
+                )
+            }
+            Some(Err(e)) => (
+                Some(record::undecodable_entry(info, dir, bytes, &e, bounds)),
+                None,
+            ),
+            None => (None, None),
         };
         let close = matches!(frame, WsMessage::Close(_));
         let item = InFlight {
             receipt: entry.map(|e| logger.submit(vec![e])),
             frame,
-            decoded: decoded.and_then(Result::ok),
+            decoded: heads,
         };
         if queue.send(item).await.is_err() || close {
             break;

@@ -68,29 +68,16 @@ fn base(info: &ConnInfo, dir: Direction) -> Map<String, Value> {
     m
 }
 
-/// The record of a decoded message; `frame` is the exact bytes forwarded.
+/// The record of a decoded message; `frame` is the exact bytes forwarded. Takes the message: its
+/// content (possibly megabytes of output) moves into the record instead of being copied.
 pub fn message_entry(
     info: &ConnInfo,
     dir: Direction,
-    msg: &Message,
+    msg: Message,
     frame: &[u8],
     bounds: Bounds,
 ) -> Entry {
     let mut m = base(info, dir);
-    let mut cut = Vec::new();
-    let mut redacted = Vec::new();
-    let mut content = msg.content.clone();
-    if msg.msg_type() == Some("input_reply")
-        && !bounds.keep_input_values
-        && let Some(v) = content.get_mut("value")
-        && let Some(s) = v.as_str()
-    {
-        redacted.push(json!({"path": "content.value", "chars": s.chars().count()}));
-        *v = json!("[redacted by nbtrail-gateway]");
-    }
-    bound(&mut content, "content", bounds.max_field_bytes, &mut cut);
-    let mut metadata = msg.metadata.clone();
-    bound(&mut metadata, "metadata", bounds.max_field_bytes, &mut cut);
     m.insert("framing".into(), json!(msg.framing.as_str()));
     m.insert("channel".into(), json!(msg.channel));
     m.insert("msg_type".into(), json!(msg.msg_type()));
@@ -106,8 +93,23 @@ pub fn message_entry(
             .cloned()
             .unwrap_or(Value::Null),
     );
-    m.insert("header".into(), msg.header.clone());
-    m.insert("parent_header".into(), msg.parent_header.clone());
+    let input_reply = msg.msg_type() == Some("input_reply");
+    let mut cut = Vec::new();
+    let mut redacted = Vec::new();
+    let mut content = msg.content;
+    if input_reply
+        && !bounds.keep_input_values
+        && let Some(v) = content.get_mut("value")
+        && let Some(s) = v.as_str()
+    {
+        redacted.push(json!({"path": "content.value", "chars": s.chars().count()}));
+        *v = json!("[redacted by nbtrail-gateway]");
+    }
+    bound(&mut content, "content", bounds.max_field_bytes, &mut cut);
+    let mut metadata = msg.metadata;
+    bound(&mut metadata, "metadata", bounds.max_field_bytes, &mut cut);
+    m.insert("header".into(), msg.header);
+    m.insert("parent_header".into(), msg.parent_header);
     m.insert("metadata".into(), metadata);
     m.insert("content".into(), content);
     let buffers: Vec<Value> = msg
@@ -214,7 +216,13 @@ mod tests {
             max_field_bytes: 101,
             keep_input_values: false,
         };
-        let e = message_entry(&info(), Direction::ToKernel, &msg, text.as_bytes(), bounds);
+        let e = message_entry(
+            &info(),
+            Direction::ToKernel,
+            msg.clone(),
+            text.as_bytes(),
+            bounds,
+        );
         let f = &e.fields;
         assert_eq!(f["user"], "alice");
         assert_eq!(f["parent_msg_id"], "p");
@@ -232,7 +240,7 @@ mod tests {
             keep_input_values: true,
             ..bounds
         };
-        let e = message_entry(&info(), Direction::ToKernel, &msg, text.as_bytes(), keep);
+        let e = message_entry(&info(), Direction::ToKernel, msg, text.as_bytes(), keep);
         assert_eq!(e.fields["content"]["value"], "hunter2");
     }
 }
