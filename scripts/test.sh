@@ -9,7 +9,8 @@ need_apt=()
 for pkg in build-essential pkg-config chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
-# python3 with venv + pip: the gateway tests run a real jupyter_server/ipykernel from PyPI in a venv.
+# python3 with venv + pip: the gateway tests run a real jupyter_server/ipykernel from PyPI in a venv
+# (tests/gateway_support creates target/jupyter-venv from tests/jupyter-requirements.txt on first use).
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   need_apt+=(python3 python3-venv python3-pip)
 fi
@@ -27,14 +28,6 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 # Tests link many crates: keep debug info small so the target dir stays modest on 2-core machines.
 export CARGO_PROFILE_DEV_DEBUG=0
 export CARGO_TERM_COLOR=never
-
-echo "== jupyter venv (tests/jupyter-requirements.txt → target/jupyter-venv)"
-if [ "$(cat target/jupyter-venv/nbtrail-requirements.txt 2>/dev/null)" != "$(cat tests/jupyter-requirements.txt)" ]; then
-  rm -rf target/jupyter-venv
-  python3 -m venv target/jupyter-venv
-  target/jupyter-venv/bin/pip install --quiet --disable-pip-version-check -r tests/jupyter-requirements.txt
-  cp tests/jupyter-requirements.txt target/jupyter-venv/nbtrail-requirements.txt
-fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
