@@ -10,16 +10,15 @@
 //! `session_id` is the file and `seq` the cell's position.
 
 use crate::render::visible;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use nbtrail_analyzer::{Analysis, Cell, Finding, Rules, analyze, cells};
-use nbtrail_store::{Case, SessionFilter, StoredFinding};
+pub use nbtrail_ops::{FindingView, load_rules, views_of_analysis, views_of_stored};
+use nbtrail_store::{Case, StoredFinding};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -30,257 +29,6 @@ pub enum Format {
     Json,
     /// SARIF 2.1.0.
     Sarif,
-}
-
-/// A cell as findings name it.
-#[derive(Debug, Clone, Serialize)]
-pub struct CellRef {
-    /// Position in the session (1-based).
-    pub seq: u64,
-    /// `commandId` (case) or the cell's id (files).
-    pub command_id: Option<String>,
-}
-
-/// A span within a cell.
-#[derive(Debug, Clone, Serialize)]
-pub struct Span {
-    /// Start line.
-    pub line: u32,
-    /// Start column.
-    pub col: u32,
-    /// End line.
-    pub end_line: u32,
-    /// End column.
-    pub end_col: u32,
-}
-
-/// A trace step.
-#[derive(Debug, Clone, Serialize)]
-pub struct TraceStep {
-    /// The cell.
-    pub cell: CellRef,
-    /// Where in it.
-    pub span: Span,
-    /// What happened there.
-    pub label: String,
-}
-
-/// The JSON shape of a finding.
-#[derive(Debug, Clone, Serialize)]
-pub struct FindingView {
-    /// Id (case) or position in the output (files).
-    pub id: i64,
-    /// Rule code, e.g. `NBT001`.
-    pub rule: String,
-    /// Rule name, e.g. `secret-leak`.
-    pub rule_name: String,
-    /// `high`, `medium`, `low`.
-    pub severity: String,
-    /// Message.
-    pub message: String,
-    /// Session id, or the file for standalone files.
-    pub session_id: String,
-    /// The cell of the finding.
-    pub cell: CellRef,
-    /// Its span.
-    pub span: Span,
-    /// From source to sink.
-    pub trace: Vec<TraceStep>,
-    /// Triage status.
-    pub status: String,
-    /// The cell's code (text output only).
-    #[serde(skip)]
-    pub code: String,
-}
-
-/// Loads the rules: the defaults (unless `no_default`) then each file in order.
-pub fn load_rules(files: &[PathBuf], no_default: bool) -> Result<(Rules, String)> {
-    let mut texts: Vec<(String, String)> = Vec::new();
-    if !no_default {
-        texts.push((
-            "default.toml".into(),
-            nbtrail_analyzer::rules::DEFAULT_RULES.into(),
-        ));
-    }
-    for f in files {
-        let t = std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?;
-        texts.push((f.display().to_string(), t));
-    }
-    if texts.is_empty() {
-        bail!("no rules: --no-default-rules needs at least one --rules FILE");
-    }
-    let mut h = Sha256::new();
-    for (_, t) in &texts {
-        h.update(t.as_bytes());
-    }
-    let refs: Vec<(&str, &str)> = texts
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.as_str()))
-        .collect();
-    Ok((Rules::load(&refs)?, hex::encode(h.finalize())))
-}
-
-fn fingerprint(session: &str, f: &Finding) -> String {
-    let s = &f.trace[0].loc;
-    let mut h = Sha256::new();
-    for part in [
-        f.code.as_str(),
-        session,
-        &f.location.cell_id,
-        &f.location.start.to_string(),
-        &f.location.end.to_string(),
-        &s.cell_id,
-        &s.start.to_string(),
-        &f.source_kind,
-    ] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    hex::encode(&h.finalize()[..16])
-}
-
-fn stored(session: &str, f: &Finding) -> StoredFinding {
-    let ev = |id: &str| id.parse::<i64>().ok();
-    StoredFinding {
-        id: 0,
-        session_id: session.to_string(),
-        event_id: ev(&f.location.cell_id),
-        source_event_id: ev(&f.trace[0].loc.cell_id),
-        code: f.code.clone(),
-        rule: f.rule.clone(),
-        severity: f.severity.clone(),
-        message: f.message.clone(),
-        line: f.location.line,
-        col: f.location.col,
-        end_line: f.location.end_line,
-        end_col: f.location.end_col,
-        trace: serde_json::Value::Array(
-            f.trace
-                .iter()
-                .map(|s| {
-                    json!({"event_id": ev(&s.loc.cell_id), "line": s.loc.line, "col": s.loc.col,
-                           "end_line": s.loc.end_line, "end_col": s.loc.end_col, "note": s.note})
-                })
-                .collect(),
-        ),
-        fingerprint: fingerprint(session, f),
-        triage: "uncategorized".into(),
-    }
-}
-
-/// A cell's position, command id and code, by event id.
-type SessionCellInfo = (u64, Option<String>, String);
-
-/// Views of stored findings, with cells named by their position and command id in their session.
-pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<FindingView>> {
-    let mut cells: HashMap<String, HashMap<i64, SessionCellInfo>> = HashMap::new();
-    let mut out = Vec::new();
-    for f in findings {
-        if !cells.contains_key(&f.session_id) {
-            let m = case
-                .session_cells(&f.session_id)?
-                .into_iter()
-                .map(|c| {
-                    (
-                        c.event_id,
-                        (c.seq, c.command_id, c.code.unwrap_or_default()),
-                    )
-                })
-                .collect();
-            cells.insert(f.session_id.clone(), m);
-        }
-        let m = &cells[&f.session_id];
-        let cell = |e: Option<i64>| match e.and_then(|e| m.get(&e)) {
-            Some((seq, cmd, _)) => CellRef {
-                seq: *seq,
-                command_id: cmd.clone(),
-            },
-            None => CellRef {
-                seq: 0,
-                command_id: None,
-            },
-        };
-        let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0) as u32;
-        out.push(FindingView {
-            id: f.id,
-            rule: f.code.clone(),
-            rule_name: f.rule.clone(),
-            severity: f.severity.clone(),
-            message: f.message.clone(),
-            session_id: f.session_id.clone(),
-            cell: cell(f.event_id),
-            span: Span {
-                line: f.line,
-                col: f.col,
-                end_line: f.end_line,
-                end_col: f.end_col,
-            },
-            trace: f
-                .trace
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|s| TraceStep {
-                    cell: cell(s["event_id"].as_i64()),
-                    span: Span {
-                        line: n(s, "line"),
-                        col: n(s, "col"),
-                        end_line: n(s, "end_line"),
-                        end_col: n(s, "end_col"),
-                    },
-                    label: s["note"].as_str().unwrap_or("").to_string(),
-                })
-                .collect(),
-            status: f.triage.clone(),
-            code: f
-                .event_id
-                .and_then(|e| m.get(&e))
-                .map(|c| c.2.clone())
-                .unwrap_or_default(),
-        });
-    }
-    Ok(out)
-}
-
-fn views_of_analysis(file: &str, a: &Analysis, cells: &[Cell], first_id: i64) -> Vec<FindingView> {
-    let cell = |i: u32| CellRef {
-        seq: i as u64 + 1,
-        command_id: cells.get(i as usize).map(|c| c.id.clone()),
-    };
-    let span = |l: &nbtrail_analyzer::Loc| Span {
-        line: l.line,
-        col: l.col,
-        end_line: l.end_line,
-        end_col: l.end_col,
-    };
-    a.findings
-        .iter()
-        .enumerate()
-        .map(|(k, f)| FindingView {
-            id: first_id + k as i64,
-            rule: f.code.clone(),
-            rule_name: f.rule.clone(),
-            severity: f.severity.clone(),
-            message: f.message.clone(),
-            session_id: file.to_string(),
-            cell: cell(f.location.cell),
-            span: span(&f.location),
-            trace: f
-                .trace
-                .iter()
-                .map(|s| TraceStep {
-                    cell: cell(s.loc.cell),
-                    span: span(&s.loc),
-                    label: s.note.clone(),
-                })
-                .collect(),
-            status: "uncategorized".into(),
-            code: cells
-                .get(f.location.cell as usize)
-                .map(|c| c.code.clone())
-                .unwrap_or_default(),
-        })
-        .collect()
 }
 
 /// Prints findings as text: the finding, the cell's code with the span marked, the trace.
@@ -354,61 +102,23 @@ pub fn analyze_case(
     sarif_file: Option<&Path>,
 ) -> Result<usize> {
     let mut case = Case::open(case_dir)?;
-    let sessions = if ids.is_empty() {
-        case.sessions(&SessionFilter::default())?
-    } else {
-        ids.iter()
-            .map(|i| case.session(i))
-            .collect::<Result<Vec<_>, _>>()?
-    };
     let keep = sarif_file.is_some() || format == Format::Sarif;
-    let bar = ProgressBar::with_draw_target(
-        Some(sessions.len() as u64),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
+    let bar = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} analyzing sessions {pos}/{len} [{wide_bar}] ETA {eta}",
         )
         .expect("template"),
     );
-    let started = std::time::Instant::now();
-    let mut per_session = Vec::new();
-    let mut analyses: Vec<(String, Analysis)> = Vec::new();
-    let (mut diagnostics, mut cells_total) = (0u64, 0usize);
-    for s in &sessions {
-        let cells: Vec<Cell> = case
-            .session_cells(&s.id)?
-            .into_iter()
-            .map(|c| {
-                Cell::new(
-                    c.event_id.to_string(),
-                    c.code.unwrap_or_default(),
-                    c.language.as_deref(),
-                )
-            })
-            .collect();
-        cells_total += cells.len();
-        let a = analyze(&cells, rules);
-        diagnostics += a.diagnostics.len() as u64;
-        per_session.push((
-            s.id.clone(),
-            a.findings
-                .iter()
-                .map(|f| stored(&s.id, f))
-                .collect::<Vec<_>>(),
-        ));
-        // Whole analyses only when SARIF is wanted: memory stays proportional to the findings.
-        if keep {
-            analyses.push((s.id.clone(), a));
-        }
-        bar.inc(1);
-    }
+    let done = nbtrail_ops::analyze_case(&mut case, ids, rules, rules_sha, keep, &mut |d, t| {
+        bar.set_length(t);
+        bar.set_position(d);
+    });
     bar.finish_and_clear();
-    let elapsed = started.elapsed();
-    let report = case.save_findings(rules_sha, &per_session, diagnostics)?;
+    let done = done?;
     let sarif = || {
-        let runs: Vec<(String, &Analysis)> = analyses
+        let runs: Vec<(String, &Analysis)> = done
+            .analyses
             .iter()
             .map(|(id, a)| (format!("session/{id}"), a))
             .collect();
@@ -421,18 +131,18 @@ pub fn analyze_case(
     let stored_now: Vec<StoredFinding> = case
         .findings(None)?
         .into_iter()
-        .filter(|f| per_session.iter().any(|(s, _)| *s == f.session_id))
+        .filter(|f| done.session_ids.contains(&f.session_id))
         .collect();
     let views = views_of_stored(&case, &stored_now)?;
     emit(format, &views, sarif)?;
     eprintln!(
         "analyzed {} session(s), {} cell(s) in {:.2}s: {} finding(s), {} cell(s) with syntax errors; triage kept for {}",
-        report.sessions,
-        cells_total,
-        elapsed.as_secs_f64(),
-        report.findings,
-        report.diagnostics,
-        report.triage_kept
+        done.sessions,
+        done.cells,
+        done.elapsed_ms as f64 / 1000.0,
+        done.findings,
+        done.diagnostics,
+        done.triage_kept
     );
     Ok(views.len())
 }

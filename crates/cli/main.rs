@@ -403,51 +403,61 @@ fn run(cli: Cli) -> Result<()> {
             );
             let started = std::time::Instant::now();
             let cancel = AtomicBool::new(false);
-            let report = c.ingest(&paths, &cancel, &mut |p| {
-                bar.set_length(p.bytes_total);
-                bar.set_position(p.bytes_read);
-                let secs = started.elapsed().as_secs_f64().max(0.001);
-                bar.set_message(format!(
-                    "file {}/{} · {} events ({:.0}/s) · {} dup · {} err",
-                    p.files_done,
-                    p.files_total,
-                    p.events,
-                    p.events as f64 / secs,
-                    p.duplicates,
-                    p.errors
-                ));
-            });
-            bar.finish_and_clear();
-            let report = report?;
-            // The index follows the store in the same run; were this interrupted, the next open repairs it.
             // Test hook: die between the store's commit and the index's, as a crash or kill would.
-            if std::env::var_os("NBTRAIL_FAULT_EXIT_BEFORE_INDEX").is_some() {
+            let fault = std::env::var_os("NBTRAIL_FAULT_EXIT_BEFORE_INDEX").is_some();
+            let mut indexing = false;
+            let outcome = nbtrail_ops::ingest_and_index(
+                &mut c,
+                &paths,
+                !no_index && !fault,
+                &cancel,
+                &mut |step| match step {
+                    nbtrail_ops::Step::Store(p) => {
+                        bar.set_length(p.bytes_total);
+                        bar.set_position(p.bytes_read);
+                        let secs = started.elapsed().as_secs_f64().max(0.001);
+                        bar.set_message(format!(
+                            "file {}/{} · {} events ({:.0}/s) · {} dup · {} err",
+                            p.files_done,
+                            p.files_total,
+                            p.events,
+                            p.events as f64 / secs,
+                            p.duplicates,
+                            p.errors
+                        ));
+                    }
+                    nbtrail_ops::Step::Index { done, total } => {
+                        if !indexing {
+                            indexing = true;
+                            bar.set_style(
+                                ProgressStyle::with_template(
+                                    "{spinner} indexing {pos}/{len} events [{wide_bar}] ETA {eta}",
+                                )
+                                .expect("template"),
+                            );
+                        }
+                        bar.set_length(total);
+                        bar.set_position(done);
+                    }
+                },
+            );
+            bar.finish_and_clear();
+            let outcome = outcome?;
+            if fault {
                 std::process::exit(3);
             }
-            let mut json = serde_json::to_value(&report)?;
-            let index = if no_index {
-                None
-            } else {
-                let started = std::time::Instant::now();
-                let (index, sync) = search::open_index(&mut c)?;
-                json["index"] = serde_json::json!({
-                    "indexed": sync.indexed,
-                    "table_facts": sync.table_facts,
-                    "rebuilt": sync.rebuilt,
-                    "documents": index.num_docs(),
-                    "elapsed_ms": started.elapsed().as_millis() as u64,
-                });
-                Some((index, sync))
-            };
+            let report = &outcome.report;
+            let mut json = serde_json::to_value(report)?;
+            if let Some(ix) = &outcome.index {
+                json["index"] = serde_json::to_value(ix)?;
+            }
             print_json(&json)?;
             if !quiet {
-                render::ingest_summary(&report);
-                if let Some((index, sync)) = index {
+                render::ingest_summary(report);
+                if let Some(ix) = &outcome.index {
                     eprintln!(
                         "indexed {} event(s) for search ({} table facts); index holds {}",
-                        sync.indexed,
-                        sync.table_facts,
-                        index.num_docs()
+                        ix.indexed, ix.table_facts, ix.documents
                     );
                 }
             }

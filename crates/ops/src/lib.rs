@@ -1,0 +1,493 @@
+//! # nbtrail-ops
+//!
+//! The case-level operations that both front ends run — the `nbtrail` command line and the desktop app —
+//! so that they do exactly the same thing and neither owns logic the other lacks:
+//!
+//! - [`ingest_and_index`]: one atomic ingest run into the store, then the search index brought up to date
+//!   in the same go (were the index step interrupted, the next open of the index repairs it, see
+//!   `nbtrail-search`).
+//! - [`load_rules`] and [`analyze_case`]: run the analyzer over a case's sessions (each session's cells, in
+//!   execution order, as one program) and store the findings, keeping earlier triage by fingerprint.
+//! - [`views_of_stored`]: findings as front ends show them — cells named by their position and command id
+//!   in their session, spans, the trace from source to sink, triage status.
+//!
+//! - [`highlight`]: code as syntect tokens with colours and marks, for front ends that render text nodes.
+//!
+//! Progress is reported through callbacks and cancellation through an [`AtomicBool`]: the CLI draws
+//! progress bars from them, the app streams them to its window. This crate owns no rendering.
+
+pub mod highlight;
+
+use nbtrail_analyzer::{Analysis, Cell, Finding, Rules, analyze};
+use nbtrail_search::{SearchIndex, SyncProgress, SyncReport};
+use nbtrail_store::{Case, IngestReport, Progress, SessionFilter, StoredFinding};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+/// Everything that can go wrong in a case-level operation.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// The case store.
+    #[error(transparent)]
+    Store(#[from] nbtrail_store::StoreError),
+    /// The search index.
+    #[error(transparent)]
+    Search(#[from] nbtrail_search::SearchError),
+    /// A rules file.
+    #[error(transparent)]
+    Rules(#[from] nbtrail_analyzer::rules::RulesError),
+    /// A file that could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Unusable arguments.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Result with [`OpsError`].
+pub type Result<T, E = OpsError> = std::result::Result<T, E>;
+
+/// What [`ingest_and_index`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestOutcome {
+    /// The store's report (counts add up: lines = events + duplicates + errors).
+    pub report: IngestReport,
+    /// The index update, when it ran.
+    pub index: Option<IndexOutcome>,
+}
+
+/// An index update.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexOutcome {
+    /// Events indexed now.
+    pub indexed: u64,
+    /// Table facts derived now.
+    pub table_facts: u64,
+    /// Why the index was rebuilt from scratch, when it was.
+    pub rebuilt: Option<String>,
+    /// Documents in the index after the update.
+    pub documents: u64,
+    /// Time taken.
+    pub elapsed_ms: u64,
+}
+
+/// A step of a long operation, for progress displays.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Step<'a> {
+    /// Reading and storing.
+    Store(&'a Progress),
+    /// Indexing what was stored.
+    Index {
+        /// Events indexed so far.
+        done: u64,
+        /// Events to index.
+        total: u64,
+    },
+}
+
+/// Ingests `paths` into `case` as one atomic run, then (unless `index` is false) brings the search index
+/// up to date. Missing paths are refused before anything is read. Setting `cancel` during the store phase
+/// leaves the case as it was.
+pub fn ingest_and_index(
+    case: &mut Case,
+    paths: &[PathBuf],
+    index: bool,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(Step<'_>),
+) -> Result<IngestOutcome> {
+    for p in paths {
+        if !p.exists() {
+            return Err(OpsError::Usage(format!(
+                "{}: no such file or directory",
+                p.display()
+            )));
+        }
+    }
+    let report = case.ingest(paths, cancel, &mut |p| progress(Step::Store(p)))?;
+    let index = if index {
+        let started = std::time::Instant::now();
+        let (ix, sync) = open_index(case, &mut |p| {
+            progress(Step::Index {
+                done: p.done,
+                total: p.total,
+            })
+        })?;
+        Some(IndexOutcome {
+            indexed: sync.indexed,
+            table_facts: sync.table_facts,
+            rebuilt: sync.rebuilt,
+            documents: ix.num_docs(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+    } else {
+        None
+    };
+    Ok(IngestOutcome { report, index })
+}
+
+/// Opens the case's index and brings it up to date with the store.
+pub fn open_index(
+    case: &mut Case,
+    progress: &mut dyn FnMut(SyncProgress),
+) -> Result<(SearchIndex, SyncReport)> {
+    Ok(SearchIndex::open_with_progress(case, progress)?)
+}
+
+/// Loads the rules: the defaults (unless `no_default`) then each file in order. Returns the rules and the
+/// SHA-256 of their texts (stored with each analysis run).
+pub fn load_rules(files: &[PathBuf], no_default: bool) -> Result<(Rules, String)> {
+    let mut texts: Vec<(String, String)> = Vec::new();
+    if !no_default {
+        texts.push((
+            "default.toml".into(),
+            nbtrail_analyzer::rules::DEFAULT_RULES.into(),
+        ));
+    }
+    for f in files {
+        let t = std::fs::read_to_string(f).map_err(|source| OpsError::Io {
+            path: f.display().to_string(),
+            source,
+        })?;
+        texts.push((f.display().to_string(), t));
+    }
+    if texts.is_empty() {
+        return Err(OpsError::Usage(
+            "no rules: --no-default-rules needs at least one --rules FILE".into(),
+        ));
+    }
+    let mut h = Sha256::new();
+    for (_, t) in &texts {
+        h.update(t.as_bytes());
+    }
+    let refs: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    Ok((Rules::load(&refs)?, hex::encode(h.finalize())))
+}
+
+/// What [`analyze_case`] did.
+#[derive(Debug, Default)]
+pub struct CaseAnalysis {
+    /// Sessions analyzed.
+    pub sessions: u64,
+    /// Cells analyzed.
+    pub cells: u64,
+    /// Findings stored.
+    pub findings: u64,
+    /// Cells with syntax errors.
+    pub diagnostics: u64,
+    /// Findings whose earlier triage was kept.
+    pub triage_kept: u64,
+    /// Analyzer time (without storing).
+    pub elapsed_ms: u64,
+    /// The session ids analyzed.
+    pub session_ids: Vec<String>,
+    /// Whole analyses, per session, when asked for (for SARIF).
+    pub analyses: Vec<(String, Analysis)>,
+}
+
+/// Analyzes sessions of `case` (all when `ids` is empty; a unique id prefix is enough) and stores the
+/// findings. `keep_analyses` keeps each session's whole analysis (for SARIF); memory then grows with the
+/// findings. `progress(done, total)` after each session.
+pub fn analyze_case(
+    case: &mut Case,
+    ids: &[String],
+    rules: &Rules,
+    rules_sha: &str,
+    keep_analyses: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<CaseAnalysis> {
+    let sessions = if ids.is_empty() {
+        case.sessions(&SessionFilter::default())?
+    } else {
+        ids.iter()
+            .map(|i| case.session(i))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let started = std::time::Instant::now();
+    let mut out = CaseAnalysis::default();
+    let mut per_session = Vec::new();
+    let total = sessions.len() as u64;
+    for (k, s) in sessions.iter().enumerate() {
+        let cells: Vec<Cell> = case
+            .session_cells(&s.id)?
+            .into_iter()
+            .map(|c| {
+                Cell::new(
+                    c.event_id.to_string(),
+                    c.code.unwrap_or_default(),
+                    c.language.as_deref(),
+                )
+            })
+            .collect();
+        out.cells += cells.len() as u64;
+        let a = analyze(&cells, rules);
+        out.diagnostics += a.diagnostics.len() as u64;
+        per_session.push((
+            s.id.clone(),
+            a.findings
+                .iter()
+                .map(|f| stored(&s.id, f))
+                .collect::<Vec<_>>(),
+        ));
+        if keep_analyses {
+            out.analyses.push((s.id.clone(), a));
+        }
+        progress(k as u64 + 1, total);
+    }
+    out.elapsed_ms = started.elapsed().as_millis() as u64;
+    let report = case.save_findings(rules_sha, &per_session, out.diagnostics)?;
+    out.sessions = report.sessions;
+    out.findings = report.findings;
+    out.diagnostics = report.diagnostics;
+    out.triage_kept = report.triage_kept;
+    out.session_ids = per_session.into_iter().map(|(s, _)| s).collect();
+    Ok(out)
+}
+
+fn fingerprint(session: &str, f: &Finding) -> String {
+    let s = &f.trace[0].loc;
+    let mut h = Sha256::new();
+    for part in [
+        f.code.as_str(),
+        session,
+        &f.location.cell_id,
+        &f.location.start.to_string(),
+        &f.location.end.to_string(),
+        &s.cell_id,
+        &s.start.to_string(),
+        &f.source_kind,
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+fn stored(session: &str, f: &Finding) -> StoredFinding {
+    let ev = |id: &str| id.parse::<i64>().ok();
+    StoredFinding {
+        id: 0,
+        session_id: session.to_string(),
+        event_id: ev(&f.location.cell_id),
+        source_event_id: ev(&f.trace[0].loc.cell_id),
+        code: f.code.clone(),
+        rule: f.rule.clone(),
+        severity: f.severity.clone(),
+        message: f.message.clone(),
+        line: f.location.line,
+        col: f.location.col,
+        end_line: f.location.end_line,
+        end_col: f.location.end_col,
+        trace: serde_json::Value::Array(
+            f.trace
+                .iter()
+                .map(|s| {
+                    json!({"event_id": ev(&s.loc.cell_id), "line": s.loc.line, "col": s.loc.col,
+                           "end_line": s.loc.end_line, "end_col": s.loc.end_col, "note": s.note})
+                })
+                .collect(),
+        ),
+        fingerprint: fingerprint(session, f),
+        triage: "uncategorized".into(),
+    }
+}
+
+/// A cell as findings name it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellRef {
+    /// Position in the session (1-based).
+    pub seq: u64,
+    /// `commandId` (case) or the cell's id (files).
+    pub command_id: Option<String>,
+    /// The cell's event id (case findings only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<i64>,
+}
+
+/// A span within a cell: 1-based lines, 1-based columns in characters, end exclusive.
+#[derive(Debug, Clone, Serialize)]
+pub struct Span {
+    /// Start line.
+    pub line: u32,
+    /// Start column.
+    pub col: u32,
+    /// End line.
+    pub end_line: u32,
+    /// End column.
+    pub end_col: u32,
+}
+
+/// A trace step.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceStep {
+    /// The cell.
+    pub cell: CellRef,
+    /// Where in it.
+    pub span: Span,
+    /// What happened there.
+    pub label: String,
+}
+
+/// The JSON shape of a finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingView {
+    /// Id (case) or position in the output (files).
+    pub id: i64,
+    /// Rule code, e.g. `NBT001`.
+    pub rule: String,
+    /// Rule name, e.g. `secret-leak`.
+    pub rule_name: String,
+    /// `high`, `medium`, `low`.
+    pub severity: String,
+    /// Message.
+    pub message: String,
+    /// Session id, or the file for standalone files.
+    pub session_id: String,
+    /// The cell of the finding.
+    pub cell: CellRef,
+    /// Its span.
+    pub span: Span,
+    /// From source to sink.
+    pub trace: Vec<TraceStep>,
+    /// Triage status.
+    pub status: String,
+    /// The cell's code (text output only).
+    #[serde(skip)]
+    pub code: String,
+}
+
+/// A cell's position, command id and code, by event id.
+type SessionCellInfo = (u64, Option<String>, String);
+
+/// Views of stored findings, with cells named by their position and command id in their session.
+pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<FindingView>> {
+    let mut cells: HashMap<String, HashMap<i64, SessionCellInfo>> = HashMap::new();
+    let mut out = Vec::new();
+    for f in findings {
+        if !cells.contains_key(&f.session_id) {
+            let m = case
+                .session_cells(&f.session_id)?
+                .into_iter()
+                .map(|c| {
+                    (
+                        c.event_id,
+                        (c.seq, c.command_id, c.code.unwrap_or_default()),
+                    )
+                })
+                .collect();
+            cells.insert(f.session_id.clone(), m);
+        }
+        let m = &cells[&f.session_id];
+        let cell = |e: Option<i64>| match e.and_then(|e| m.get(&e).map(|c| (e, c))) {
+            Some((e, (seq, cmd, _))) => CellRef {
+                seq: *seq,
+                command_id: cmd.clone(),
+                event_id: Some(e),
+            },
+            None => CellRef {
+                seq: 0,
+                command_id: None,
+                event_id: e,
+            },
+        };
+        let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0) as u32;
+        out.push(FindingView {
+            id: f.id,
+            rule: f.code.clone(),
+            rule_name: f.rule.clone(),
+            severity: f.severity.clone(),
+            message: f.message.clone(),
+            session_id: f.session_id.clone(),
+            cell: cell(f.event_id),
+            span: Span {
+                line: f.line,
+                col: f.col,
+                end_line: f.end_line,
+                end_col: f.end_col,
+            },
+            trace: f
+                .trace
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| TraceStep {
+                    cell: cell(s["event_id"].as_i64()),
+                    span: Span {
+                        line: n(s, "line"),
+                        col: n(s, "col"),
+                        end_line: n(s, "end_line"),
+                        end_col: n(s, "end_col"),
+                    },
+                    label: s["note"].as_str().unwrap_or("").to_string(),
+                })
+                .collect(),
+            status: f.triage.clone(),
+            code: f
+                .event_id
+                .and_then(|e| m.get(&e))
+                .map(|c| c.2.clone())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// Views of a standalone analysis (notebook files): cells named by their position in `cells`.
+pub fn views_of_analysis(
+    file: &str,
+    a: &Analysis,
+    cells: &[Cell],
+    first_id: i64,
+) -> Vec<FindingView> {
+    let cell = |i: u32| CellRef {
+        seq: i as u64 + 1,
+        command_id: cells.get(i as usize).map(|c| c.id.clone()),
+        event_id: None,
+    };
+    let span = |l: &nbtrail_analyzer::Loc| Span {
+        line: l.line,
+        col: l.col,
+        end_line: l.end_line,
+        end_col: l.end_col,
+    };
+    a.findings
+        .iter()
+        .enumerate()
+        .map(|(k, f)| FindingView {
+            id: first_id + k as i64,
+            rule: f.code.clone(),
+            rule_name: f.rule.clone(),
+            severity: f.severity.clone(),
+            message: f.message.clone(),
+            session_id: file.to_string(),
+            cell: cell(f.location.cell),
+            span: span(&f.location),
+            trace: f
+                .trace
+                .iter()
+                .map(|s| TraceStep {
+                    cell: cell(s.loc.cell),
+                    span: span(&s.loc),
+                    label: s.note.clone(),
+                })
+                .collect(),
+            status: "uncategorized".into(),
+            code: cells
+                .get(f.location.cell as usize)
+                .map(|c| c.code.clone())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
