@@ -1,0 +1,339 @@
+//! The shell's commands on the committed sample logs, without a window: each `api` function the UI calls,
+//! on a real case, and the same commands through Tauri's IPC layer (mock runtime) to check names,
+//! argument shapes and the `{kind, message}` error form.
+
+use nbtrail_app::api::{self, AppState};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn sample_logs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample-logs")
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    case: PathBuf,
+    state: AppState,
+}
+
+fn fresh() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let case = tmp.path().join("case");
+    let state = AppState::new(tmp.path().join("config"), Some(case.clone()));
+    Fixture {
+        _tmp: tmp,
+        case,
+        state,
+    }
+}
+
+/// A case with the sample logs ingested (and analyzed) through the app's own ingest.
+fn ingested() -> (Fixture, api::IngestResult, Vec<api::IngestProgress>) {
+    let f = fresh();
+    api::open_case(&f.state, f.case.to_str().unwrap(), true, &mut |_, _| {}).unwrap();
+    let mut seen = Vec::new();
+    let r = api::ingest(
+        &f.state,
+        &[sample_logs().display().to_string()],
+        &mut |p| seen.push(p.clone()),
+    )
+    .unwrap();
+    (f, r, seen)
+}
+
+#[test]
+fn without_a_case_commands_say_so() {
+    let f = fresh();
+    let e = api::search(
+        &f.state,
+        &api::SearchArgs {
+            query: "x".into(),
+            limit: 10,
+            offset: 0,
+            sort: None,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, "no_case");
+    let e = api::open_case(&f.state, f.case.to_str().unwrap(), false, &mut |_, _| {}).unwrap_err();
+    assert_eq!(e.kind, "bad_input");
+    assert!(e.message.contains("case"), "{}", e.message);
+    assert_eq!(api::startup_case(&f.state).unwrap(), f.case.display().to_string());
+}
+
+#[test]
+fn ingest_reports_progress_counts_that_add_up_and_analyzes() {
+    let (f, r, seen) = ingested();
+    let rep = &r.outcome.report;
+    assert!(rep.events > 1000, "{}", rep.events);
+    assert_eq!(rep.lines, rep.events + rep.duplicates + rep.error_count);
+    assert!(rep.duplicates > 0 && rep.error_count > 0);
+    for e in &rep.errors {
+        assert!(e.file.contains("sample-logs") && e.line > 0, "{e:?}");
+    }
+    // Progress went through every phase, bytes never beyond the total.
+    for phase in ["store", "index", "analyze"] {
+        assert!(seen.iter().any(|p| p.phase == phase), "no {phase} progress");
+    }
+    let last_store = seen.iter().rfind(|p| p.phase == "store").unwrap();
+    assert!(last_store.bytes_read <= last_store.bytes_total);
+    assert!(r.findings > 0);
+    assert_eq!(r.case.summary.events, rep.events);
+    assert!(r.case.findings.high > 0);
+    assert!(!r.case.gaps.is_empty(), "the sample has a verbose-logging gap");
+    // Re-ingesting adds nothing.
+    let again = api::ingest(&f.state, &[sample_logs().display().to_string()], &mut |_| {}).unwrap();
+    assert_eq!(again.outcome.report.events, 0);
+    assert_eq!(again.case.summary.events, rep.events);
+    // The case is now in the recent list.
+    let recent = api::recent_cases(&f.state);
+    assert_eq!(recent[0].dir, f.case.display().to_string());
+}
+
+#[test]
+fn a_cancelled_ingest_leaves_the_case_as_it_was() {
+    let f = fresh();
+    api::open_case(&f.state, f.case.to_str().unwrap(), true, &mut |_, _| {}).unwrap();
+    let state = &f.state;
+    let e = api::ingest(state, &[sample_logs().display().to_string()], &mut |p| {
+        if p.phase == "store" {
+            api::cancel_ingest(state);
+        }
+    })
+    .unwrap_err();
+    assert_eq!(e.kind, "cancelled", "{e:?}");
+    assert_eq!(api::case_info(state).unwrap().summary.events, 0);
+    // And the next ingest runs normally.
+    let r = api::ingest(state, &[sample_logs().display().to_string()], &mut |_| {}).unwrap();
+    assert!(r.outcome.report.events > 0);
+}
+
+#[test]
+fn search_replay_findings_triage_export_verify() {
+    let (f, _, _) = ingested();
+    let st = &f.state;
+    let r = api::search(
+        st,
+        &api::SearchArgs {
+            query: "secrets.get user:alice".into(),
+            limit: 50,
+            offset: 0,
+            sort: Some("oldest".into()),
+        },
+    )
+    .unwrap();
+    assert!(r.total > 0);
+    assert!(r.facets["user"].iter().all(|u| u.value.starts_with("alice")));
+    let hit = r
+        .hits
+        .iter()
+        .find(|h| h.session_id.is_some() && !h.rules.is_empty())
+        .expect("a secrets.get cell with a finding");
+    assert!(
+        r.hits.windows(2).all(|w| w[0].time_ms <= w[1].time_ms),
+        "oldest first"
+    );
+    // Its session replays with the finding attached to a cell of the session, trace steps too.
+    let replay = api::replay(st, hit.session_id.as_deref().unwrap()).unwrap();
+    let ids: Vec<i64> = replay.cells.iter().map(|c| c.event_id).collect();
+    assert!(replay.cells.windows(2).all(|w| w[0].seq < w[1].seq));
+    let finding = replay
+        .findings
+        .iter()
+        .find(|f| f.trace.len() > 1)
+        .expect("a finding with a trace");
+    assert!(ids.contains(&finding.cell.event_id.unwrap()));
+    for step in &finding.trace {
+        assert!(ids.contains(&step.cell.event_id.unwrap()), "{step:?}");
+    }
+    // Highlighting the sink's cell marks exactly the sink span.
+    let cell = replay
+        .cells
+        .iter()
+        .find(|c| Some(c.event_id) == finding.cell.event_id)
+        .unwrap();
+    let toks = api::highlight(&[api::HighlightItem {
+        code: cell.code.clone().unwrap(),
+        language: cell.language.clone(),
+        marks: vec![api::MarkArg {
+            key: format!("f{}", finding.id),
+            line: finding.span.line,
+            col: finding.span.col,
+            end_line: finding.span.end_line,
+            end_col: finding.span.end_col,
+        }],
+    }]);
+    let line: Vec<char> = cell
+        .code
+        .as_deref()
+        .unwrap()
+        .lines()
+        .nth(finding.span.line as usize - 1)
+        .unwrap()
+        .chars()
+        .collect();
+    let marked: String = toks[0][finding.span.line as usize - 1]
+        .iter()
+        .filter(|t| !t.marks.is_empty())
+        .map(|t| t.text.as_str())
+        .collect();
+    if finding.span.line == finding.span.end_line {
+        let want: String = line
+            [finding.span.col as usize - 1..(finding.span.end_col as usize - 1).min(line.len())]
+            .iter()
+            .collect();
+        assert_eq!(marked, want);
+    } else {
+        assert!(!marked.is_empty());
+    }
+    // The context strip: the same user's non-cell events around the cell.
+    let ctx = api::context(st, cell.event_id, 120).unwrap();
+    assert!(ctx.iter().all(|e| e.user == cell.user && e.action != "runCommand"));
+    // Findings view: filter, triage (custody-logged), filter by status.
+    let all = api::findings(st, &api::FindingFilter::default()).unwrap();
+    let highs = api::findings(
+        st,
+        &api::FindingFilter {
+            severity: Some("high".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(!highs.is_empty() && highs.len() < all.len());
+    assert!(highs.iter().all(|f| f.view.severity == "high"));
+    api::set_triage(st, finding.id, "valid", Some("confirmed with the team lead")).unwrap();
+    let valid = api::findings(
+        st,
+        &api::FindingFilter {
+            status: Some("valid".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(valid.len(), 1);
+    assert_eq!(valid[0].view.id, finding.id);
+    let e = api::set_triage(st, finding.id, "bogus", None).unwrap_err();
+    assert_eq!(e.kind, "not_found");
+    // Export the basket (a session, a cell, a whole search) and verify the bundle.
+    let out = f.case.parent().unwrap().join("evidence.zip");
+    let mut ticks = 0;
+    let rep = api::export_bundle(
+        st,
+        &api::ExportArgs {
+            sessions: vec![replay.session.id.clone()],
+            events: vec![hit.event_id],
+            queries: vec!["action:getSecret".into()],
+            examiner: "A. Examiner".into(),
+            notes: Some("incident 42".into()),
+            output: out.display().to_string(),
+        },
+        &mut |_, _| ticks += 1,
+    )
+    .unwrap();
+    assert!(rep.events > 0 && rep.sessions == 1 && rep.findings > 0);
+    assert!(ticks > 0);
+    let v = api::verify_bundle(&rep.path, None).unwrap();
+    assert!(v.ok, "{:?}", v.problem);
+    assert_eq!(v.info.get("Contact-Name").map(String::as_str), Some("A. Examiner"));
+    // A damaged bundle fails verification.
+    let mut bytes = std::fs::read(&out).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let bad = f.case.parent().unwrap().join("bad.zip");
+    std::fs::write(&bad, bytes).unwrap();
+    match api::verify_bundle(bad.to_str().unwrap(), None) {
+        Ok(v) => assert!(!v.ok),
+        Err(e) => assert_eq!(e.kind, "evidence"),
+    }
+    // An empty basket or no examiner is refused with a clear message.
+    let e = api::export_bundle(
+        st,
+        &api::ExportArgs {
+            examiner: "x".into(),
+            output: out.display().to_string(),
+            ..Default::default()
+        },
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, "bad_input");
+}
+
+mod ipc {
+    use super::*;
+    use tauri::ipc::{CallbackFn, InvokeBody};
+    use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder, mock_context, noop_assets};
+    use tauri::webview::InvokeRequest;
+
+    fn request(cmd: &str, body: serde_json::Value) -> InvokeRequest {
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(body),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        }
+    }
+
+    #[test]
+    fn commands_answer_through_the_ipc_layer() {
+        let (f, _, _) = ingested();
+        let case = f.case.clone();
+        let state = Arc::new(AppState::new(
+            f.case.parent().unwrap().join("config2"),
+            None,
+        ));
+        let app = nbtrail_app::builder(state)
+            .build(mock_context(noop_assets()))
+            .unwrap();
+        let w = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+            .build()
+            .unwrap();
+        // Before a case is open: the error reaches the UI as {kind, message}.
+        let err = get_ipc_response(
+            &w,
+            request("search", serde_json::json!({"args": {"query": "x"}})),
+        )
+        .unwrap_err();
+        assert_eq!(err["kind"], "no_case");
+        // highlight needs no case.
+        let ok = get_ipc_response(
+            &w,
+            request(
+                "highlight",
+                serde_json::json!({"items": [{"code": "print(1)", "language": "python", "marks": []}]}),
+            ),
+        )
+        .unwrap();
+        let toks: serde_json::Value = ok.deserialize().unwrap();
+        assert_eq!(toks[0][0][0]["text"].as_str().unwrap().chars().next(), Some('p'));
+        // Open the ingested case via the command (a channel id stands in for the UI's Channel).
+        let info = get_ipc_response(
+            &w,
+            request(
+                "open_case",
+                serde_json::json!({"dir": case, "create": false, "onProgress": "__CHANNEL__:7"}),
+            ),
+        )
+        .unwrap()
+        .deserialize::<serde_json::Value>()
+        .unwrap();
+        assert!(info["summary"]["events"].as_u64().unwrap() > 1000);
+        let res = get_ipc_response(
+            &w,
+            request(
+                "search",
+                serde_json::json!({"args": {"query": "code:secrets.get", "limit": 5}}),
+            ),
+        )
+        .unwrap()
+        .deserialize::<serde_json::Value>()
+        .unwrap();
+        assert!(res["total"].as_u64().unwrap() > 0);
+        assert!(res["hits"][0]["snippet"]["ranges"].is_array());
+        // Unknown arguments shapes are refused by the IPC layer, not ignored.
+        assert!(get_ipc_response(&w, request("replay", serde_json::json!({}))).is_err());
+    }
+}

@@ -1,0 +1,59 @@
+import { describe, expect, it } from "vitest";
+import { fmtTime, marksFor, safeImage, segments, visible, withFacet, withRange } from "./text";
+import type { Finding, SessionCell } from "./ipc";
+
+describe("segments", () => {
+  it("splits by code-point ranges, not UTF-16 units", () => {
+    const s = segments({ text: "é😀 secrets.get(x)", ranges: [[3, 14]] });
+    expect(s).toEqual([
+      { text: "é😀 ", hit: false },
+      { text: "secrets.get", hit: true },
+      { text: "(x)", hit: false },
+    ]);
+  });
+  it("clamps ranges beyond the text and merges overlaps safely", () => {
+    expect(segments({ text: "abc", ranges: [[1, 99], [0, 2]] }).map((x) => x.text).join("")).toBe("abc");
+  });
+});
+
+describe("marksFor", () => {
+  const cell = { event_id: 7 } as SessionCell;
+  const f = {
+    id: 3, cell: { seq: 2, command_id: null, event_id: 7 }, span: { line: 2, col: 7, end_line: 2, end_col: 10 },
+    trace: [
+      { cell: { seq: 1, command_id: null, event_id: 5 }, span: { line: 1, col: 1, end_line: 1, end_col: 4 }, label: "source" },
+      { cell: { seq: 2, command_id: null, event_id: 7 }, span: { line: 2, col: 7, end_line: 2, end_col: 10 }, label: "sink" },
+    ],
+  } as unknown as Finding;
+  it("marks the sink and the trace steps located in the cell only", () => {
+    expect(marksFor(cell, [f]).map((m) => m.key)).toEqual(["f3", "t3.1"]);
+    expect(marksFor({ event_id: 5 } as SessionCell, [f]).map((m) => m.key)).toEqual(["t3.0"]);
+  });
+});
+
+describe("times", () => {
+  it("shows UTC and other zones from the stored UTC time", () => {
+    expect(fmtTime("2024-05-01T14:03:04.000Z", "UTC")).toBe("2024-05-01 14:03:04 UTC");
+    expect(fmtTime("2024-05-01T14:03:04.000Z", "Asia/Tokyo")).toMatch(/^2024-05-01 23:03:04 /);
+    expect(fmtTime(null, "UTC")).toBe("");
+  });
+  it("builds range and facet queries in the search syntax", () => {
+    const q = withRange("secrets.get time:[2020-01-01 TO 2020-01-02]", Date.UTC(2024, 4, 1, 14), Date.UTC(2024, 4, 1, 15));
+    expect(q).toBe("secrets.get time:[2024-05-01T14:00:00 TO 2024-05-01T15:00:00]");
+    expect(withFacet("x", "user", "alice@example.com")).toBe("x user:alice@example.com");
+    expect(withFacet("x", "notebook", "/Users/a b")).toBe('x notebook:"/Users/a b"');
+    expect(withFacet("x user:a", "user", "a")).toBe("x user:a");
+  });
+});
+
+describe("untrusted content", () => {
+  it("only raster base64 images become data URLs", () => {
+    expect(safeImage({ "image/png": "iVBORw0KGgo=" })).toBe("data:image/png;base64,iVBORw0KGgo=");
+    expect(safeImage({ "image/svg+xml": "<svg onload=alert(1)>" })).toBeNull();
+    expect(safeImage({ "image/png": "\"><script>" })).toBeNull();
+  });
+  it("control characters become visible pictures", () => {
+    expect(visible("\u001b[31mred")).toBe("\u241b[31mred");
+    expect(visible("a\tb\nc")).toBe("a\tb\nc");
+  });
+});

@@ -1,0 +1,91 @@
+// Pure helpers for showing untrusted text: snippet segments, marks for findings, times in a display zone.
+import type { Finding, Snippet, Span, SessionCell } from "./ipc";
+
+export interface Segment { text: string; hit: boolean }
+
+/** Splits a snippet into plain and matched segments; ranges are in Unicode scalar values (code points). */
+export function segments(s: Snippet): Segment[] {
+  const chars = Array.from(s.text);
+  const out: Segment[] = [];
+  let at = 0;
+  const ranges = [...s.ranges].sort((a, b) => a[0] - b[0]);
+  for (const [from, to] of ranges) {
+    const a = Math.max(at, Math.min(from, chars.length));
+    const b = Math.max(a, Math.min(to, chars.length));
+    if (a > at) out.push({ text: chars.slice(at, a).join(""), hit: false });
+    if (b > a) out.push({ text: chars.slice(a, b).join(""), hit: true });
+    at = Math.max(at, b);
+  }
+  if (at < chars.length) out.push({ text: chars.slice(at).join(""), hit: false });
+  return out;
+}
+
+/** Marks for one cell: each finding's sink (`f<id>`) and each trace step (`t<id>.<n>`) located in it. */
+export function marksFor(cell: SessionCell, findings: Finding[]) {
+  const marks: { key: string; line: number; col: number; end_line: number; end_col: number }[] = [];
+  const push = (key: string, s: Span) => marks.push({ key, ...s });
+  for (const f of findings) {
+    if (f.cell.event_id === cell.event_id) push(`f${f.id}`, f.span);
+    f.trace.forEach((t, i) => {
+      if (t.cell.event_id === cell.event_id) push(`t${f.id}.${i}`, t.span);
+    });
+  }
+  return marks;
+}
+
+export type Zone = "UTC" | "local" | string;
+
+/** Formats an RFC 3339 / epoch-ms time in the display zone (the store keeps UTC). */
+export function fmtTime(t: string | number | null | undefined, zone: Zone): string {
+  if (t === null || t === undefined || t === "") return "";
+  const d = new Date(t);
+  if (Number.isNaN(d.getTime())) return String(t);
+  const tz = zone === "local" ? undefined : zone;
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    second: "2-digit", hour12: false, timeZoneName: "short",
+  }).formatToParts(d);
+  const get = (k: string) => parts.find((p) => p.type === k)?.value ?? "";
+  const hour = get("hour") === "24" ? "00" : get("hour");
+  return `${get("year")}-${get("month")}-${get("day")} ${hour}:${get("minute")}:${get("second")} ${get("timeZoneName")}`;
+}
+
+/** A query restricted to a time range (histogram drag), in the search syntax. */
+export function withRange(query: string, fromMs: number, toMs: number): string {
+  const iso = (ms: number) => new Date(ms).toISOString().slice(0, 19);
+  const base = query.replace(/\s*time:\[[^\]]*\]/g, "").trim();
+  return `${base} time:[${iso(fromMs)} TO ${iso(toMs)}]`.trim();
+}
+
+/** A query with a facet filter added (or the same query when it is already there). */
+export function withFacet(query: string, field: string, value: string): string {
+  const quoted = /[\s"()]/.test(value) ? `"${value.replace(/"/g, "")}"` : value;
+  const term = `${field}:${quoted}`;
+  return query.includes(term) ? query : `${query} ${term}`.trim();
+}
+
+/** Bytes for people. */
+export function fmtBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const u = ["KB", "MB", "GB", "TB"];
+  let v = n / 1024, i = 0;
+  while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
+  return `${v.toFixed(1)} ${u[i]}`;
+}
+
+/** Image outputs that may be shown: a base64 payload of a raster type, nothing else (no SVG: it can script). */
+export function safeImage(data: Record<string, unknown> | undefined): string | null {
+  if (!data) return null;
+  for (const mime of ["image/png", "image/jpeg", "image/gif"]) {
+    const v = data[mime];
+    const s = Array.isArray(v) ? v.join("") : v;
+    if (typeof s === "string" && /^[A-Za-z0-9+/=\s]+$/.test(s)) return `data:${mime};base64,${s.replace(/\s/g, "")}`;
+  }
+  return null;
+}
+
+/** Visible form of control characters (ANSI escapes etc.), one character for one. */
+export function visible(s: string): string {
+  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) =>
+    c === "\u007f" ? "\u2421" : String.fromCharCode(0x2400 + c.charCodeAt(0)));
+}

@@ -1,0 +1,70 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { render, screen, fireEvent, cleanup } from "@testing-library/svelte";
+import { mockIPC, clearMocks } from "@tauri-apps/api/mocks";
+import { tick } from "svelte";
+import Search from "./Search.svelte";
+import { app } from "../lib/store.svelte";
+
+const evil = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+
+function result(query: string) {
+  return {
+    total: 2,
+    hits: [
+      { event_id: 11, session_id: "s1", user: "alice@example.com", time: "2024-05-01T14:00:00.000Z", time_ms: 1714572000000,
+        action: "notebook.runCommand", notebook_path: "/Users/alice/" + evil, rules: ["NBT001"],
+        snippet: { text: `key = dbutils.secrets.get("s", "k") ${evil}`, ranges: [[6, 25]] } },
+      { event_id: 12, session_id: null, user: "bob@example.com", time: "2024-05-01T13:00:00.000Z", time_ms: 1714568400000,
+        action: "secrets.getSecret", notebook_path: null, rules: [], snippet: { text: "getSecret", ranges: [] } },
+    ],
+    facets: { user: [{ value: "alice@example.com", count: 1 }, { value: "bob@example.com", count: 1 }] },
+    histogram: { interval_ms: 3600000, buckets: [{ start_ms: 1714568400000, count: 1 }, { start_ms: 1714572000000, count: 1 }] },
+    warnings: query.includes("((") ? ["unbalanced parenthesis ignored"] : [],
+  };
+}
+
+afterEach(() => { cleanup(); clearMocks(); });
+
+describe("Search view", () => {
+  it("sends the query, renders hits as text with marked matches, and filters on facet click", async () => {
+    const calls: { query: string; offset: number }[] = [];
+    mockIPC((cmd, args) => {
+      if (cmd === "search") {
+        const a = (args as { args: { query: string; offset: number } }).args;
+        calls.push(a);
+        return result(a.query);
+      }
+      return null;
+    });
+    render(Search);
+    const box = screen.getByLabelText("query") as HTMLInputElement;
+    await fireEvent.input(box, { target: { value: "secrets.get ((" } });
+    await fireEvent.submit(box.form!);
+    await new Promise((r) => setTimeout(r, 0));
+    await tick();
+    expect(calls[0]).toMatchObject({ query: "secrets.get ((", offset: 0 });
+    expect(document.getElementById("total")!.textContent).toBe("2");
+    expect(screen.getByText(/ignored: unbalanced/)).toBeTruthy();
+    // Untrusted text stays text: no script or img element was created from it.
+    expect(document.querySelector("script")).toBeNull();
+    expect(document.querySelector(".hit img")).toBeNull();
+    expect(document.body.textContent).toContain(evil);
+    const marks = [...document.querySelectorAll(".snippet mark")].map((m) => m.textContent);
+    expect(marks).toEqual(["dbutils.secrets.get"]);
+    // Facet click narrows the query.
+    const facet = [...document.querySelectorAll("button.facet")].find((b) => b.textContent === "bob@example.com")!;
+    await fireEvent.click(facet);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(calls.at(-1)!.query).toBe("secrets.get (( user:bob@example.com");
+    expect(app.history[0]).toBe("secrets.get (( user:bob@example.com");
+  });
+
+  it("shows a command's {kind, message} error", async () => {
+    mockIPC(() => { throw { kind: "no_case", message: "no case is open" }; });
+    render(Search);
+    const box = screen.getByLabelText("query") as HTMLInputElement;
+    await fireEvent.submit(box.form!);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(app.error).toEqual({ kind: "no_case", message: "no case is open" });
+  });
+});
