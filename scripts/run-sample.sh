@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Sets up and runs nbtrail on the committed sample logs: builds the release binary, ingests sample-logs/
-# into a fresh case folder (sample.case/), analyzes every session, and prints the case summary, the
-# findings and the sessions of the user in the planted incident.
-# Until the desktop app lands this is the main job; afterwards it opens the app on that case.
+# Sets up and runs nbtrail on the committed sample logs: installs what the desktop app builds against,
+# builds the UI and the release binaries, ingests sample-logs/ into a fresh case folder (sample.case/),
+# analyzes every session, prints the case summary and the planted incident, and opens the desktop app on
+# that case. Without a display (no $DISPLAY / $WAYLAND_DISPLAY) it stops after the printed summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup) first" >&2; exit 1; }
-for pkg in build-essential pkg-config; do
-  if ! dpkg -s "$pkg" >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q build-essential pkg-config
-    break
-  fi
+command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ with npm first" >&2; exit 1; }
+need=()
+for pkg in build-essential pkg-config libwebkit2gtk-4.1-dev librsvg2-dev libssl-dev libxdo-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
-cargo build --release --locked --bin nbtrail
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
+fi
+(cd ui && npm ci --no-audit --no-fund --loglevel=error && node_modules/.bin/vite build)
+cargo build --release --locked --bin nbtrail --bin nbtrail-app
 NB=target/release/nbtrail
 CASE=${NBTRAIL_CASE:-sample.case}
 rm -rf "$CASE"
@@ -41,3 +44,11 @@ echo
 $NB search --case "$CASE" --limit 5 'table:prod.crm.customers user:alice'
 echo
 $NB tables --case "$CASE"
+echo
+CASE_ABS=$(cd "$CASE" && pwd)
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  echo "Opening the desktop app on $CASE (Search → secrets.get → open the session to see the incident)…"
+  exec target/release/nbtrail-app "$CASE_ABS"
+else
+  echo "No display: run  target/release/nbtrail-app $CASE_ABS  from a desktop session to review the case."
+fi

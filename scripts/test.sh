@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 # chromium: the evidence test opens report.html in a real browser (headless).
-for pkg in build-essential pkg-config chromium; do
+# WebKitGTK & co: the desktop app (Tauri v2) builds against them; xvfb + webkit2gtk-driver run its
+# end-to-end test in a real window without a display.
+for pkg in build-essential pkg-config chromium libwebkit2gtk-4.1-dev librsvg2-dev libssl-dev libxdo-dev \
+           xvfb xauth webkit2gtk-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 # python3 with venv + pip: the gateway tests run a real jupyter_server/ipykernel from PyPI in a venv
@@ -23,11 +26,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup) first" >&2; exit 1; }
+command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ with npm first" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
 # Tests link many crates: keep debug info small so the target dir stays modest on 2-core machines.
 export CARGO_PROFILE_DEV_DEBUG=0
 export CARGO_TERM_COLOR=never
+
+# tauri-driver bridges WebDriver to WebKitWebDriver for the app's end-to-end test.
+command -v tauri-driver >/dev/null || [ -x "$HOME/.cargo/bin/tauri-driver" ] ||
+  cargo install tauri-driver --locked --version 2.1.0
+
+# The UI: exact dependencies from the lock file, type check, unit tests, then the build that the app
+# embeds (the Tauri crate needs ui/dist to exist before it compiles, lints included).
+echo "== ui: npm ci, svelte-check, vitest, vite build"
+(cd ui && npm ci --no-audit --no-fund --loglevel=error && node_modules/.bin/svelte-check --tsconfig ./tsconfig.json --fail-on-warnings \
+   && node_modules/.bin/vitest run && node_modules/.bin/vite build)
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -39,8 +53,17 @@ set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+if [ "$status" = 0 ]; then
+  echo "== desktop app end-to-end (real window under Xvfb, tauri-driver + WebKitWebDriver)"
+  set +e
+  bash tests/e2e/run.sh 2>&1 | tee -a "$log"
+  e2e=${PIPESTATUS[0]}
+  set -e
+  [ "$e2e" = 0 ] || status=$e2e
+fi
 # One closing line for the whole run (cargo prints one per test binary, the last often a doc-test "0 passed").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+     /^ok - / { e += 1 } /^not ok|AssertionError/ { ef += 1 }
+     END { printf "tests: %d passed, %d failed\n", p + e, f + ef }' "$log"
 rm -f "$log"
 exit "$status"

@@ -1,0 +1,94 @@
+// App benchmarks in a real window (run by scripts/bench-app.sh): launch → first results on a big case,
+// and frame times while scrolling a long result list and a long replay. Baselines in the same run: the
+// same steps on the small sample case. Prints one JSON object.
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+import path from "node:path";
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+const require = createRequire(path.join(root, "ui/package.json"));
+const { remote } = await import(pathToFileURL(require.resolve("webdriverio")).href);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function launch(caseDir) {
+  const t0 = performance.now();
+  const b = await remote({
+    hostname: "127.0.0.1", port: 4444, logLevel: "error",
+    capabilities: { browserName: "wry", "tauri:options": { application: process.env.NBTRAIL_APP, args: [caseDir] },
+      "wdio:enforceWebDriverClassic": true },
+  });
+  await (await b.$("#sum-events")).waitForExist({ timeout: 300000, interval: 20 });
+  return { b, homeMs: performance.now() - t0, t0 };
+}
+
+async function search(b, q) {
+  await (await b.$('button.tab[data-view="search"]')).click();
+  const box = await b.$("#query");
+  await box.setValue(q);
+  const t = performance.now();
+  await (await b.$("#search-btn")).click();
+  await b.waitUntil(async () => (await b.execute(() => document.querySelectorAll(".hit:not(.loading)").length)) > 0, { timeout: 120000, interval: 10 });
+  return performance.now() - t;
+}
+
+// Scrolls a list by `step` px per animation frame for `frames` frames; returns frame-time stats (ms).
+async function scrollFrames(b, selector, step, frames) {
+  const d = await b.executeAsync((sel, step, frames, done) => {
+    const el = document.querySelector(sel);
+    const deltas = [];
+    let last = performance.now(), n = 0;
+    function tick() {
+      const now = performance.now();
+      if (n > 0) deltas.push(now - last);
+      last = now;
+      if (n++ >= frames) return done({ deltas, rows: el.querySelectorAll(".vl-row").length, top: el.scrollTop });
+      el.scrollTop += step;
+      requestAnimationFrame(tick);
+    }
+    requestAnimationFrame(tick);
+  }, selector, step, frames);
+  const s = [...d.deltas].sort((a, b) => a - b);
+  const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
+  return { frames: s.length, p50: +q(0.5).toFixed(1), p95: +q(0.95).toFixed(1), max: +s[s.length - 1].toFixed(1),
+    over_33ms: s.filter((x) => x > 33.4).length, dom_rows: d.rows, scrolled_px: Math.round(d.top) };
+}
+
+async function openFirstSession(b) {
+  await (await b.$('button.tab[data-view="replay"]')).click();
+  const link = await b.$(".session-row button.link");
+  await link.waitForExist({ timeout: 60000 });
+  const t = performance.now();
+  await link.click();
+  await (await b.$("article.cell")).waitForExist({ timeout: 120000, interval: 10 });
+  return performance.now() - t;
+}
+
+const out = { date: new Date().toISOString() };
+for (const [name, dir, q] of [["sample", process.env.NBTRAIL_SAMPLE_CASE, "secrets.get"], ["big", process.env.NBTRAIL_BIG_CASE, "secrets.get"]]) {
+  const { b, homeMs } = await launch(dir);
+  try {
+    const searchMs = await search(b, q);
+    const all = await search(b, "");
+    const total = Number((await (await b.$("#total")).getText()).replace(/[^0-9]/g, ""));
+    await sleep(500);
+    out[name] = {
+      launch_to_home_ms: Math.round(homeMs), first_search_ms: Math.round(searchMs),
+      launch_to_first_results_ms: Math.round(homeMs + searchMs), all_hits: total, all_hits_search_ms: Math.round(all),
+      scroll_hits: await scrollFrames(b, ".hits .vl-viewport", 600, 300),
+    };
+  } finally {
+    await b.deleteSession();
+  }
+}
+for (const [name, dir] of [["replay_small", process.env.NBTRAIL_SAMPLE_SESSION_CASE], ["replay_5000", process.env.NBTRAIL_LONG_CASE]]) {
+  const { b } = await launch(dir);
+  try {
+    const openMs = await openFirstSession(b);
+    await sleep(1000);
+    const cells = await b.execute(() => document.querySelector(".cells .vl-viewport")?.getAttribute("data-rows"));
+    out[name] = { cells: Number(cells), open_ms: Math.round(openMs), scroll: await scrollFrames(b, ".cells .vl-viewport", 400, 300) };
+  } finally {
+    await b.deleteSession();
+  }
+}
+console.log(JSON.stringify(out, null, 2));

@@ -1,0 +1,77 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { render, fireEvent, cleanup } from "@testing-library/svelte";
+import { mockIPC, clearMocks } from "@tauri-apps/api/mocks";
+import Replay from "./Replay.svelte";
+import { app } from "../lib/store.svelte";
+
+const session = { id: "s1", notebook_id: "n1", notebook_path: "/Users/alice/nb", users: ["alice@example.com"], cluster_id: "c1",
+  start: "2024-05-01T14:00:00Z", end: "2024-05-01T15:00:00Z", cells: 2, attached: true, end_reason: "detach" };
+const cells = [
+  { seq: 1, event_id: 10, command_id: "1", time: "2024-05-01T14:00:00Z", language: "python", status: "finished", duration_s: 0.1,
+    code: "key = dbutils.secrets.get('s', 'k')", user: "alice@example.com" },
+  { seq: 2, event_id: 11, command_id: "2", time: "2024-05-01T14:01:00Z", language: "python", status: "finished", duration_s: 0.1,
+    code: "print(key)  # <script>alert(1)</script>", user: "alice@example.com",
+    outputs: [{ event_id: 12, time: null, output_type: "stream", name: "stdout", text: "\u001b[31mhunter2</b>" }] },
+];
+const finding = { id: 5, rule: "NBT001", rule_name: "secret-leak", severity: "high", message: "secret printed", session_id: "s1",
+  cell: { seq: 2, command_id: "2", event_id: 11 }, span: { line: 1, col: 7, end_line: 1, end_col: 10 }, status: "uncategorized",
+  trace: [
+    { cell: { seq: 1, command_id: "1", event_id: 10 }, span: { line: 1, col: 7, end_line: 1, end_col: 26 }, label: "secret read" },
+    { cell: { seq: 2, command_id: "2", event_id: 11 }, span: { line: 1, col: 7, end_line: 1, end_col: 10 }, label: "printed" },
+  ] };
+
+afterEach(() => { cleanup(); clearMocks(); app.replayTarget = null; });
+
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+describe("Replay view", () => {
+  it("asks for highlighting with the finding's marks, marks the sink, jumps along the trace, triages", async () => {
+    const highlightCalls: unknown[] = [];
+    const triage: unknown[] = [];
+    mockIPC((cmd, args) => {
+      const a = args as Record<string, unknown>;
+      if (cmd === "replay") return { session, cells, findings: [finding] };
+      if (cmd === "context") return [{ id: 99, time: "2024-05-01T14:00:30Z", user: "alice@example.com", service: "secrets", action: "getSecret",
+        notebook_path: null, response_status: 200 }];
+      if (cmd === "highlight") {
+        const items = a.items as { code: string; marks: { key: string; col: number; end_col: number }[] }[];
+        highlightCalls.push(items);
+        // Echo the code back as tokens, splitting out the first mark like the shell does.
+        return items.map((it) => [it.marks.length
+          ? [{ text: it.code.slice(0, it.marks[0].col - 1), color: "#000000" },
+             { text: it.code.slice(it.marks[0].col - 1, it.marks[0].end_col - 1), color: "#000000", marks: [it.marks[0].key] },
+             { text: it.code.slice(it.marks[0].end_col - 1), color: "#000000" }]
+          : [{ text: it.code, color: "#000000" }]]);
+      }
+      if (cmd === "set_triage") { triage.push(a); return null; }
+      return null;
+    });
+    app.caseInfo = { triage_states: ["uncategorized", "valid"] } as never;
+    app.replayTarget = { session: "s1", event: 11, finding: 5 };
+    render(Replay);
+    await settle(); await settle();
+    // Both cells asked for, each with its marks: the source step in cell 1, sink and last step in cell 2.
+    const items = highlightCalls.flat() as { marks: { key: string }[] }[];
+    expect(items.map((i) => i.marks.map((m) => m.key))).toEqual([["t5.0"], ["f5", "t5.1"]]);
+    const sink = document.querySelector("article[data-event='11'] .mark.sink")!;
+    expect(sink.textContent).toBe("key");
+    expect(sink.classList.contains("sev-high")).toBe(true);
+    // Hostile text and output are text nodes.
+    expect(document.querySelector("article script")).toBeNull();
+    expect(document.body.textContent).toContain("<script>alert(1)</script>");
+    expect(document.body.textContent).toContain("\u241b[31mhunter2</b>");
+    // The context strip shows the user's secret read.
+    expect(document.querySelector(".ctx.notable")!.textContent).toContain("secrets.getSecret");
+    // Trace step 0 selects cell 1 and activates its mark.
+    await fireEvent.click(document.querySelector(".finding[data-finding='5'] .trace-step[data-step='0']")!);
+    await settle();
+    expect(document.querySelector("article.cell.selected")!.getAttribute("data-event")).toBe("10");
+    expect(document.querySelector(".mark.active")!.closest("article")!.getAttribute("data-event")).toBe("10");
+    // Triage goes to the shell.
+    const sel = document.querySelector(".finding[data-finding='5'] select") as HTMLSelectElement;
+    sel.value = "valid";
+    await fireEvent.change(sel);
+    await settle();
+    expect(triage).toEqual([{ findingId: 5, status: "valid" }]);
+  });
+});
