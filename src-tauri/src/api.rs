@@ -2,11 +2,11 @@
 //! without a window or a webview (the Yaak pattern). `commands.rs` only moves arguments and progress
 //! between this module and the IPC layer.
 
-use nbtrail_model::{Session, SessionCell};
+use nbtrail_model::{Session, SessionCell, TrailGap};
 use nbtrail_ops::highlight::{Mark, Token, highlight as highlight_code};
 use nbtrail_ops::{FindingView, Span};
 use nbtrail_search::{SearchIndex, SearchRequest, SearchResult, Sort};
-use nbtrail_store::{Case, EventFilter, EventRow, SessionFilter, TrailGap};
+use nbtrail_store::{Case, EventFilter, EventRow, SessionFilter};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -20,10 +20,13 @@ use std::sync::Arc;
 /// Name shown in the window title.
 pub const APP_NAME: &str = "nbtrail";
 
-/// The builder with every command registered (used by `run` and by the IPC tests).
-pub fn builder<R: tauri::Runtime>(state: commands::Shared) -> tauri::Builder<R> {
-    tauri::Builder::<R>::new()
-        .manage(state)
+/// `base` with the state and every command registered (used by `run`, and by the IPC tests with Tauri's
+/// mock builder).
+pub fn builder<R: tauri::Runtime>(
+    base: tauri::Builder<R>,
+    state: commands::Shared,
+) -> tauri::Builder<R> {
+    base.manage(state)
         .invoke_handler(tauri::generate_handler![
             commands::startup_case,
             commands::recent_cases,
@@ -51,7 +54,7 @@ pub fn run(case: Option<PathBuf>) {
         nbtrail_evidence::keys::config_dir(),
         case,
     ));
-    builder(state)
+    builder(tauri::Builder::default(), state)
         .plugin(tauri_plugin_dialog::init())
         .run(tauri::generate_context!())
         .expect("error while running the nbtrail app");

@@ -73,8 +73,8 @@ async function tab(b, view) {
     ok(`search secrets.get: ${total} hits`);
     await shot(b, "search");
 
-    // The hit of a cell that has a finding.
-    const hit = await b.$(".hit:has(.rule) .open-session");
+    // The secrets.get cell (the hit with a session): its session holds the leak it started.
+    const hit = await b.$(".hit .open-session");
     await hit.waitForExist({ timeout: 5000 });
     await hit.click();
     await (await b.$("article.cell")).waitForExist({ timeout: 20000 });
