@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # chromium: the evidence test opens report.html in a real browser (headless).
 # WebKitGTK & co: the desktop app (Tauri v2) builds against them; xvfb + webkit2gtk-driver run its
-# end-to-end test in a real window without a display.
+# end-to-end test in a real window without a display; imagemagick's import takes its screenshots.
 for pkg in build-essential pkg-config chromium libwebkit2gtk-4.1-dev librsvg2-dev libssl-dev libxdo-dev \
-           xvfb xauth webkit2gtk-driver; do
+           xvfb xauth webkit2gtk-driver imagemagick; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 # python3 with venv + pip: the gateway tests run a real jupyter_server/ipykernel from PyPI in a venv

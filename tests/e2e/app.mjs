@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import path from "node:path";
 import fs from "node:fs";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 const require = createRequire(path.join(root, "ui/package.json"));
@@ -39,9 +40,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let passed = 0;
 function ok(what) { passed++; console.log(`ok - ${what}`); }
 
-async function shot(b, name) {
-  await sleep(600);
-  await b.saveScreenshot(path.join(SHOTS, `${name}.png`));
+// The X screen as the user sees it (ImageMagick's import on the Xvfb display; the window fills it).
+async function shot(_b, name) {
+  await sleep(800);
+  execFileSync("import", ["-window", "root", path.join(SHOTS, `${name}.png`)]);
 }
 
 async function tab(b, view) {
@@ -63,6 +65,12 @@ async function tab(b, view) {
 
     await tab(b, "search");
     const q = await b.$("#query");
+    // A broad search first: facets and the histogram, for the screenshot.
+    await q.setValue("lang:python");
+    await (await b.$("#search-btn")).click();
+    await b.waitUntil(async () => (await b.$$(".histogram rect")).length > 1, { timeout: 20000 });
+    assert.ok((await b.$$("button.facet")).length > 3, "facets listed");
+    await shot(b, "search");
     await q.setValue("secrets.get");
     await (await b.$("#search-btn")).click();
     await (await b.$("#total")).waitForExist({ timeout: 20000 });
@@ -71,7 +79,6 @@ async function tab(b, view) {
     const marks = await b.$$(".snippet mark");
     assert.ok(marks.length > 0, "snippets have marked matches");
     ok(`search secrets.get: ${total} hits`);
-    await shot(b, "search");
 
     // The secrets.get cell (the hit with a session): its session holds the leak it started.
     const hit = await b.$(".hit .open-session");

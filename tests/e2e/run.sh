@@ -42,7 +42,7 @@ $NB analyze --case "$work/evil.case" >/dev/null || [ $? -le 1 ]
 
 export NBTRAIL_APP="$PWD/target/debug/nbtrail-app" NBTRAIL_SAMPLE_CASE="$work/sample.case" \
   NBTRAIL_EVIL_CASE="$work/evil.case" NBTRAIL_E2E_OUT="$work/evidence.zip" \
-  NBTRAIL_CONFIG_DIR="$work/config" WEBKIT_DISABLE_COMPOSITING_MODE=1
+  NBTRAIL_CONFIG_DIR="$work/config"
 DRIVER=$(command -v tauri-driver || echo "$HOME/.cargo/bin/tauri-driver")
 xvfb-run -a -s "-screen 0 1280x800x24" bash -c "
   '$DRIVER' --port 4444 >'$work/driver.log' 2>&1 & p=\$!
