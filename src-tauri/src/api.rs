@@ -208,7 +208,10 @@ fn case_info_of(o: &Open) -> Result<CaseInfo> {
         gaps: o.case.trail_gaps()?,
         findings: sev,
         analyzed: o.case.analysis_runs()? > 0,
-        triage_states: nbtrail_store::TRIAGE.iter().map(|s| s.to_string()).collect(),
+        triage_states: nbtrail_store::TRIAGE
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     })
 }
 
@@ -412,7 +415,11 @@ pub fn search(st: &AppState, args: &SearchArgs) -> Result<SearchResult> {
 }
 
 /// Sessions, optionally of one user or notebook.
-pub fn sessions(st: &AppState, user: Option<String>, notebook: Option<String>) -> Result<Vec<Session>> {
+pub fn sessions(
+    st: &AppState,
+    user: Option<String>,
+    notebook: Option<String>,
+) -> Result<Vec<Session>> {
     st.with_case(|o| {
         Ok(o.case.sessions(&SessionFilter {
             user: user.filter(|s| !s.is_empty()),
@@ -598,15 +605,21 @@ pub fn findings(st: &AppState, f: &FindingFilter) -> Result<Vec<FindingRow>> {
                 continue;
             }
             if let Some(n) = &nb
-                && !sess.notebook_path.as_deref().unwrap_or("").contains(n.as_str())
+                && !sess
+                    .notebook_path
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains(n.as_str())
             {
                 continue;
             }
             let time = match s.event_id {
-                Some(id) => Some(o.case.event(id)?.time.to_rfc3339_opts(
-                    chrono::SecondsFormat::Millis,
-                    true,
-                )),
+                Some(id) => Some(
+                    o.case
+                        .event(id)?
+                        .time
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ),
                 None => None,
             };
             out.push(FindingRow {
@@ -656,10 +669,16 @@ pub fn export_bundle(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<nbtrail_evidence::ExportReport> {
     if args.examiner.trim().is_empty() {
-        return Err(ApiError::new("bad_input", "the examiner's name is required"));
+        return Err(ApiError::new(
+            "bad_input",
+            "the examiner's name is required",
+        ));
     }
     if args.output.trim().is_empty() {
-        return Err(ApiError::new("bad_input", "choose where to write the bundle"));
+        return Err(ApiError::new(
+            "bad_input",
+            "choose where to write the bundle",
+        ));
     }
     st.with_case(|o| {
         let mut events = args.events.clone();

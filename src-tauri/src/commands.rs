@@ -92,7 +92,10 @@ pub async fn cancel_ingest(state: State<'_, Shared>) -> Result<()> {
 
 /// Re-runs the analyzer on the open case.
 #[tauri::command]
-pub async fn analyze(state: State<'_, Shared>, on_progress: Channel<Count>) -> Result<api::CaseInfo> {
+pub async fn analyze(
+    state: State<'_, Shared>,
+    on_progress: Channel<Count>,
+) -> Result<api::CaseInfo> {
     let st = state.inner().clone();
     blocking(move || {
         api::analyze(&st, &mut |done, total| {

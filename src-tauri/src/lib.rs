@@ -26,26 +26,25 @@ pub fn builder<R: tauri::Runtime>(
     base: tauri::Builder<R>,
     state: commands::Shared,
 ) -> tauri::Builder<R> {
-    base.manage(state)
-        .invoke_handler(tauri::generate_handler![
-            commands::startup_case,
-            commands::recent_cases,
-            commands::open_case,
-            commands::case_info,
-            commands::ingest,
-            commands::cancel_ingest,
-            commands::analyze,
-            commands::search,
-            commands::sessions,
-            commands::replay,
-            commands::highlight,
-            commands::context,
-            commands::event,
-            commands::findings,
-            commands::set_triage,
-            commands::export_bundle,
-            commands::verify_bundle,
-        ])
+    base.manage(state).invoke_handler(tauri::generate_handler![
+        commands::startup_case,
+        commands::recent_cases,
+        commands::open_case,
+        commands::case_info,
+        commands::ingest,
+        commands::cancel_ingest,
+        commands::analyze,
+        commands::search,
+        commands::sessions,
+        commands::replay,
+        commands::highlight,
+        commands::context,
+        commands::event,
+        commands::findings,
+        commands::set_triage,
+        commands::export_bundle,
+        commands::verify_bundle,
+    ])
 }
 
 /// Runs the app; `case` (from the command line) is opened first.

@@ -32,11 +32,9 @@ fn ingested() -> (Fixture, api::IngestResult, Vec<api::IngestProgress>) {
     let f = fresh();
     api::open_case(&f.state, f.case.to_str().unwrap(), true, &mut |_, _| {}).unwrap();
     let mut seen = Vec::new();
-    let r = api::ingest(
-        &f.state,
-        &[sample_logs().display().to_string()],
-        &mut |p| seen.push(p.clone()),
-    )
+    let r = api::ingest(&f.state, &[sample_logs().display().to_string()], &mut |p| {
+        seen.push(p.clone())
+    })
     .unwrap();
     (f, r, seen)
 }
@@ -58,7 +56,10 @@ fn without_a_case_commands_say_so() {
     let e = api::open_case(&f.state, f.case.to_str().unwrap(), false, &mut |_, _| {}).unwrap_err();
     assert_eq!(e.kind, "bad_input");
     assert!(e.message.contains("case"), "{}", e.message);
-    assert_eq!(api::startup_case(&f.state).unwrap(), f.case.display().to_string());
+    assert_eq!(
+        api::startup_case(&f.state).unwrap(),
+        f.case.display().to_string()
+    );
 }
 
 #[test]
@@ -80,9 +81,17 @@ fn ingest_reports_progress_counts_that_add_up_and_analyzes() {
     assert!(r.findings > 0);
     assert_eq!(r.case.summary.events, rep.events);
     assert!(r.case.findings.high > 0);
-    assert!(!r.case.gaps.is_empty(), "the sample has a verbose-logging gap");
+    assert!(
+        !r.case.gaps.is_empty(),
+        "the sample has a verbose-logging gap"
+    );
     // Re-ingesting adds nothing.
-    let again = api::ingest(&f.state, &[sample_logs().display().to_string()], &mut |_| {}).unwrap();
+    let again = api::ingest(
+        &f.state,
+        &[sample_logs().display().to_string()],
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(again.outcome.report.events, 0);
     assert_eq!(again.case.summary.events, rep.events);
     // The case is now in the recent list.
@@ -123,7 +132,11 @@ fn search_replay_findings_triage_export_verify() {
     )
     .unwrap();
     assert!(r.total > 0);
-    assert!(r.facets["user"].iter().all(|u| u.value.starts_with("alice")));
+    assert!(
+        r.facets["user"]
+            .iter()
+            .all(|u| u.value.starts_with("alice"))
+    );
     let hit = r
         .hits
         .iter()
@@ -190,7 +203,10 @@ fn search_replay_findings_triage_export_verify() {
     }
     // The context strip: the same user's non-cell events around the cell.
     let ctx = api::context(st, cell.event_id, 120).unwrap();
-    assert!(ctx.iter().all(|e| e.user == cell.user && e.action != "runCommand"));
+    assert!(
+        ctx.iter()
+            .all(|e| e.user == cell.user && e.action != "runCommand")
+    );
     // Findings view: filter, triage (custody-logged), filter by status.
     let all = api::findings(st, &api::FindingFilter::default()).unwrap();
     let highs = api::findings(
@@ -213,8 +229,11 @@ fn search_replay_findings_triage_export_verify() {
     )
     .unwrap();
     assert!(of_rule.iter().any(|f| f.view.id == finding.id));
-    assert!(of_rule.iter().all(|f| f.view.rule == finding.rule
-        && f.users.iter().any(|u| u.starts_with("alice"))));
+    assert!(
+        of_rule
+            .iter()
+            .all(|f| f.view.rule == finding.rule && f.users.iter().any(|u| u.starts_with("alice")))
+    );
     let nobody = api::findings(
         st,
         &api::FindingFilter {
@@ -224,7 +243,13 @@ fn search_replay_findings_triage_export_verify() {
     )
     .unwrap();
     assert!(nobody.is_empty() && all.len() >= of_rule.len());
-    api::set_triage(st, finding.id, "valid", Some("confirmed with the team lead")).unwrap();
+    api::set_triage(
+        st,
+        finding.id,
+        "valid",
+        Some("confirmed with the team lead"),
+    )
+    .unwrap();
     let valid = api::findings(
         st,
         &api::FindingFilter {
@@ -257,7 +282,10 @@ fn search_replay_findings_triage_export_verify() {
     assert!(ticks > 0);
     let v = api::verify_bundle(&rep.path, None).unwrap();
     assert!(v.ok, "{:?}", v.problem);
-    assert_eq!(v.info.get("Contact-Name").map(String::as_str), Some("A. Examiner"));
+    assert_eq!(
+        v.info.get("Contact-Name").map(String::as_str),
+        Some("A. Examiner")
+    );
     // A damaged bundle fails verification.
     let mut bytes = std::fs::read(&out).unwrap();
     let mid = bytes.len() / 2;
@@ -325,7 +353,10 @@ mod ipc {
         )
         .unwrap();
         let toks: serde_json::Value = ok.deserialize().unwrap();
-        assert_eq!(toks[0][0][0]["text"].as_str().unwrap().chars().next(), Some('p'));
+        assert_eq!(
+            toks[0][0][0]["text"].as_str().unwrap().chars().next(),
+            Some('p')
+        );
         // Before a case is open: the error reaches the UI as {kind, message}.
         let err = get_ipc_response(
             &w,
@@ -369,10 +400,7 @@ mod ipc {
             ),
         )
         .unwrap_err();
-        assert!(
-            denied.to_string().contains("not allowed"),
-            "{denied}"
-        );
+        assert!(denied.to_string().contains("not allowed"), "{denied}");
         // Unknown arguments shapes are refused by the IPC layer, not ignored.
         assert!(get_ipc_response(&w, request("replay", serde_json::json!({}))).is_err());
     }

@@ -23,7 +23,8 @@ class AppStore {
   view = $state<View>("home");
   caseInfo = $state<CaseInfo | null>(null);
   zone = $state<Zone>(load("nbtrail.zone", "UTC"));
-  basket = $state<BasketItem[]>(load("nbtrail.basket", []));
+  /** The basket belongs to the open case (event ids mean nothing in another case). */
+  basket = $state<BasketItem[]>([]);
   history = $state<string[]>(load("nbtrail.history", []));
   saved = $state<string[]>(load("nbtrail.saved", []));
   error = $state<ApiError | null>(null);
@@ -32,15 +33,25 @@ class AppStore {
   /** A query for the search view to run when it opens. */
   pendingQuery = $state<string | null>(null);
 
+  private basketKey() { return `nbtrail.basket:${this.caseInfo?.dir ?? ""}`; }
+  /** Switches to a case (or none): its basket comes with it. */
+  setCase(info: CaseInfo | null) {
+    const same = info && this.caseInfo && info.dir === this.caseInfo.dir;
+    this.caseInfo = info;
+    if (!same) {
+      this.basket = info ? load(this.basketKey(), []) : [];
+      this.replayTarget = null;
+    }
+  }
   setZone(z: Zone) { this.zone = z; save("nbtrail.zone", z); }
   addToBasket(item: BasketItem) {
     if (!this.basket.some((b) => b.kind === item.kind && b.id === item.id)) {
       this.basket = [...this.basket, item];
-      save("nbtrail.basket", this.basket);
+      save(this.basketKey(), this.basket);
     }
   }
-  removeFromBasket(i: number) { this.basket = this.basket.filter((_, k) => k !== i); save("nbtrail.basket", this.basket); }
-  clearBasket() { this.basket = []; save("nbtrail.basket", []); }
+  removeFromBasket(i: number) { this.basket = this.basket.filter((_, k) => k !== i); save(this.basketKey(), this.basket); }
+  clearBasket() { this.basket = []; save(this.basketKey(), []); }
   remember(q: string) {
     if (!q.trim()) return;
     this.history = [q, ...this.history.filter((h) => h !== q)].slice(0, 50);
