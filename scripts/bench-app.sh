@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BIG=${1:-bench-data/bench.case}
 [ -f "$BIG/case.sqlite" ] || { echo "no $BIG: run scripts/bench-search.sh first (it builds the 1M case)" >&2; exit 1; }
 (cd ui && node_modules/.bin/vite build >/dev/null)
-cargo build --release --locked -q --bin nbtrail --bin nbtrail-app
+cargo build --release --locked -q -p nbtrail --bin nbtrail -p nbtrail-app --bin nbtrail-app
 NB=target/release/nbtrail
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 $NB ingest -q --case "$work/sample.case" sample-logs >/dev/null

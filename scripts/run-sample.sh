@@ -16,7 +16,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
 fi
 (cd ui && npm ci --no-audit --no-fund --loglevel=error && node_modules/.bin/vite build)
-cargo build --release --locked --bin nbtrail --bin nbtrail-app
+cargo build --release --locked -p nbtrail --bin nbtrail -p nbtrail-app --bin nbtrail-app
 NB=target/release/nbtrail
 CASE=${NBTRAIL_CASE:-sample.case}
 rm -rf "$CASE"

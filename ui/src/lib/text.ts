@@ -35,16 +35,26 @@ export function marksFor(cell: SessionCell, findings: Finding[]) {
 
 export type Zone = "UTC" | "local" | string;
 
+// Building an Intl.DateTimeFormat costs far more than using one: one per zone, reused by every row.
+const formats = new Map<string, Intl.DateTimeFormat>();
+function formatFor(zone: Zone): Intl.DateTimeFormat {
+  let f = formats.get(zone);
+  if (!f) {
+    f = new Intl.DateTimeFormat("en-CA", {
+      timeZone: zone === "local" ? undefined : zone, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false, timeZoneName: "short",
+    });
+    formats.set(zone, f);
+  }
+  return f;
+}
+
 /** Formats an RFC 3339 / epoch-ms time in the display zone (the store keeps UTC). */
 export function fmtTime(t: string | number | null | undefined, zone: Zone): string {
   if (t === null || t === undefined || t === "") return "";
   const d = new Date(t);
   if (Number.isNaN(d.getTime())) return String(t);
-  const tz = zone === "local" ? undefined : zone;
-  const parts = new Intl.DateTimeFormat("en-CA", {
-    timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
-    second: "2-digit", hour12: false, timeZoneName: "short",
-  }).formatToParts(d);
+  const parts = formatFor(zone).formatToParts(d);
   const get = (k: string) => parts.find((p) => p.type === k)?.value ?? "";
   const hour = get("hour") === "24" ? "00" : get("hour");
   return `${get("year")}-${get("month")}-${get("day")} ${hour}:${get("minute")}:${get("second")} ${get("timeZoneName")}`;

@@ -22,7 +22,7 @@ const finding = { id: 5, rule: "NBT001", rule_name: "secret-leak", severity: "hi
 
 afterEach(() => { cleanup(); clearMocks(); app.replayTarget = null; });
 
-const settle = () => new Promise((r) => setTimeout(r, 20));
+const settle = () => new Promise((r) => setTimeout(r, 80));
 
 describe("Replay view", () => {
   it("asks for highlighting with the finding's marks, marks the sink, jumps along the trace, triages", async () => {
