@@ -241,33 +241,21 @@ pub fn case_info(st: &AppState) -> Result<CaseInfo> {
     st.with_case(|o| case_info_of(o))
 }
 
-/// Progress of an ingest, as the UI shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// Progress of an ingest, as the UI shows it: the store's counters (files, bytes, events, duplicates,
+/// errors, current file) flattened in, plus the phase and the index/analyze counts.
+#[derive(Debug, Clone, Serialize)]
 pub struct IngestProgress {
     /// `store`, `index` or `analyze`.
     pub phase: String,
-    /// Files done / to read.
-    pub files_done: u64,
-    /// Files to read.
-    pub files_total: u64,
-    /// Bytes read.
-    pub bytes_read: u64,
-    /// Bytes to read.
-    pub bytes_total: u64,
-    /// Events stored so far.
-    pub events: u64,
-    /// Duplicates so far.
-    pub duplicates: u64,
-    /// Errors so far.
-    pub errors: u64,
+    /// The store phase's counters (the last ones once it is over).
+    #[serde(flatten)]
+    pub store: nbtrail_store::Progress,
     /// Items done in the index/analyze phase.
     pub done: u64,
     /// Items in the index/analyze phase.
     pub total: u64,
     /// Seconds since the start.
     pub elapsed_s: f64,
-    /// The file being read.
-    pub current_file: String,
 }
 
 /// What an ingest did.
@@ -300,31 +288,17 @@ pub fn ingest(
     let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
     let mut last = IngestProgress {
         phase: "store".into(),
-        files_done: 0,
-        files_total: 0,
-        bytes_read: 0,
-        bytes_total: 0,
-        events: 0,
-        duplicates: 0,
-        errors: 0,
+        store: nbtrail_store::Progress::default(),
         done: 0,
         total: 0,
         elapsed_s: 0.0,
-        current_file: String::new(),
     };
     let outcome =
         nbtrail_ops::ingest_and_index(&mut case, &paths, true, &st.cancel, &mut |step| {
             match step {
                 nbtrail_ops::Step::Store(p) => {
                     last.phase = "store".into();
-                    last.files_done = p.files_done;
-                    last.files_total = p.files_total;
-                    last.bytes_read = p.bytes_read;
-                    last.bytes_total = p.bytes_total;
-                    last.events = p.events;
-                    last.duplicates = p.duplicates;
-                    last.errors = p.errors;
-                    last.current_file = p.current_file.clone();
+                    last.store = p.clone();
                 }
                 nbtrail_ops::Step::Index { done, total } => {
                     last.phase = "index".into();

@@ -77,7 +77,7 @@ fn ingest_reports_progress_counts_that_add_up_and_analyzes() {
         assert!(seen.iter().any(|p| p.phase == phase), "no {phase} progress");
     }
     let last_store = seen.iter().rfind(|p| p.phase == "store").unwrap();
-    assert!(last_store.bytes_read <= last_store.bytes_total);
+    assert!(last_store.store.bytes_read <= last_store.store.bytes_total);
     assert!(r.findings > 0);
     assert_eq!(r.case.summary.events, rep.events);
     assert!(r.case.findings.high > 0);

@@ -43,11 +43,4 @@ $NB analyze --case "$work/evil.case" >/dev/null || [ $? -le 1 ]
 export NBTRAIL_APP="$PWD/target/debug/nbtrail-app" NBTRAIL_SAMPLE_CASE="$work/sample.case" \
   NBTRAIL_EVIL_CASE="$work/evil.case" NBTRAIL_E2E_OUT="$work/evidence.zip" \
   NBTRAIL_CONFIG_DIR="$work/config"
-DRIVER=$(command -v tauri-driver || echo "$HOME/.cargo/bin/tauri-driver")
-xvfb-run -a -s "-screen 0 1280x800x24" bash -c "
-  '$DRIVER' --port 4444 >'$work/driver.log' 2>&1 & p=\$!
-  for i in \$(seq 50); do (echo > /dev/tcp/127.0.0.1/4444) 2>/dev/null && break; sleep 0.2; done
-  node tests/e2e/app.mjs; r=\$?
-  kill \$p 2>/dev/null; wait \$p 2>/dev/null
-  [ \$r = 0 ] || cat '$work/driver.log' >&2
-  exit \$r"
+bash tests/e2e/with-driver.sh node tests/e2e/app.mjs
