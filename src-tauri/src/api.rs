@@ -568,7 +568,7 @@ pub fn findings(st: &AppState, f: &FindingFilter) -> Result<Vec<FindingRow>> {
         let views = nbtrail_ops::views_of_stored(&o.case, &stored)?;
         let mut sessions = std::collections::HashMap::new();
         let mut out = Vec::new();
-        for (v, s) in views.into_iter().zip(&stored) {
+        for v in views {
             if !sessions.contains_key(&v.session_id) {
                 sessions.insert(v.session_id.clone(), o.case.session(&v.session_id)?);
             }
@@ -587,19 +587,10 @@ pub fn findings(st: &AppState, f: &FindingFilter) -> Result<Vec<FindingRow>> {
             {
                 continue;
             }
-            let time = match s.event_id {
-                Some(id) => Some(
-                    o.case
-                        .event(id)?
-                        .time
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                ),
-                None => None,
-            };
             out.push(FindingRow {
                 notebook_path: sess.notebook_path.clone(),
                 users: sess.users.clone(),
-                time,
+                time: v.time.clone(),
                 view: v,
             });
         }

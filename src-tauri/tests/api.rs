@@ -260,6 +260,15 @@ fn search_replay_findings_triage_export_verify() {
     .unwrap();
     assert_eq!(valid.len(), 1);
     assert_eq!(valid[0].view.id, finding.id);
+    assert_eq!(
+        valid[0].time.as_deref(),
+        Some(
+            cell.time
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .as_str()
+        ),
+        "a finding row carries its cell's time"
+    );
     let e = api::set_triage(st, finding.id, "bogus", None).unwrap_err();
     assert_eq!(e.kind, "not_found");
     // Export the basket (a session, a cell, a whole search) and verify the bundle.

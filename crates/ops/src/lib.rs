@@ -366,10 +366,13 @@ pub struct FindingView {
     /// The cell's code (text output only).
     #[serde(skip)]
     pub code: String,
+    /// When the finding's cell ran (RFC 3339, ms), for case findings (not in the JSON shape).
+    #[serde(skip)]
+    pub time: Option<String>,
 }
 
-/// A cell's position, command id and code, by event id.
-type SessionCellInfo = (u64, Option<String>, String);
+/// A cell's position, command id, code and time, by event id.
+type SessionCellInfo = (u64, Option<String>, String, String);
 
 /// Views of stored findings, with cells named by their position and command id in their session.
 pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<FindingView>> {
@@ -383,7 +386,12 @@ pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<Fi
                 .map(|c| {
                     (
                         c.event_id,
-                        (c.seq, c.command_id, c.code.unwrap_or_default()),
+                        (
+                            c.seq,
+                            c.command_id,
+                            c.code.unwrap_or_default(),
+                            c.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        ),
                     )
                 })
                 .collect();
@@ -391,7 +399,7 @@ pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<Fi
         }
         let m = &cells[&f.session_id];
         let cell = |e: Option<i64>| match e.and_then(|e| m.get(&e).map(|c| (e, c))) {
-            Some((e, (seq, cmd, _))) => CellRef {
+            Some((e, (seq, cmd, _, _))) => CellRef {
                 seq: *seq,
                 command_id: cmd.clone(),
                 event_id: Some(e),
@@ -439,6 +447,7 @@ pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<Fi
                 .and_then(|e| m.get(&e))
                 .map(|c| c.2.clone())
                 .unwrap_or_default(),
+            time: f.event_id.and_then(|e| m.get(&e)).map(|c| c.3.clone()),
         });
     }
     Ok(out)
@@ -488,6 +497,7 @@ pub fn views_of_analysis(
                 .get(f.location.cell as usize)
                 .map(|c| c.code.clone())
                 .unwrap_or_default(),
+            time: None,
         })
         .collect()
 }
