@@ -168,6 +168,9 @@ fn kill_9_during_ingest_leaves_the_case_consistent() {
     }
     assert!(paused, "the ingest ended before reaching the pause point");
     assert!(child.try_wait().unwrap().is_none());
+    // A bulk load runs with a rollback journal (not the WAL): the kill leaves a hot journal behind, which
+    // the next open rolls back.
+    assert!(case.join("case.sqlite-journal").exists());
     child.kill().unwrap(); // SIGKILL, mid-transaction
     child.wait().unwrap();
     assert_eq!(
@@ -186,6 +189,12 @@ fn kill_9_during_ingest_leaves_the_case_consistent() {
     assert_eq!(u(&rerun["lines"]), n);
     assert_eq!(u(&rerun["events"]) + u(&rerun["duplicates"]), n);
     assert_eq!(u(&rerun["error_count"]), 0);
+    // Back in WAL mode for readers once the bulk load is over.
+    let mode: String = rusqlite::Connection::open(case.join("case.sqlite"))
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
 
     // The same ingest into a fresh copy of the starting state, never interrupted, gives the same counts.
     let (_d2, clean, _) = sample_case();

@@ -459,3 +459,117 @@ fn events_filter_by_user_action_and_time() {
         &all[all.len() - 5..]
     );
 }
+
+/// Turns a current case back into the shape schema version 5 had: `events` with a column-level
+/// `UNIQUE(natural_key)` (which SQLite cannot drop, hence migration 6 rebuilds the table) and an
+/// `events_time` index.
+fn downgrade_to_schema_5(case: &Path) {
+    let conn = rusqlite::Connection::open(case.join("case.sqlite")).unwrap();
+    let cols = "id, natural_key, time_ms, user, workspace_id, service, action, notebook_id, notebook_path, \
+        cluster_id, command_id, language, command_text, status, duration_ms, source_ip, user_agent, request_id, \
+        web_session_id, response_status, response_error, shape, source_file_id, line, byte_offset, \
+        payload_block, payload_index";
+    let table: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let body = &table[table.find('(').unwrap()..];
+    let v5 = format!("CREATE TABLE events_v5 {body}").replacen(
+        "natural_key     BLOB NOT NULL,",
+        "natural_key     BLOB NOT NULL UNIQUE,",
+        1,
+    );
+    assert!(v5.contains("UNIQUE"), "{v5}");
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = OFF;
+         BEGIN;
+         {v5};
+         INSERT INTO events_v5({cols}) SELECT {cols} FROM events;
+         DROP TABLE events;
+         ALTER TABLE events_v5 RENAME TO events;
+         CREATE INDEX events_time ON events(time_ms);
+         CREATE INDEX events_user ON events(user, time_ms);
+         CREATE INDEX events_action ON events(action, time_ms);
+         CREATE INDEX events_notebook ON events(notebook_id, coalesce(cluster_id, ''), time_ms)
+             WHERE notebook_id IS NOT NULL;
+         CREATE INDEX events_capture_command ON events(command_id, time_ms)
+             WHERE shape = 'jupyter_capture' AND command_id IS NOT NULL;
+         PRAGMA user_version = 5;
+         COMMIT;"
+    ))
+    .unwrap();
+}
+
+fn indexes_on_events(case: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(case.join("case.sqlite")).unwrap();
+    let mut st = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' ORDER BY name")
+        .unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn a_schema_5_case_is_upgraded_in_place_and_keeps_every_event_and_session() {
+    let (_d, case, first) = sample_case();
+    let listing = |what: &str| {
+        json([
+            what.as_ref(),
+            "--case".as_ref(),
+            case.as_os_str(),
+            "--json".as_ref(),
+        ])
+    };
+    let (events, sessions) = (listing("events"), listing("sessions"));
+    downgrade_to_schema_5(&case);
+    assert!(indexes_on_events(&case).contains(&"sqlite_autoindex_events_1".to_string()));
+
+    // Opening the case runs migration 6.
+    assert_eq!(listing("events"), events);
+    assert_eq!(listing("sessions"), sessions);
+    let conn = rusqlite::Connection::open(case.join("case.sqlite")).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 6);
+    let dangling: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(dangling, 0);
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    drop(conn);
+    assert_eq!(
+        indexes_on_events(&case),
+        [
+            "events_action",
+            "events_capture_command",
+            "events_key",
+            "events_notebook",
+            "events_user"
+        ]
+    );
+
+    // The new key index still recognises every record: re-ingesting adds nothing.
+    let again = json([
+        "ingest".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        sample_logs().as_os_str(),
+    ]);
+    assert_eq!(u(&again["events"]), 0);
+    assert_eq!(
+        u(&again["duplicates"]),
+        u(&first["events"]) + u(&first["duplicates"])
+    );
+    assert_eq!(listing("sessions"), sessions);
+}

@@ -19,15 +19,21 @@ pub const BLOCK_BYTES: usize = 256 * 1024;
 /// zstd level: fast, since blocks are written on the ingest's critical path.
 const LEVEL: i32 = 1;
 
-/// Accumulates entries and compresses full blocks. Does no I/O, so the ingest's reader thread can build
-/// blocks while the writer thread inserts rows.
+/// Accumulates entries into blocks. Does no I/O and no compression: the ingest's writer adds the payload
+/// of each new event (duplicates' are never kept) and hands full blocks to a [`Compressor`] on a helper
+/// thread.
 pub struct BlockBuilder {
     next_id: i64,
     offsets: Vec<u32>,
     body: Vec<u8>,
-    /// Reused across blocks: a zstd context costs hundreds of KB to set up.
-    compressor: zstd::bulk::Compressor<'static>,
-    plain: Vec<u8>,
+}
+
+/// A block, uncompressed, in the block format.
+pub struct PlainBlock {
+    /// Its id in `payload_blocks`.
+    pub id: i64,
+    /// The block's bytes before compression.
+    pub plain: Vec<u8>,
 }
 
 /// A compressed block ready to insert.
@@ -40,14 +46,12 @@ pub struct Block {
 
 impl BlockBuilder {
     /// A builder whose first block gets `first_id`.
-    pub fn new(first_id: i64) -> std::io::Result<Self> {
-        Ok(BlockBuilder {
+    pub fn new(first_id: i64) -> Self {
+        BlockBuilder {
             next_id: first_id,
             offsets: vec![0],
             body: Vec::with_capacity(BLOCK_BYTES + 64 * 1024),
-            compressor: zstd::bulk::Compressor::new(LEVEL)?,
-            plain: Vec::new(),
-        })
+        }
     }
 
     /// The id the first block of a case gets next: one after the largest stored.
@@ -59,9 +63,14 @@ impl BlockBuilder {
         )?)
     }
 
+    /// Where the next entry [`push`](Self::push)ed will be: (block id, index in block).
+    pub fn next_entry(&self) -> (i64, i64) {
+        (self.next_id, (self.offsets.len() - 1) as i64)
+    }
+
     /// Adds an entry; returns (block id, index in block) to store on the event.
     pub fn push(&mut self, params: &str, raw: &str) -> (i64, i64) {
-        let at = (self.next_id, (self.offsets.len() - 1) as i64);
+        let at = self.next_entry();
         self.body
             .extend_from_slice(&(params.len() as u32).to_le_bytes());
         self.body.extend_from_slice(params.as_bytes());
@@ -75,29 +84,47 @@ impl BlockBuilder {
         self.offsets.len() > BLOCK_EVENTS || self.body.len() >= BLOCK_BYTES
     }
 
-    /// Compresses and returns the open block, if it holds anything, and starts the next.
-    pub fn finish_block(&mut self) -> std::io::Result<Option<Block>> {
+    /// Returns the open block, if it holds anything, and starts the next.
+    pub fn finish_block(&mut self) -> Option<PlainBlock> {
         let count = self.offsets.len() - 1;
         if count == 0 {
-            return Ok(None);
+            return None;
         }
-        let plain = &mut self.plain;
-        plain.clear();
+        let mut plain = Vec::with_capacity(4 + 4 * self.offsets.len() + self.body.len());
         plain.extend_from_slice(&(count as u32).to_le_bytes());
         for o in &self.offsets {
             plain.extend_from_slice(&o.to_le_bytes());
         }
         plain.extend_from_slice(&self.body);
-        let mut data = Vec::with_capacity(zstd::zstd_safe::compress_bound(plain.len()));
-        self.compressor.compress_to_buffer(&plain[..], &mut data)?;
-        let block = Block {
+        let block = PlainBlock {
             id: self.next_id,
-            data,
+            plain,
         };
         self.next_id += 1;
         self.offsets.truncate(1);
         self.body.clear();
-        Ok(Some(block))
+        Some(block)
+    }
+}
+
+/// Compresses blocks, reusing one zstd context (setting one up costs hundreds of KB).
+pub struct Compressor {
+    zstd: zstd::bulk::Compressor<'static>,
+}
+
+impl Compressor {
+    /// A compressor at the store's level.
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Compressor {
+            zstd: zstd::bulk::Compressor::new(LEVEL)?,
+        })
+    }
+
+    /// The block, compressed.
+    pub fn compress(&mut self, block: &PlainBlock) -> std::io::Result<Block> {
+        let mut data = Vec::with_capacity(zstd::zstd_safe::compress_bound(block.plain.len()));
+        self.zstd.compress_to_buffer(&block.plain[..], &mut data)?;
+        Ok(Block { id: block.id, data })
     }
 }
 
@@ -190,18 +217,21 @@ mod tests {
             "CREATE TABLE payload_blocks(id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
         )
         .unwrap();
-        let mut b = BlockBuilder::new(BlockBuilder::first_free_id(&conn).unwrap()).unwrap();
+        let mut b = BlockBuilder::new(BlockBuilder::first_free_id(&conn).unwrap());
+        let mut z = Compressor::new().unwrap();
         let mut ins = conn.prepare(INSERT_BLOCK).unwrap();
         let mut at = Vec::new();
         for i in 0..1000 {
             let raw = format!("{{\"n\":{i},\"s\":\"{}\"}}", "é".repeat(i % 7));
             at.push((b.push(&format!("{{\"i\":\"{i}\"}}"), &raw), raw));
             if b.is_full() {
-                insert_block(&mut ins, &b.finish_block().unwrap().unwrap()).unwrap();
+                let block = z.compress(&b.finish_block().unwrap()).unwrap();
+                insert_block(&mut ins, &block).unwrap();
             }
         }
-        insert_block(&mut ins, &b.finish_block().unwrap().unwrap()).unwrap();
-        assert!(b.finish_block().unwrap().is_none());
+        let block = z.compress(&b.finish_block().unwrap()).unwrap();
+        insert_block(&mut ins, &block).unwrap();
+        assert!(b.finish_block().is_none());
         let blocks: i64 = conn
             .query_row("SELECT count(*) FROM payload_blocks", [], |r| r.get(0))
             .unwrap();
