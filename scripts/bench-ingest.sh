@@ -9,7 +9,7 @@ DATA=bench-data
 mkdir -p "$DATA"
 command -v /usr/bin/time >/dev/null || { apt-get install -y -q time >/dev/null; }
 cargo build --release --locked --workspace -q
-FILE="$DATA/bench-$N.json"
+FILE="$DATA/bench-varied-$N.json"  # cell code varied from its templates (write_bench, since 2026-11-22)
 [ -f "$FILE" ] || target/release/nbtrail-samplegen bench --out "$FILE" --events "$N"
 BYTES=$(stat -c %s "$FILE")
 LINES=$(wc -l < "$FILE")
@@ -29,11 +29,11 @@ echo "| run | records | wall | records/s | MB/s | peak RSS |"
 echo "|---|---|---|---|---|---|"
 measure "parse only (nbtrail check)" target/release/nbtrail check "$FILE" -q
 rm -rf "$DATA/bench.case"
-measure "ingest into a new case" target/release/nbtrail ingest --case "$DATA/bench.case" "$FILE" -q
+measure "ingest into a new case" target/release/nbtrail ingest --no-index --case "$DATA/bench.case" "$FILE" -q
 python3 - "$DATA/out.json" <<'PY' || true
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"\ningest report: lines={r['lines']} events={r['events']} duplicates={r['duplicates']} errors={r['error_count']} sessions={r['sessions']}")
 PY
 echo "case size: $(du -sm "$DATA/bench.case" | cut -f1) MB"
-measure "re-ingest (all duplicates)" target/release/nbtrail ingest --case "$DATA/bench.case" "$FILE" -q
+measure "re-ingest (all duplicates)" target/release/nbtrail ingest --no-index --case "$DATA/bench.case" "$FILE" -q

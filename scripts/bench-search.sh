@@ -13,7 +13,7 @@ mkdir -p "$DATA"
 command -v /usr/bin/time >/dev/null || apt-get install -y -q time >/dev/null
 command -v rg >/dev/null && command -v bc >/dev/null || apt-get install -y -q ripgrep bc >/dev/null
 cargo build --release --locked --workspace -q
-FILE="$DATA/bench-$N.json"
+FILE="$DATA/bench-varied-$N.json"  # cell code varied from its templates (write_bench, since 2026-11-22)
 [ -f "$FILE" ] || target/release/nbtrail-samplegen bench --out "$FILE" --events "$N"
 CASE="$PWD/$DATA/bench.case"
 rm -rf "$CASE"

@@ -152,6 +152,139 @@ pub struct Generator {
     req: u64,
     cmd: u64,
     notebooks: Vec<Notebook>,
+    /// Vary the cells' code (see [`Generator::varied`]).
+    vary: bool,
+}
+
+/// Table names the code templates use, and the pools [`vary_code`] draws replacements from.
+const TEMPLATE_TABLES: &[&str] = &[
+    "prod.sales.orders",
+    "prod.crm.customers",
+    "analytics.ml.churn_features",
+    "analytics.reporting.daily_revenue",
+    "analytics.scratch.top_customers",
+];
+const CATALOGS: &[&str] = &[
+    "prod",
+    "analytics",
+    "finance",
+    "hr",
+    "marketing",
+    "ops",
+    "raw",
+    "staging",
+];
+const SCHEMAS: &[&str] = &[
+    "sales",
+    "crm",
+    "ml",
+    "reporting",
+    "scratch",
+    "billing",
+    "events",
+    "people",
+    "web",
+    "supply",
+];
+const TABLES: &[&str] = &[
+    "orders",
+    "customers",
+    "churn_features",
+    "daily_revenue",
+    "top_customers",
+    "invoices",
+    "payments",
+    "sessions",
+    "employees",
+    "campaigns",
+    "shipments",
+    "returns",
+    "clicks",
+    "accounts",
+    "contracts",
+    "tickets",
+];
+const DIMENSIONS: &[&str] = &[
+    "region",
+    "country",
+    "channel",
+    "segment",
+    "product_line",
+    "store_id",
+    "team",
+];
+const MEASURES: &[&str] = &[
+    "amount",
+    "net_amount",
+    "gross_amount",
+    "quantity",
+    "discount",
+    "cost",
+];
+
+/// A variant of a code template: the tables it names (half the time another of 1,280 names, so popular
+/// tables stay popular), its grouping column and measure, dates, limits, seeds and thresholds drawn at
+/// random. Real notebooks rarely run the very same text twice in a million commands; a corpus built from
+/// a few dozen fixed texts would flatter every benchmark that parses, indexes or analyses code.
+fn vary_code(template: &str, rng: &mut ChaCha8Rng) -> String {
+    let pick = |rng: &mut ChaCha8Rng, pool: &[&'static str]| pool[rng.random_range(0..pool.len())];
+    let mut code = template.to_string();
+    for t in TEMPLATE_TABLES {
+        if code.contains(t) && rng.random_bool(0.5) {
+            let name = format!(
+                "{}.{}.{}",
+                pick(rng, CATALOGS),
+                pick(rng, SCHEMAS),
+                pick(rng, TABLES)
+            );
+            code = code.replace(t, &name);
+        }
+    }
+    if code.contains("`prod`.`crm`.`customers`") && rng.random_bool(0.5) {
+        let name = format!(
+            "`{}`.`{}`.`{}`",
+            pick(rng, CATALOGS),
+            pick(rng, SCHEMAS),
+            pick(rng, TABLES)
+        );
+        code = code.replace("`prod`.`crm`.`customers`", &name);
+    }
+    let dim = pick(rng, DIMENSIONS);
+    let measure = pick(rng, MEASURES);
+    code = code.replace("region", dim).replace("amount", measure);
+    for date in ["2024-04-01", "2024-05-01"] {
+        let d = format!(
+            "{}-{:02}-{:02}",
+            rng.random_range(2020..2026),
+            rng.random_range(1..13),
+            rng.random_range(1..29)
+        );
+        code = code.replace(date, &d);
+    }
+    for (from, to) in [
+        (
+            "LIMIT 100",
+            format!("LIMIT {}", rng.random_range(1..50) * 10),
+        ),
+        ("LIMIT 30", format!("LIMIT {}", rng.random_range(5..90))),
+        (
+            "LIMIT 1000",
+            format!("LIMIT {}", rng.random_range(1..20) * 500),
+        ),
+        (
+            "limit(100)",
+            format!("limit({})", rng.random_range(1..50) * 10),
+        ),
+        ("seed=42", format!("seed={}", rng.random_range(1..10_000))),
+        ("> 3", format!("> {}", rng.random_range(1..37))),
+        ("[0.8, 0.2]", {
+            let a = rng.random_range(6..10);
+            format!("[0.{a}, 0.{}]", 10 - a)
+        }),
+    ] {
+        code = code.replace(from, &to);
+    }
+    code
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -201,7 +334,16 @@ impl Generator {
             req: 0,
             cmd: 0,
             notebooks,
+            vary: false,
         }
+    }
+
+    /// This generator, with every cell's code varied from its template (tables, columns, dates, limits;
+    /// see `vary_code`). The benchmark corpora use it; the committed sample logs do not, so that they
+    /// stay small and readable.
+    pub fn varied(mut self) -> Self {
+        self.vary = true;
+        self
     }
 
     fn rec(
@@ -312,8 +454,12 @@ impl Generator {
                     &[("tokenId", format!("{:x}", self.req * 31))],
                 ),
                 70..=79 => {
-                    let q =
-                        SQL_WAREHOUSE[self.rng.random_range(0..SQL_WAREHOUSE.len())].to_string();
+                    let q = SQL_WAREHOUSE[self.rng.random_range(0..SQL_WAREHOUSE.len())];
+                    let q = if self.vary {
+                        vary_code(q, &mut self.rng)
+                    } else {
+                        q.to_string()
+                    };
                     self.rec(
                         t,
                         ws,
@@ -403,11 +549,16 @@ impl Generator {
                 (_, 3) => SCALA_CELLS[self.rng.random_range(0..SCALA_CELLS.len())],
                 _ => PY_CELLS[self.rng.random_range(0..PY_CELLS.len())],
             };
+            let code = if self.vary {
+                std::borrow::Cow::Owned(vary_code(code, &mut self.rng))
+            } else {
+                std::borrow::Cow::Borrowed(code)
+            };
             // In a SQL notebook a Python cell starts with the `%python` magic, as Databricks requires.
             let code = if lang == "sql" && !code.starts_with('%') {
                 std::borrow::Cow::Owned(format!("%python\n{code}"))
             } else {
-                std::borrow::Cow::Borrowed(code)
+                code
             };
             let status = match self.rng.random_range(0..40) {
                 0..=1 => "failed",
@@ -714,3 +865,67 @@ pub fn write_azure(w: &mut dyn Write, recs: &[Rec]) -> io::Result<()> {
 
 mod sample;
 pub use sample::{BenchShape, write_bench, write_sample_set};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varied_code_keeps_the_template_shape_and_differs_between_draws() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let template = SQL_CELLS[0];
+        let variants: std::collections::BTreeSet<String> =
+            (0..200).map(|_| vary_code(template, &mut rng)).collect();
+        assert!(variants.len() > 150, "{} distinct", variants.len());
+        for v in &variants {
+            assert!(v.starts_with("%sql\nSELECT "), "{v}");
+            assert!(v.contains("GROUP BY "), "{v}");
+        }
+        // Half the time the template's own table stays, so popular tables stay popular.
+        let kept = variants
+            .iter()
+            .filter(|v| v.contains("prod.sales.orders"))
+            .count();
+        assert!((60..140).contains(&kept), "{kept}");
+        // Text without variable parts is left alone.
+        assert_eq!(vary_code(MD_CELLS[0], &mut rng), MD_CELLS[0]);
+    }
+
+    #[test]
+    fn only_the_varied_generator_varies_code() {
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        let codes = |g: &mut Generator| {
+            let mut out = Vec::new();
+            for d in 0..10 {
+                g.day(day + chrono::Duration::days(d), 1, &[0, 1, 2], &mut |r| {
+                    if let Some(c) = r.params.get("commandText") {
+                        out.push(c.clone());
+                    }
+                });
+            }
+            out
+        };
+        let plain = codes(&mut Generator::new(5));
+        let templates: std::collections::BTreeSet<&str> = PY_CELLS
+            .iter()
+            .chain(SQL_CELLS)
+            .chain(SCALA_CELLS)
+            .chain(MD_CELLS)
+            .chain(SQL_WAREHOUSE)
+            .copied()
+            .collect();
+        assert!(!plain.is_empty());
+        for c in &plain {
+            let c = c.strip_prefix("%python\n").unwrap_or(c);
+            assert!(templates.contains(c), "{c}");
+        }
+        let varied = codes(&mut Generator::new(5).varied());
+        let distinct: std::collections::BTreeSet<&String> = varied.iter().collect();
+        assert!(
+            distinct.len() * 4 > varied.len(),
+            "{} of {}",
+            distinct.len(),
+            varied.len()
+        );
+    }
+}

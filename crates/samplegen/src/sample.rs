@@ -496,7 +496,7 @@ pub fn write_bench(path: &Path, events: u64, seed: u64, shape: BenchShape) -> io
     } else {
         Box::new(BufWriter::with_capacity(1 << 20, file))
     };
-    let mut g = Generator::new(seed);
+    let mut g = Generator::new(seed).varied();
     let mut n = 0u64;
     let mut day = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
     let mut err: io::Result<()> = Ok(());
