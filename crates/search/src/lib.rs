@@ -416,6 +416,7 @@ impl SearchIndex {
             let mut rows = st.query([through])?;
             let mut done = 0u64;
             let mut payloads = nbtrail_store::payload::BlockReader::default();
+            let mut table_memo = TableMemo::default();
             while let Some(r) = rows.next()? {
                 let id: i64 = r.get(0)?;
                 let time_ms: i64 = r.get(1)?;
@@ -500,8 +501,7 @@ impl SearchIndex {
                 }
                 if let Some(code) = &code {
                     doc.add_text(f.code, code);
-                    let cell = Cell::new(id.to_string(), code.as_str(), language.as_deref());
-                    for t in nbtrail_analyzer::tables::tables(&cell) {
+                    for t in table_memo.tables(code, language.as_deref()) {
                         let access_field = match t.access {
                             nbtrail_analyzer::tables::Access::Read => f.table_read,
                             nbtrail_analyzer::tables::Access::Write => f.table_write,
@@ -513,7 +513,7 @@ impl SearchIndex {
                         doc.add_text(f.f_table, &t.name);
                         meta.push_str(&t.name);
                         meta.push('\n');
-                        facts.push((id, t.name, t.access.as_str()));
+                        facts.push((id, t.name.clone(), t.access.as_str()));
                     }
                 }
                 if shape == Shape::Capture.as_str() && service == "jupyter" {
@@ -677,6 +677,51 @@ impl SearchIndex {
 }
 
 /// Indexing threads: one per core up to 4 (`NBTRAIL_INDEX_THREADS` overrides, for benchmarks).
+use nbtrail_analyzer::tables::TableRef;
+type Tables = Vec<TableRef>;
+
+/// The tables of recently seen cell texts. Finding a cell's tables parses it (SQL or Python), and the same
+/// text runs again and again — re-run cells, scheduled jobs running the same notebook every day — so the
+/// answer for a (code, language) pair is remembered. Bounded: forgotten wholesale when full.
+#[derive(Default)]
+struct TableMemo {
+    /// Code → (language, its tables) for each language the code was seen with.
+    by_code: HashMap<String, Vec<(Option<String>, Tables)>>,
+    entries: usize,
+}
+
+impl TableMemo {
+    const MAX_ENTRIES: usize = 20_000;
+
+    fn tables(
+        &mut self,
+        code: &str,
+        language: Option<&str>,
+    ) -> &[nbtrail_analyzer::tables::TableRef] {
+        let known = self
+            .by_code
+            .get(code)
+            .and_then(|v| v.iter().position(|(l, _)| l.as_deref() == language));
+        let (list, at) = match known {
+            Some(at) => (self.by_code.get_mut(code).expect("present"), at),
+            None => {
+                if self.entries >= Self::MAX_ENTRIES {
+                    self.by_code.clear();
+                    self.entries = 0;
+                }
+                let cell = Cell::new(String::new(), code, language);
+                let found = nbtrail_analyzer::tables::tables(&cell);
+                self.entries += 1;
+                let list = self.by_code.entry(code.to_string()).or_default();
+                list.push((language.map(str::to_string), found));
+                let at = list.len() - 1;
+                (list, at)
+            }
+        };
+        &list[at].1
+    }
+}
+
 fn index_threads() -> usize {
     std::env::var("NBTRAIL_INDEX_THREADS")
         .ok()
@@ -1172,5 +1217,42 @@ impl SegmentCollector for FacetSegment {
             rules: self.rule_counts,
             times: self.times,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn direct(code: &str, language: Option<&str>) -> Vec<TableRef> {
+        nbtrail_analyzer::tables::tables(&Cell::new(String::new(), code, language))
+    }
+
+    #[test]
+    fn the_table_memo_answers_as_the_extractor_per_code_and_language() {
+        let mut memo = TableMemo::default();
+        let sql = "SELECT * FROM prod.crm.customers";
+        let py = "spark.table(\"prod.sales.orders\").write.saveAsTable(\"scratch.x\")";
+        let cases = [
+            (sql, Some("sql")),
+            (sql, Some("python")), // same text, another language: not SQL, no tables
+            (py, Some("python")),
+            (py, None),
+            ("%sql\nINSERT INTO a.b SELECT * FROM c.d", Some("python")),
+        ];
+        for _ in 0..3 {
+            for (code, lang) in cases {
+                assert_eq!(memo.tables(code, lang), direct(code, lang), "{code} {lang:?}");
+            }
+        }
+        assert!(!memo.tables(sql, Some("sql")).is_empty());
+        assert!(memo.tables(sql, Some("python")).is_empty());
+        assert_eq!(memo.entries, cases.len());
+        // Bounded: full means forgotten, and answers stay right.
+        for i in 0..TableMemo::MAX_ENTRIES + 10 {
+            let code = format!("SELECT * FROM t{i}");
+            assert_eq!(memo.tables(&code, Some("sql")), direct(&code, Some("sql")));
+        }
+        assert!(memo.entries <= TableMemo::MAX_ENTRIES);
     }
 }
