@@ -1242,7 +1242,11 @@ mod tests {
         ];
         for _ in 0..3 {
             for (code, lang) in cases {
-                assert_eq!(memo.tables(code, lang), direct(code, lang), "{code} {lang:?}");
+                assert_eq!(
+                    memo.tables(code, lang),
+                    direct(code, lang),
+                    "{code} {lang:?}"
+                );
             }
         }
         assert!(!memo.tables(sql, Some("sql")).is_empty());

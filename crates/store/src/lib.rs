@@ -6,8 +6,10 @@
 //!
 //! * opening/creating a case and migrating its schema ([`Case::open`], [`Case::create`]);
 //! * **ingest runs** ([`Case::ingest`]): reading inputs through `nbtrail-ingest` on one thread while this
-//!   one writes, deduplicating by natural key, recording every file (path, SHA-256, counts), every rejected
-//!   record (file, line, byte offset, reason) and every duplicate (which event it repeats);
+//!   one writes (and a helper thread compresses payload blocks), deduplicating by natural key (unique index
+//!   on `(time_ms, natural_key)`: inputs arrive roughly in time order, so the index stays hot), recording
+//!   every file (path, SHA-256, counts), every rejected record (file, line, byte offset, reason) and every
+//!   duplicate (which event it repeats);
 //! * the derived tables rebuilt at the end of every run: notebook id → path history, sessions
 //!   ([`sessions`]), and the trail's holes (verbose audit logging switched off);
 //! * the read side the CLI and the app use: sessions, replay cells, events, runs, errors, case summary.
@@ -17,6 +19,11 @@
 //! A crash, a `kill -9` or a cancellation before the commit leaves the case exactly as it was; SQLite's
 //! journal rolls the partial work back on the next open. Re-running the same ingest then gives the same
 //! counts as an uninterrupted run.
+//!
+//! A **bulk load** (a run bringing more records than the case holds) drops the secondary indexes and
+//! rebuilds them by sorting, and runs with a rollback journal instead of the WAL when no other connection
+//! has the case open: its pages are mostly new, which a rollback journal need not copy, where the WAL would
+//! write every page twice. The case returns to WAL mode after the run (or at the next open after a crash).
 //!
 //! ## Accounting
 //! For every run and every file: `lines = events + duplicates + errors`, where `lines` counts records (a
