@@ -1,6 +1,7 @@
 // End-to-end test of the desktop app in a real Tauri window (WebKitGTK), driven through tauri-driver +
 // WebKitWebDriver. Run by tests/e2e/run.sh (which builds the app and the cases and starts Xvfb and the
-// driver). Screenshots of each view go to docs/screenshots/.
+// driver). Screenshots of each view go to target/e2e-screenshots/ (NBTRAIL_SHOTS=docs/screenshots refreshes
+// the README's images).
 //
 // Story: open the sample case, search `secrets.get`, open the hit's session, see the finding's sink marked,
 // jump along its trace to the source cell, triage it, add it to the basket, export, verify. Then a case
@@ -20,7 +21,7 @@ const APP = process.env.NBTRAIL_APP;
 const SAMPLE = process.env.NBTRAIL_SAMPLE_CASE;
 const EVIL = process.env.NBTRAIL_EVIL_CASE;
 const OUT = process.env.NBTRAIL_E2E_OUT;
-const SHOTS = process.env.NBTRAIL_SHOTS ?? path.join(root, "docs/screenshots");
+const SHOTS = path.resolve(root, process.env.NBTRAIL_SHOTS ?? "target/e2e-screenshots");
 fs.mkdirSync(SHOTS, { recursive: true });
 
 async function session(caseDir) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the desktop app's end-to-end test in a real window: builds the UI, the app and the CLI, makes the
 # sample case and a hostile case, starts Xvfb and tauri-driver (WebKitWebDriver), runs app.mjs.
-# Needs: the apt packages and tauri-driver that scripts/test.sh installs. Screenshots → docs/screenshots/.
+# Needs: the apt packages and tauri-driver that scripts/test.sh installs. Screenshots → target/e2e-screenshots/
+# (`NBTRAIL_SHOTS=docs/screenshots bash tests/e2e/run.sh` refreshes the README's images; a test run no longer
+# rewrites them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-0}
