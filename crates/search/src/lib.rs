@@ -24,6 +24,7 @@ pub mod schema;
 pub mod tokens;
 
 use nbtrail_analyzer::cells::Cell;
+use nbtrail_analyzer::tables::TableRef;
 use nbtrail_model::Shape;
 use nbtrail_store::{Case, StoreError};
 use rusqlite::OptionalExtension;
@@ -676,8 +677,6 @@ impl SearchIndex {
     }
 }
 
-/// Indexing threads: one per core up to 4 (`NBTRAIL_INDEX_THREADS` overrides, for benchmarks).
-use nbtrail_analyzer::tables::TableRef;
 type Tables = Vec<TableRef>;
 
 /// The tables of recently seen cell texts. Finding a cell's tables parses it (SQL or Python), and the same
@@ -693,11 +692,7 @@ struct TableMemo {
 impl TableMemo {
     const MAX_ENTRIES: usize = 20_000;
 
-    fn tables(
-        &mut self,
-        code: &str,
-        language: Option<&str>,
-    ) -> &[nbtrail_analyzer::tables::TableRef] {
+    fn tables(&mut self, code: &str, language: Option<&str>) -> &[TableRef] {
         let known = self
             .by_code
             .get(code)
@@ -722,6 +717,7 @@ impl TableMemo {
     }
 }
 
+/// Indexing threads: one per core up to 4 (`NBTRAIL_INDEX_THREADS` overrides, for benchmarks).
 fn index_threads() -> usize {
     std::env::var("NBTRAIL_INDEX_THREADS")
         .ok()

@@ -795,10 +795,6 @@ enum FileOutcome {
 
 impl<'a> Writer<'a> {
     fn new(tx: &'a rusqlite::Transaction<'a>, run_id: i64) -> Result<Self> {
-        let zstd_error = |source| StoreError::Io {
-            path: "zstd".into(),
-            source,
-        };
         let mut compressor = payload::Compressor::new().map_err(zstd_error)?;
         let (to_compress, plain_blocks) = mpsc::sync_channel::<payload::PlainBlock>(8);
         let (send_compressed, compressed) = mpsc::channel();
@@ -886,19 +882,12 @@ impl<'a> Writer<'a> {
     }
 
     fn store_block(&mut self, done: std::io::Result<payload::Block>) -> Result<()> {
-        let block = done.map_err(|source| StoreError::Io {
-            path: "zstd".into(),
-            source,
-        })?;
-        payload::insert_block(&mut self.insert_block, &block)
+        payload::insert_block(&mut self.insert_block, &done.map_err(zstd_error)?)
     }
 
     fn compressor_gone(&mut self) -> StoreError {
         let _ = self.compressor_thread.take().map(|t| t.join());
-        StoreError::Io {
-            path: "zstd".into(),
-            source: std::io::Error::other("the compression thread stopped"),
-        }
+        zstd_error(std::io::Error::other("the compression thread stopped"))
     }
 
     /// Closes the last block, waits for the blocks still being compressed and stores them.
@@ -1093,6 +1082,14 @@ impl<'a> Writer<'a> {
             ],
         )?;
         Ok(FileOutcome::Read(self.cur.clone()))
+    }
+}
+
+/// A failure of payload compression (the zstd context or its thread).
+fn zstd_error(source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: "zstd".into(),
+        source,
     }
 }
 
