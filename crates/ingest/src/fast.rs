@@ -8,35 +8,119 @@
 use crate::normalize::{Common, build};
 use nbtrail_model::{Event, Provenance, Shape, time_from_ms};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
-/// A JSON scalar, borrowed where possible.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Scalar<'a> {
-    #[serde(borrow)]
-    Str(Cow<'a, str>),
-    Num(serde_json::Number),
-    Bool(bool),
+/// A JSON string, borrowed from the record unless it has escapes. (serde's own `Cow<str>` impl always
+/// allocates, and `#[serde(borrow)]` only helps a field whose type is exactly `Cow<str>`, not one inside an
+/// `Option` or a map, so the borrowing is done here.)
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
-impl Scalar<'_> {
-    fn text(self) -> String {
-        match self {
-            Scalar::Str(s) => s.into_owned(),
-            Scalar::Num(n) => n.to_string(),
-            Scalar::Bool(b) => b.to_string(),
+/// A JSON scalar (string, number or boolean) as the text the general path renders for it: numbers as
+/// `serde_json` prints them, booleans as `true`/`false`. `None` for `null`. Objects and arrays are refused,
+/// which sends the record down the general path.
+struct Scalar(Option<String>);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number, boolean or null")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(s)))
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(b.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(serde_json::Number::from(n).to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(serde_json::Number::from(n).to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+                serde_json::Number::from_f64(n)
+                    .map(|n| Scalar(Some(n.to_string())))
+                    .ok_or_else(|| E::custom("not a finite number"))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar(None))
+            }
         }
+        d.deserialize_any(V)
+    }
+}
+
+/// `requestParams` as the event keeps them: every non-null scalar value as text, keyed by an owned name.
+/// A repeated key keeps its last value (a later `null` removes it), as the general path's JSON map does.
+struct Params(BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for Params {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Params;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of scalar values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(k) = m.next_key::<Str<'de>>()? {
+                    match m.next_value::<Scalar>()?.0 {
+                        Some(v) => {
+                            out.insert(k.0.into_owned(), v);
+                        }
+                        None => {
+                            out.remove(k.0.as_ref());
+                        }
+                    }
+                }
+                Ok(Params(out))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
 #[derive(Deserialize)]
 struct Identity<'a> {
     #[serde(borrow, default)]
-    email: Option<Cow<'a, str>>,
+    email: Option<Str<'a>>,
     #[serde(borrow, default, rename = "subjectName")]
-    subject_name: Option<Cow<'a, str>>,
+    subject_name: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -44,7 +128,7 @@ struct Response<'a> {
     #[serde(default, rename = "statusCode")]
     status_code: Option<i64>,
     #[serde(borrow, default, rename = "errorMessage")]
-    error_message: Option<Cow<'a, str>>,
+    error_message: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -52,37 +136,45 @@ struct Delivered<'a> {
     #[serde(default)]
     timestamp: Option<i64>,
     #[serde(default, rename = "workspaceId")]
-    workspace_id: Option<Scalar<'a>>,
+    workspace_id: Option<Scalar>,
     #[serde(borrow, default, rename = "sourceIPAddress")]
-    source_ip: Option<Cow<'a, str>>,
+    source_ip: Option<Str<'a>>,
     #[serde(borrow, default, rename = "userAgent")]
-    user_agent: Option<Cow<'a, str>>,
+    user_agent: Option<Str<'a>>,
     #[serde(borrow, default, rename = "sessionId")]
-    session_id: Option<Cow<'a, str>>,
+    session_id: Option<Str<'a>>,
     #[serde(borrow, default, rename = "userIdentity")]
     user_identity: Option<Identity<'a>>,
     #[serde(borrow, default, rename = "serviceName")]
-    service: Option<Cow<'a, str>>,
+    service: Option<Str<'a>>,
     #[serde(borrow, default, rename = "actionName")]
-    action: Option<Cow<'a, str>>,
+    action: Option<Str<'a>>,
     #[serde(borrow, default, rename = "requestId")]
-    request_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "requestParams")]
-    request_params: Option<BTreeMap<Cow<'a, str>, Option<Scalar<'a>>>>,
+    request_id: Option<Str<'a>>,
+    #[serde(default, rename = "requestParams")]
+    request_params: Option<Params>,
     #[serde(borrow, default)]
     response: Option<Response<'a>>,
 }
 
-fn nonempty(s: Option<Cow<'_, str>>) -> Option<String> {
-    s.filter(|s| !s.is_empty()).map(Cow::into_owned)
+fn nonempty(s: Option<Str<'_>>) -> Option<String> {
+    s.filter(|s| !s.0.is_empty()).map(|s| s.0.into_owned())
 }
 
-/// Normalizes `raw` if it is a clean shape A record; `None` sends it down the general path.
-pub fn delivered(raw: &str, provenance: &Provenance) -> Option<Event> {
+/// Normalizes `raw` if it is a clean shape A record; otherwise hands `raw` and `provenance` back for the
+/// general path. Both are taken by value so that the event keeps them without a copy.
+pub fn delivered(raw: String, provenance: Provenance) -> Result<Event, (String, Provenance)> {
     // Cheap pre-check: the other shapes never carry this key.
     if !raw.contains("\"serviceName\"") || raw.contains("\"properties\"") {
-        return None;
+        return Err((raw, provenance));
     }
+    let Some((common, params)) = parse(&raw) else {
+        return Err((raw, provenance));
+    };
+    Ok(build(common, params, raw, provenance))
+}
+
+fn parse(raw: &str) -> Option<(Common, BTreeMap<String, String>)> {
     let d: Delivered<'_> = serde_json::from_str(raw).ok()?;
     let time = time_from_ms(d.timestamp?)?;
     let service = nonempty(d.service)?;
@@ -90,21 +182,15 @@ pub fn delivered(raw: &str, provenance: &Provenance) -> Option<Event> {
     let user = d
         .user_identity
         .and_then(|i| nonempty(i.email).or_else(|| nonempty(i.subject_name)));
-    let params: BTreeMap<String, String> = d
-        .request_params
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k.into_owned(), v.text())))
-        .collect();
     let (response_status, response_error) = match d.response {
         Some(r) => (r.status_code, nonempty(r.error_message)),
         None => (None, None),
     };
-    Some(build(
+    Some((
         Common {
             time,
             user,
-            workspace_id: d.workspace_id.map(Scalar::text).filter(|s| !s.is_empty()),
+            workspace_id: d.workspace_id.and_then(|s| s.0).filter(|s| !s.is_empty()),
             service,
             action,
             source_ip: nonempty(d.source_ip),
@@ -115,9 +201,7 @@ pub fn delivered(raw: &str, provenance: &Provenance) -> Option<Event> {
             response_error,
             shape: Shape::Delivered,
         },
-        params,
-        raw.to_string(),
-        provenance.clone(),
+        d.request_params.map(|p| p.0).unwrap_or_default(),
     ))
 }
 
@@ -147,12 +231,16 @@ mod tests {
 
     /// Whenever the fast path answers, it answers exactly what the general path does.
     fn agree(raw: &str) -> Result<bool, TestCaseError> {
-        match delivered(raw, &prov()) {
-            Some(fast) => {
+        match delivered(raw.to_string(), prov()) {
+            Ok(fast) => {
                 prop_assert_eq!(Ok(fast), slow(raw), "{}", raw);
                 Ok(true)
             }
-            None => Ok(false),
+            Err((back, p)) => {
+                prop_assert_eq!(back, raw, "the record is handed back unchanged");
+                prop_assert_eq!(p, prov());
+                Ok(false)
+            }
         }
     }
 
@@ -195,13 +283,21 @@ mod tests {
     fn the_fast_path_takes_clean_records_and_leaves_the_rest() {
         let clean = r#"{"timestamp":1714557661000,"workspaceId":1,"userIdentity":{"email":"a@x.com"},"serviceName":"notebook","actionName":"runCommand","requestId":"r","requestParams":{"commandText":"%sql select 1","executionTime":"0.5","n":3},"response":{"statusCode":200,"errorMessage":null}}"#;
         assert!(agree(clean).unwrap());
+        // Escaped strings (copied, not borrowed), a repeated key (the last value wins, a later null removes
+        // it) and numbers of every kind: the same answer as the general path.
+        for tricky in [
+            r#"{"timestamp":1714557661000,"workspaceId":-7,"userIdentity":{"email":"a\u0040x.com"},"serviceName":"note\"book","actionName":"run\nCommand","requestParams":{"com\u006dandText":"print(\"hi\")\n","a":"x","a":"y","b":"x","b":null,"c":1e3,"d":18446744073709551615,"e":-0.5,"f":false}}"#,
+            r#"{"timestamp":1714557661000,"workspaceId":1.5,"serviceName":"a","actionName":"b","requestParams":{"a":null,"a":"again"}}"#,
+        ] {
+            assert!(agree(tricky).unwrap(), "{tricky}");
+        }
         // String params, a string timestamp, an Azure storage envelope: general path.
         for other in [
             r#"{"timestamp":1,"serviceName":"a","actionName":"b","requestParams":"{\"x\":\"1\"}"}"#,
             r#"{"timestamp":"1714557661000","serviceName":"a","actionName":"b"}"#,
             r#"{"time":"2024-01-01T00:00:00Z","operationName":"x/a/b","properties":{"serviceName":"a","actionName":"b"}}"#,
         ] {
-            assert!(delivered(other, &prov()).is_none(), "{other}");
+            assert!(delivered(other.to_string(), prov()).is_err(), "{other}");
         }
     }
 }

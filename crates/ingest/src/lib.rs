@@ -378,11 +378,14 @@ impl FileReader {
             byte_offset: frame.byte_offset,
             file_sha256: None,
         };
-        if self.framing != Framing::Csv
-            && let Some(ev) = fast::delivered(&raw, &provenance)
-        {
-            return Item::Event(Box::new(ev));
-        }
+        let (raw, provenance) = if self.framing == Framing::Csv {
+            (raw, provenance)
+        } else {
+            match fast::delivered(raw, provenance) {
+                Ok(ev) => return Item::Event(Box::new(ev)),
+                Err(back) => back,
+            }
+        };
         let err = |message: String| {
             Item::Error(RecordError {
                 line: frame.line,
