@@ -195,6 +195,7 @@ fn kill_9_during_ingest_leaves_the_case_consistent() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+    assert_no_dangling_rows(&case);
 
     // The same ingest into a fresh copy of the starting state, never interrupted, gives the same counts.
     let (_d2, clean, _) = sample_case();

@@ -199,6 +199,48 @@ fn reingest_adds_nothing(case: &Path, first: &Value) {
         u(&first["events"]) + u(&first["duplicates"])
     );
     assert_eq!(u(&again["error_count"]), u(&first["error_count"]));
+    assert_no_dangling_rows(case);
+}
+
+#[test]
+fn changing_the_idle_gap_rederives_sessions_and_changing_it_back_restores_them() {
+    let (_d, case, first) = sample_case();
+    assert_no_dangling_rows(&case);
+    let sessions = || {
+        json([
+            "sessions".as_ref(),
+            "--case".as_ref(),
+            case.as_os_str(),
+            "--json".as_ref(),
+        ])
+    };
+    let cells = |v: &Value| -> u64 { v.as_array().unwrap().iter().map(|s| u(&s["cells"])).sum() };
+    let before = sessions();
+    let ingest_with_gap = |gap: &str| {
+        json([
+            "ingest".as_ref(),
+            "--case".as_ref(),
+            case.as_os_str(),
+            "--idle-gap".as_ref(),
+            gap.as_ref(),
+            sample_logs().as_os_str(),
+        ])
+    };
+    // A one-minute gap splits sessions (every cell is still in exactly one), and the rows stay consistent.
+    let again = ingest_with_gap("1m");
+    assert_eq!(u(&again["events"]), 0);
+    let short = sessions();
+    assert!(
+        short.as_array().unwrap().len() > before.as_array().unwrap().len(),
+        "a shorter idle gap must split some sessions"
+    );
+    assert_eq!(cells(&short), cells(&before));
+    assert_no_dangling_rows(&case);
+    // Back to the default: exactly the sessions of the first ingest, ids included.
+    ingest_with_gap("2h");
+    assert_eq!(sessions(), before);
+    assert_no_dangling_rows(&case);
+    let _ = first;
 }
 
 #[test]
@@ -541,7 +583,7 @@ fn a_schema_5_case_is_upgraded_in_place_and_keeps_every_event_and_session() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let dangling: i64 = conn
         .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
             r.get(0)
@@ -562,6 +604,20 @@ fn a_schema_5_case_is_upgraded_in_place_and_keeps_every_event_and_session() {
             "events_notebook",
             "events_user"
         ]
+    );
+
+    // Migration 7 gave the notebook index the columns sessionization reads.
+    let notebook_index: String = rusqlite::Connection::open(case.join("case.sqlite"))
+        .unwrap()
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'events_notebook'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        notebook_index.contains("duration_ms, command_id, user"),
+        "{notebook_index}"
     );
 
     // The new key index still recognises every record: re-ingesting adds nothing.

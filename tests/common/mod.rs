@@ -67,3 +67,18 @@ pub fn u(v: &Value) -> u64 {
 pub fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
 }
+
+/// The case's declared foreign keys hold: no row points at a missing parent. (The store writes with
+/// enforcement off during ingests and sessions rebuilds, for speed; this is the check that it is right.)
+pub fn assert_no_dangling_rows(case: &Path) {
+    let conn = rusqlite::Connection::open(case.join("case.sqlite")).expect("open case");
+    let mut st = conn
+        .prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check")
+        .unwrap();
+    let dangling: Vec<(String, Option<i64>, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(dangling.is_empty(), "rows pointing nowhere: {dangling:?}");
+}
