@@ -202,6 +202,196 @@ fn reingest_adds_nothing(case: &Path, first: &Value) {
     assert_no_dangling_rows(case);
 }
 
+/// Every session with its cells (without store-internal event ids, which depend on the order of loading).
+fn sessions_with_cells(case: &Path) -> Vec<Value> {
+    let listed = json([
+        "sessions".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    let mut out = Vec::new();
+    for sess in listed.as_array().unwrap() {
+        let mut replay = json([
+            "replay".as_ref(),
+            "--case".as_ref(),
+            case.as_os_str(),
+            s(&sess["id"]).as_ref(),
+            "--json".as_ref(),
+        ]);
+        for cell in replay["cells"].as_array_mut().unwrap() {
+            cell.as_object_mut().unwrap().remove("event_id");
+        }
+        out.push(replay);
+    }
+    out
+}
+
+#[test]
+fn ingesting_file_by_file_gives_what_one_ingest_gives() {
+    // Each run after the first re-sessionizes only the notebooks its new events touch and ages the other
+    // notebooks' open sessions: the end result must be exactly the one-run result.
+    let (_d, whole, _) = sample_case();
+    let dir = tempfile::tempdir().unwrap();
+    let pieces = dir.path().join("case");
+    let mut files: Vec<_> = files_under(&sample_logs())
+        .into_keys()
+        .filter(|f| f != "MANIFEST.json")
+        .collect();
+    files.sort();
+    assert!(files.len() > 20, "{files:?}");
+    for f in &files {
+        json([
+            "ingest".as_ref(),
+            "--case".as_ref(),
+            pieces.as_os_str(),
+            sample_logs().join(f).as_os_str(),
+            "-q".as_ref(),
+        ]);
+    }
+    let summary = |case: &Path| {
+        let mut v = json([
+            "summary".as_ref(),
+            "--case".as_ref(),
+            case.as_os_str(),
+            "--json".as_ref(),
+        ]);
+        v.as_object_mut().unwrap().remove("runs");
+        v
+    };
+    assert_eq!(summary(&pieces), summary(&whole));
+    let (a, b) = (sessions_with_cells(&pieces), sessions_with_cells(&whole));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y);
+    }
+    // Some of the early runs' open sessions went idle later: the ageing was exercised.
+    assert!(
+        b.iter().any(|r| r["session"]["end_reason"] == "idle"),
+        "no idle session in the sample"
+    );
+    assert_no_dangling_rows(&pieces);
+}
+
+/// One delivered-shape notebook record: `minute` minutes after 2024-05-01 10:00 UTC.
+fn notebook_record(minute: i64, action: &str, notebook: &str, command: Option<&str>) -> String {
+    let mut params = serde_json::json!({"notebookId": notebook, "clusterId": "0501-000000-c1"});
+    if let Some(id) = command {
+        params["commandId"] = id.into();
+        params["commandText"] = format!("x = {id}").into();
+        params["executionTime"] = "1.0".into();
+        params["status"] = "finished".into();
+    }
+    serde_json::json!({
+        "version": "2.0", "timestamp": 1_714_557_600_000i64 + minute * 60_000, "workspaceId": 1,
+        "userIdentity": {"email": "a@example.com"}, "serviceName": "notebook", "actionName": action,
+        "requestId": format!("r-{notebook}-{action}-{minute}"), "requestParams": params,
+        "response": {"statusCode": 200},
+    })
+    .to_string()
+}
+
+#[test]
+fn later_runs_touch_only_their_notebooks_and_age_the_others_exactly_as_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs: [Vec<String>; 4] = [
+        // Three notebooks, all left open at the end of the trail.
+        vec![
+            notebook_record(0, "attachNotebook", "n1", None),
+            notebook_record(5, "runCommand", "n1", Some("1")),
+            notebook_record(0, "runCommand", "n2", Some("1")),
+            notebook_record(10, "runCommand", "n3", Some("1")),
+        ],
+        // Only n2 goes on, 3½ hours later: n1's and n3's sessions are now idle, n2 starts a new one.
+        vec![notebook_record(210, "runCommand", "n2", Some("2"))],
+        // n1 touched by an attach alone.
+        vec![notebook_record(240, "attachNotebook", "n1", None)],
+        // A late delivery: a cell of n2's first session, earlier than the one already stored.
+        vec![notebook_record(-2, "runCommand", "n2", Some("0"))],
+    ];
+    let mut files = Vec::new();
+    for (i, lines) in runs.iter().enumerate() {
+        let f = dir.path().join(format!("run{i}.json"));
+        std::fs::write(&f, lines.join("\n") + "\n").unwrap();
+        files.push(f);
+    }
+    let ingest = |case: &Path, paths: &[&Path]| {
+        let mut args = vec!["ingest".as_ref(), "--case".as_ref(), case.as_os_str()];
+        args.extend(paths.iter().map(|p| p.as_os_str()));
+        json(args)
+    };
+    let pieces = dir.path().join("pieces");
+    let mut after_first = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        ingest(&pieces, &[f]);
+        if i == 0 {
+            after_first = sessions_with_cells(&pieces);
+        }
+    }
+    let whole = dir.path().join("whole");
+    ingest(
+        &whole,
+        &files.iter().map(|f| f.as_path()).collect::<Vec<_>>(),
+    );
+    let (a, b) = (sessions_with_cells(&pieces), sessions_with_cells(&whole));
+    assert_eq!(a, b);
+    assert_no_dangling_rows(&pieces);
+
+    // And what one run gives is what an auditor expects.
+    let by_start = |v: &[Value], nb: &str| -> Vec<(String, String, u64)> {
+        v.iter()
+            .filter(|r| r["session"]["notebook_id"] == nb)
+            .map(|r| {
+                let s = &r["session"];
+                (
+                    s["start"].as_str().unwrap().to_string(),
+                    s["end_reason"].as_str().unwrap().to_string(),
+                    u(&s["cells"]),
+                )
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        after_first
+            .iter()
+            .map(|r| r["session"]["end_reason"].clone())
+            .collect::<Vec<_>>(),
+        ["open", "open", "open"],
+        "after the first run every session is still open"
+    );
+    assert_eq!(
+        by_start(&b, "n1"),
+        [
+            ("2024-05-01T10:00:00Z".into(), "reattach".into(), 1),
+            ("2024-05-01T14:00:00Z".into(), "open".into(), 0),
+        ]
+    );
+    assert_eq!(
+        by_start(&b, "n2"),
+        [
+            ("2024-05-01T09:57:59Z".into(), "idle".into(), 2),
+            ("2024-05-01T13:29:59Z".into(), "open".into(), 1),
+        ]
+    );
+    assert_eq!(
+        by_start(&b, "n3"),
+        [("2024-05-01T10:09:59Z".into(), "idle".into(), 1)]
+    );
+    let first_n2 = b
+        .iter()
+        .find(|r| r["session"]["notebook_id"] == "n2" && u(&r["session"]["cells"]) == 2)
+        .unwrap();
+    let order: Vec<&str> = first_n2["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| s(&c["command_id"]))
+        .collect();
+    assert_eq!(order, ["0", "1"], "{first_n2}");
+}
+
 #[test]
 fn changing_the_idle_gap_rederives_sessions_and_changing_it_back_restores_them() {
     let (_d, case, first) = sample_case();

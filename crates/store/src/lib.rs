@@ -267,7 +267,7 @@ impl Case {
                  ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 [ms.to_string()],
             )?;
-            rebuild_derived(&tx, ms)?;
+            rebuild_derived(&tx, ms, Derive::All)?;
             tx.commit()?;
             Ok(())
         })
@@ -324,7 +324,23 @@ impl Case {
                 .pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0))
                 .is_ok_and(|m| m.eq_ignore_ascii_case("delete"));
         let result = self.without_foreign_key_enforcement(|case| {
-            case.ingest_run(&inputs, paths, bytes_total, bulk, started, cancel, progress)
+            // Everything new, or a bulk load: rebuild the derived tables from scratch (sorted loads).
+            // Otherwise only the notebooks this run's new events touch are re-sessionized.
+            let derive = if bulk || existing == 0 {
+                Derive::All
+            } else {
+                Derive::Since(existing)
+            };
+            case.ingest_run(
+                &inputs,
+                paths,
+                bytes_total,
+                bulk,
+                derive,
+                started,
+                cancel,
+                progress,
+            )
         });
         if rollback_journal {
             // Back to WAL for readers; a failure here leaves a correct case in rollback mode, and the next
@@ -343,6 +359,7 @@ impl Case {
         paths: &[PathBuf],
         bytes_total: u64,
         bulk: bool,
+        derive_scope: Derive,
         started: Instant,
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(&Progress),
@@ -474,7 +491,7 @@ impl Case {
         tx.execute_batch(&schema::create_secondary_indexes())?;
         let index = t_index.elapsed();
         let t_derive = Instant::now();
-        let derived = rebuild_derived(&tx, idle_gap)?;
+        let derived = rebuild_derived(&tx, idle_gap, derive_scope)?;
         report.sessions = derived.0;
         report.trail_gaps = derived.1;
         let derive = t_derive.elapsed();
@@ -1137,17 +1154,60 @@ pub fn host() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Rebuilds notebook paths, sessions and trail gaps from the events. Returns (sessions, gaps).
-fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(u64, u64)> {
+/// What the derived tables (notebook paths, sessions, trail gaps) must be brought up to date with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Derive {
+    /// Rebuild them from all events.
+    All,
+    /// Events with an id above this one are new; everything else was derived before. Paths of the new
+    /// events are added, and only the notebooks they touch are re-sessionized: a session depends only on
+    /// its own notebook's events and paths, and on the end of the trail, which decides whether the last
+    /// session of a notebook is still `open` or went `idle` (updated for the untouched ones). Gives exactly
+    /// what `All` gives (tested by ingesting the sample logs in pieces).
+    Since(i64),
+}
+
+/// Brings notebook paths, sessions and trail gaps up to date with the events. Returns (sessions, gaps).
+fn rebuild_derived(
+    tx: &rusqlite::Transaction<'_>,
+    idle_gap_ms: i64,
+    scope: Derive,
+) -> Result<(u64, u64)> {
     use sessions::{ConfEdit, Row, RowKind};
     let t0 = Instant::now();
-    tx.execute_batch(
-        "DELETE FROM session_cells; DELETE FROM sessions; DELETE FROM notebook_paths; DELETE FROM trail_gaps;
-         INSERT INTO notebook_paths(notebook_id, path, time_ms, event_id, action)
+    let new_since = match scope {
+        Derive::All => {
+            tx.execute_batch(
+                "DELETE FROM session_cells; DELETE FROM sessions; DELETE FROM notebook_paths;",
+            )?;
+            0
+        }
+        Derive::Since(id) => {
+            tx.execute_batch(
+                "DROP TABLE IF EXISTS temp.touched_notebooks;
+                 CREATE TEMP TABLE touched_notebooks(notebook_id TEXT PRIMARY KEY) WITHOUT ROWID;",
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO temp.touched_notebooks(notebook_id)
+                   SELECT notebook_id FROM events WHERE id > ?1 AND notebook_id IS NOT NULL",
+                [id],
+            )?;
+            tx.execute_batch(
+                "DELETE FROM session_cells WHERE session_id IN
+                   (SELECT id FROM sessions WHERE notebook_id IN temp.touched_notebooks);
+                 DELETE FROM sessions WHERE notebook_id IN temp.touched_notebooks;",
+            )?;
+            id
+        }
+    };
+    tx.execute("DELETE FROM trail_gaps", [])?;
+    tx.execute(
+        "INSERT INTO notebook_paths(notebook_id, path, time_ms, event_id, action)
            SELECT notebook_id, notebook_path, time_ms, id, action FROM events
-           WHERE notebook_id IS NOT NULL AND notebook_path IS NOT NULL
+           WHERE id > ?1 AND notebook_id IS NOT NULL AND notebook_path IS NOT NULL
              AND action IN ('attachNotebook','createNotebook','renameNotebook','moveNotebook','importNotebook',
-                            'cloneNotebook','restoreNotebook','detachNotebook','deleteNotebook');",
+                            'cloneNotebook','restoreNotebook','detachNotebook','deleteNotebook')",
+        [new_since],
     )?;
     let trail_end: i64 = tx.query_row("SELECT coalesce(max(time_ms), 0) FROM events", [], |r| {
         r.get(0)
@@ -1157,7 +1217,11 @@ fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(
     // Path history per notebook, for naming sessions.
     let mut paths: std::collections::HashMap<String, Vec<(i64, String)>> = Default::default();
     {
-        let mut st = tx.prepare("SELECT notebook_id, time_ms, path FROM notebook_paths ORDER BY notebook_id, time_ms, event_id")?;
+        let mut st = tx.prepare(match scope {
+            Derive::All => "SELECT notebook_id, time_ms, path FROM notebook_paths ORDER BY notebook_id, time_ms, event_id",
+            Derive::Since(_) => "SELECT notebook_id, time_ms, path FROM notebook_paths
+                 WHERE notebook_id IN temp.touched_notebooks ORDER BY notebook_id, time_ms, event_id",
+        })?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             paths
@@ -1178,24 +1242,39 @@ fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(
         "INSERT INTO sessions(id, notebook_id, notebook_path, cluster_id, users, start_ms, end_ms, cells, attached, end_reason)
          VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     )?;
-    // Cells go to a scratch table in the order sessions are found (appends), and from there into
-    // `session_cells` sorted by its key, with its event index rebuilt afterwards: inserting them directly,
-    // in session-id (hash) order, costs a random B-tree insert in two trees per cell.
-    tx.execute_batch(
-        "DROP INDEX IF EXISTS session_cells_event;
-         CREATE TEMP TABLE IF NOT EXISTS new_session_cells(session_id TEXT, seq INTEGER, event_id INTEGER);
-         DELETE FROM temp.new_session_cells;",
-    )?;
-    let mut ins_c = tx.prepare(
-        "INSERT INTO temp.new_session_cells(session_id, seq, event_id) VALUES(?1,?2,?3)",
-    )?;
+    // A full rebuild writes cells to a scratch table in the order sessions are found (appends), and from
+    // there into `session_cells` sorted by its key, with its event index rebuilt afterwards: inserting them
+    // directly, in session-id (hash) order, costs a random B-tree insert in two trees per cell. An
+    // incremental one writes its few cells directly.
+    let mut ins_c = match scope {
+        Derive::All => {
+            tx.execute_batch(
+                "DROP INDEX IF EXISTS session_cells_event;
+                 CREATE TEMP TABLE IF NOT EXISTS new_session_cells(session_id TEXT, seq INTEGER, event_id INTEGER);
+                 DELETE FROM temp.new_session_cells;",
+            )?;
+            tx.prepare(
+                "INSERT INTO temp.new_session_cells(session_id, seq, event_id) VALUES(?1,?2,?3)",
+            )?
+        }
+        Derive::Since(_) => {
+            tx.prepare("INSERT INTO session_cells(session_id, seq, event_id) VALUES(?1,?2,?3)")?
+        }
+    };
     // Walks the partial notebook index in its own order (no sort); the few non-session actions that carry a
     // notebook id are skipped here rather than in SQL, which would make SQLite sort instead.
-    let mut st = tx.prepare(
-        "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, service
-         FROM events WHERE notebook_id IS NOT NULL
-         ORDER BY notebook_id, coalesce(cluster_id, ''), time_ms",
-    )?;
+    let mut st = tx.prepare(match scope {
+        Derive::All => {
+            "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, service
+             FROM events WHERE notebook_id IS NOT NULL
+             ORDER BY notebook_id, coalesce(cluster_id, ''), time_ms"
+        }
+        Derive::Since(_) => {
+            "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, service
+             FROM events WHERE notebook_id IS NOT NULL AND notebook_id IN temp.touched_notebooks
+             ORDER BY notebook_id, coalesce(cluster_id, ''), time_ms"
+        }
+    })?;
     let mut key_of = tx.prepare("SELECT natural_key FROM events WHERE id = ?1")?;
     let mut natural_key = |r: &Row| -> Vec<u8> {
         key_of
@@ -1282,12 +1361,29 @@ fn rebuild_derived(tx: &rusqlite::Transaction<'_>, idle_gap_ms: i64) -> Result<(
     drop(ins_s);
     drop(ins_c);
     let t_sessions = t0.elapsed();
-    tx.execute_batch(
-        "INSERT INTO session_cells(session_id, seq, event_id)
-           SELECT session_id, seq, event_id FROM temp.new_session_cells ORDER BY session_id, seq;
-         DROP TABLE temp.new_session_cells;
-         CREATE INDEX session_cells_event ON session_cells(event_id);",
-    )?;
+    match scope {
+        Derive::All => tx.execute_batch(
+            "INSERT INTO session_cells(session_id, seq, event_id)
+               SELECT session_id, seq, event_id FROM temp.new_session_cells ORDER BY session_id, seq;
+             DROP TABLE temp.new_session_cells;
+             CREATE INDEX session_cells_event ON session_cells(event_id);",
+        )?,
+        Derive::Since(_) => {
+            // The untouched notebooks' last sessions: still open, or idle now that the trail goes further?
+            // (An open session's last activity is its end.)
+            tx.execute(
+                "UPDATE sessions SET end_reason = ?1 WHERE end_reason = ?2 AND ?3 - end_ms > ?4",
+                params![
+                    nbtrail_model::SessionEnd::Idle.as_str(),
+                    nbtrail_model::SessionEnd::Open.as_str(),
+                    trail_end,
+                    idle_gap_ms
+                ],
+            )?;
+            tx.execute_batch("DROP TABLE temp.touched_notebooks;")?;
+            n_sessions = tx.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
+        }
+    }
     tracing::debug!(?t_paths, ?t_sessions, cells = ?t0.elapsed(), "derive phases");
 
     // Verbose audit logging switched off / on.
