@@ -10,8 +10,11 @@
 //!   on `(time_ms, natural_key)`: inputs arrive roughly in time order, so the index stays hot), recording
 //!   every file (path, SHA-256, counts), every rejected record (file, line, byte offset, reason) and every
 //!   duplicate (which event it repeats);
-//! * the derived tables rebuilt at the end of every run: notebook id → path history, sessions
-//!   ([`sessions`]), and the trail's holes (verbose audit logging switched off);
+//! * the derived tables brought up to date at the end of every run: notebook id → path history, sessions
+//!   ([`sessions`]), and the trail's holes (verbose audit logging switched off). A first or bulk load
+//!   rebuilds them; a later run adds its new path events and re-sessionizes only the notebooks its new
+//!   events touch, then ages the other notebooks' open sessions against the new end of the trail — the
+//!   same result as a rebuild (tested), at the cost of the run rather than of the case;
 //! * the read side the CLI and the app use: sessions, replay cells, events, runs, errors, case summary.
 //!
 //! ## Atomicity
@@ -24,6 +27,11 @@
 //! rebuilds them by sorting, and runs with a rollback journal instead of the WAL when no other connection
 //! has the case open: its pages are mostly new, which a rollback journal need not copy, where the WAL would
 //! write every page twice. The case returns to WAL mode after the run (or at the next open after a crash).
+//!
+//! Ingests and sessions rebuilds run with SQLite's foreign-key *enforcement* off (the keys stay declared):
+//! they write child rows whose parents they wrote or read in the same transaction, and enforcement would
+//! look every parent up again (it made writing session cells four times slower). The tests run
+//! `foreign_key_check` after every kind of ingest.
 //!
 //! ## Accounting
 //! For every run and every file: `lines = events + duplicates + errors`, where `lines` counts records (a
