@@ -402,6 +402,8 @@ const HOSTILE: &[&str] = &[
     "<img src=x onerror=alert(2)>",
     "</pre><b>bold</b>",
     "\u{1b}[31mred\u{1b}[0m",
+    // Trojan Source (CVE-2021-42574): an override and isolates that would make the line display reordered.
+    "user\u{202e} \u{2066}// admin only\u{2069} \u{2066}",
 ];
 
 /// A case whose one session's cells are hostile HTML; returns (report.html text, dir guard).
@@ -483,6 +485,10 @@ fn the_report_has_no_script_and_shows_hostile_content_as_text() {
     assert!(!lower.contains("<img"));
     assert!(!lower.contains("</pre><b>"));
     assert!(!html.contains('\u{1b}'), "no raw escape characters");
+    for bidi in ['\u{202e}', '\u{2066}', '\u{2069}'] {
+        assert!(!html.contains(bidi), "no raw bidi control {bidi:?}");
+    }
+    assert!(html.contains("user\\u{202e} \\u{2066}// admin only\\u{2069} \\u{2066}"));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(html.contains("&lt;img src=x onerror=alert(2)&gt;"));
     assert!(html.contains("default-src &#39;none&#39;") || html.contains("default-src 'none'"));

@@ -1,14 +1,10 @@
 //! Human output: tables, the replay view with syntect highlighting, and making untrusted text safe for a
 //! terminal (cell code and file names can carry escape sequences; they are shown, never obeyed).
 
+use nbtrail_highlight::{Highlighter, LinesWithEndings, Palette, terminal_escaped};
 use nbtrail_model::{Session, SessionCell, format_time};
 use nbtrail_store::{CaseSummary, EventRow, IngestReport};
 use std::io::IsTerminal;
-use std::sync::OnceLock;
-use syntect::easy::HighlightLines;
-use syntect::highlighting::{Theme, ThemeSet};
-use syntect::parsing::SyntaxSet;
-use syntect::util::as_24_bit_terminal_escaped;
 
 /// When to colour.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -34,20 +30,11 @@ impl ColorChoice {
     }
 }
 
-/// Replaces control characters (ESC, CR, BEL, …; not newline or tab) with visible `\u{…}` escapes so
-/// that untrusted text cannot move the cursor, recolour or retitle the auditor's terminal.
+/// Untrusted text made safe for a terminal: control characters (ESC, CR, BEL, …; not newline or tab) and
+/// bidirectional formatting characters become visible `\u{…}` escapes, so that text cannot move the cursor,
+/// recolour or retitle the auditor's terminal, or display reordered (see `nbtrail_model::display`).
 pub fn visible(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if (c.is_control() && c != '\n' && c != '\t')
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    nbtrail_model::display::escaped(s)
 }
 
 fn opt(s: &Option<String>) -> String {
@@ -109,30 +96,6 @@ pub fn sessions(list: &[Session]) {
     println!("{} session(s)", list.len());
 }
 
-fn assets() -> &'static (SyntaxSet, Theme) {
-    static A: OnceLock<(SyntaxSet, Theme)> = OnceLock::new();
-    A.get_or_init(|| {
-        let ss = SyntaxSet::load_defaults_newlines();
-        let mut themes = ThemeSet::load_defaults();
-        let theme = themes
-            .themes
-            .remove("base16-ocean.dark")
-            .unwrap_or_else(|| themes.themes.into_values().next().expect("a theme"));
-        (ss, theme)
-    })
-}
-
-fn syntax_name(lang: Option<&str>) -> &'static str {
-    match lang {
-        Some("sql") => "SQL",
-        Some("scala") => "Scala",
-        Some("r") => "R",
-        Some("markdown") => "Markdown",
-        Some("sh") => "Bourne Again Shell (bash)",
-        _ => "Python",
-    }
-}
-
 /// Prints code, highlighted when `color` is set. A leading magic line (`%sql`) is shown plain.
 fn code(text: &str, lang: Option<&str>, color: bool) {
     let text = visible(text);
@@ -142,20 +105,13 @@ fn code(text: &str, lang: Option<&str>, color: bool) {
         }
         return;
     }
-    let (ss, theme) = assets();
-    let syntax = ss
-        .find_syntax_by_name(syntax_name(lang))
-        .unwrap_or_else(|| ss.find_syntax_plain_text());
-    let mut h = HighlightLines::new(syntax, theme);
+    let mut h = Highlighter::new(&text, lang, Palette::Dark);
     let mut first = true;
-    for line in syntect::util::LinesWithEndings::from(&text) {
+    for line in LinesWithEndings::from(&text) {
         if first && line.trim_start().starts_with('%') {
             print!("    \x1b[2m{}\x1b[0m", line);
         } else {
-            match h.highlight_line(line, ss) {
-                Ok(ranges) => print!("    {}\x1b[0m", as_24_bit_terminal_escaped(&ranges, false)),
-                Err(_) => print!("    {line}"),
-            }
+            print!("    {}\x1b[0m", terminal_escaped(&h.line(line)));
         }
         first = false;
     }

@@ -5,13 +5,11 @@
 //! cell content (`<script>`, `<img onerror=…>`, `</pre>`) is shown as text. Code is highlighted with syntect
 //! into `<span style=…>` around escaped text.
 
+use nbtrail_highlight::{Highlighter, LinesWithEndings, Palette};
+use nbtrail_model::display::must_show_escaped;
 use nbtrail_model::{Session, SessionCell};
 use nbtrail_store::{EventRow, StoredFinding};
 use std::io::{self, Write};
-use std::sync::OnceLock;
-use syntect::easy::HighlightLines;
-use syntect::highlighting::{Theme, ThemeSet};
-use syntect::parsing::SyntaxSet;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -23,47 +21,20 @@ pub fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            // Control characters (ANSI escapes, NUL) shown visibly, never passed through.
-            c if c.is_control() && c != '\n' && c != '\t' => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32))
-            }
+            // Control characters (ANSI escapes, NUL) and bidirectional formatting characters (which
+            // would display a line reordered) shown visibly, never passed through.
+            c if must_show_escaped(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
     out
 }
 
-fn syntaxes() -> &'static (SyntaxSet, Theme) {
-    static S: OnceLock<(SyntaxSet, Theme)> = OnceLock::new();
-    S.get_or_init(|| {
-        let ts = ThemeSet::load_defaults();
-        (
-            SyntaxSet::load_defaults_newlines(),
-            ts.themes["InspiredGitHub"].clone(),
-        )
-    })
-}
-
 /// Highlighted, escaped HTML for one line-numbered cell; lines in `marked` get the finding class.
 fn code_html(code: &str, language: Option<&str>, marked: &[u32]) -> String {
-    let (ss, theme) = syntaxes();
-    let lang = if code.trim_start().starts_with("%sql") {
-        "sql"
-    } else {
-        language.unwrap_or("python")
-    };
-    let syntax = ss
-        .find_syntax_by_token(match lang.to_ascii_lowercase().as_str() {
-            "sql" => "sql",
-            "scala" => "scala",
-            "r" => "r",
-            "markdown" | "md" => "md",
-            _ => "py",
-        })
-        .unwrap_or_else(|| ss.find_syntax_plain_text());
-    let mut h = HighlightLines::new(syntax, theme);
+    let mut h = Highlighter::new(code, language, Palette::Light);
     let mut out = String::new();
-    for (i, line) in syntect::util::LinesWithEndings::from(code).enumerate() {
+    for (i, line) in LinesWithEndings::from(code).enumerate() {
         let n = i as u32 + 1;
         let class = if marked.contains(&n) {
             " class=\"hit\""
@@ -71,20 +42,15 @@ fn code_html(code: &str, language: Option<&str>, marked: &[u32]) -> String {
             ""
         };
         out.push_str(&format!("<span{class}><span class=\"ln\">{n:>3}</span> "));
-        match h.highlight_line(line, ss) {
-            Ok(ranges) => {
-                for (style, text) in ranges {
-                    let c = style.foreground;
-                    out.push_str(&format!(
-                        "<span style=\"color:#{:02x}{:02x}{:02x}\">{}</span>",
-                        c.r,
-                        c.g,
-                        c.b,
-                        esc(text.trim_end_matches('\n'))
-                    ));
-                }
-            }
-            Err(_) => out.push_str(&esc(line.trim_end_matches('\n'))),
+        for (style, text) in h.line(line) {
+            let c = style.foreground;
+            out.push_str(&format!(
+                "<span style=\"color:#{:02x}{:02x}{:02x}\">{}</span>",
+                c.r,
+                c.g,
+                c.b,
+                esc(text.trim_end_matches('\n'))
+            ));
         }
         out.push_str("</span>\n");
     }

@@ -11,6 +11,8 @@
 //! * [`NaturalKey`]: the identity of an audit record independent of how and how often it was delivered,
 //!   used to count re-deliveries as duplicates instead of storing them twice.
 //! * [`Session`] / [`SessionCell`]: the notebook sessions built from notebook command events.
+//! * [`display`]: how untrusted text is shown by every front end (control and bidirectional formatting
+//!   characters escaped, never obeyed).
 //!
 //! It does no I/O. Times are always UTC; on the wire they are RFC 3339 strings, in storage epoch
 //! milliseconds.
@@ -19,6 +21,8 @@
 //! Databricks emits `runCommand` when a cell *finishes*: [`Event::time`] is that finish time, and
 //! [`Event::started_at`] derives the start from the reported execution time. Every view says which one it
 //! shows; sorting always uses the finish time then the command id.
+
+pub mod display;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};

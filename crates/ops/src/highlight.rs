@@ -1,20 +1,19 @@
 //! Code highlighting as data: syntect tokens with colours and the marks (finding spans, trace steps) that
 //! cover them. Front ends render each token as a text node with a colour — never as HTML — so code from a
-//! log can't inject markup, and control characters (ANSI escapes among them) are shown as Unicode control
-//! pictures (`ESC` → `␛`), one character for one, so columns stay right.
+//! log can't inject markup; control characters (ANSI escapes among them) are shown as Unicode control
+//! pictures (`ESC` → `␛`) and bidirectional formatting characters as `\u{…}` escapes
+//! (`nbtrail_model::display`). Marks are placed by source character, so they stay on the right text.
 
+use nbtrail_highlight::{Highlighter, LinesWithEndings, Palette};
+use nbtrail_model::display::push_shown;
 use serde::Serialize;
-use std::sync::OnceLock;
-use syntect::easy::HighlightLines;
-use syntect::highlighting::{Theme, ThemeSet};
-use syntect::parsing::SyntaxSet;
 
 use crate::Span;
 
 /// A run of characters with one colour and one set of marks.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Token {
-    /// The text (control characters replaced by their pictures; no newline).
+    /// The text (hidden characters shown as pictures or escapes, see the module docs; no newline).
     pub text: String,
     /// Foreground colour, `#rrggbb`.
     pub color: String,
@@ -32,64 +31,11 @@ pub struct Mark {
     pub span: Span,
 }
 
-fn assets() -> &'static (SyntaxSet, Theme) {
-    static A: OnceLock<(SyntaxSet, Theme)> = OnceLock::new();
-    A.get_or_init(|| {
-        let ss = SyntaxSet::load_defaults_newlines();
-        let mut themes = ThemeSet::load_defaults();
-        let theme = themes
-            .themes
-            .remove("InspiredGitHub")
-            .unwrap_or_else(|| themes.themes.into_values().next().expect("a theme"));
-        (ss, theme)
-    })
-}
-
-/// The syntax for a cell: its language, or SQL for a `%sql` cell.
-fn syntax_token(code: &str, language: Option<&str>) -> &'static str {
-    let first = code.trim_start();
-    if first.starts_with("%sql") {
-        return "sql";
-    }
-    if first.starts_with("%md") {
-        return "md";
-    }
-    if first.starts_with("%scala") {
-        return "scala";
-    }
-    if first.starts_with("%sh") {
-        return "sh";
-    }
-    match language.map(|l| l.to_ascii_lowercase()).as_deref() {
-        Some("sql") => "sql",
-        Some("scala") => "scala",
-        Some("r") => "r",
-        Some("markdown") | Some("md") => "md",
-        Some("sh") | Some("shell") => "sh",
-        _ => "py",
-    }
-}
-
-/// Shows a control character as its Unicode picture (one character for one).
-pub fn picture(c: char) -> char {
-    match c {
-        '\t' => c,
-        '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
-        '\u{7f}' => '\u{2421}',
-        '\u{80}'..='\u{9f}' => '\u{fffd}',
-        _ => c,
-    }
-}
-
 /// Highlights `code`, one `Vec<Token>` per line, splitting tokens where `marks` begin and end.
 pub fn highlight(code: &str, language: Option<&str>, marks: &[Mark]) -> Vec<Vec<Token>> {
-    let (ss, theme) = assets();
-    let syntax = ss
-        .find_syntax_by_token(syntax_token(code, language))
-        .unwrap_or_else(|| ss.find_syntax_plain_text());
-    let mut h = HighlightLines::new(syntax, theme);
+    let mut h = Highlighter::new(code, language, Palette::Light);
     let mut out = Vec::new();
-    for (i, line) in syntect::util::LinesWithEndings::from(code).enumerate() {
+    for (i, line) in LinesWithEndings::from(code).enumerate() {
         let n = i as u32 + 1;
         let body = line.strip_suffix('\n').unwrap_or(line);
         let body = body.strip_suffix('\r').unwrap_or(body);
@@ -111,9 +57,7 @@ pub fn highlight(code: &str, language: Option<&str>, marks: &[Mark]) -> Vec<Vec<
                 (m.key.as_str(), from, to.max(from + 1))
             })
             .collect();
-        let ranges = h
-            .highlight_line(line, ss)
-            .unwrap_or_else(|_| vec![(syntect::highlighting::Style::default(), line)]);
+        let ranges = h.line(line);
         let mut tokens: Vec<Token> = Vec::new();
         let mut col = 1u32;
         let mut budget = body.chars().count();
@@ -131,12 +75,16 @@ pub fn highlight(code: &str, language: Option<&str>, marks: &[Mark]) -> Vec<Vec<
                     .map(|(k, _, _)| k.to_string())
                     .collect();
                 match tokens.last_mut() {
-                    Some(t) if t.color == color && t.marks == keys => t.text.push(picture(ch)),
-                    _ => tokens.push(Token {
-                        text: picture(ch).to_string(),
-                        color: color.clone(),
-                        marks: keys,
-                    }),
+                    Some(t) if t.color == color && t.marks == keys => push_shown(ch, &mut t.text),
+                    _ => {
+                        let mut text = String::new();
+                        push_shown(ch, &mut text);
+                        tokens.push(Token {
+                            text,
+                            color: color.clone(),
+                            marks: keys,
+                        })
+                    }
                 }
                 col += 1;
             }
@@ -232,9 +180,26 @@ mod tests {
     }
 
     #[test]
-    fn sql_magic_cells_use_sql() {
-        assert_eq!(syntax_token("%sql\nSELECT 1", Some("python")), "sql");
-        assert_eq!(syntax_token("SELECT 1", Some("SQL")), "sql");
-        assert_eq!(syntax_token("x", None), "py");
+    fn bidi_overrides_are_shown_as_escapes_and_marks_stay_on_their_characters() {
+        // Trojan Source: the override would make the line display reordered. The mark covers `tok`, which
+        // comes after two hidden characters: it must still cover exactly `tok`.
+        let code = "x = '\u{202e}\u{2066}' + tok";
+        let marks = [Mark {
+            key: "f1".into(),
+            span: Span {
+                line: 1,
+                col: 12,
+                end_line: 1,
+                end_col: 15,
+            },
+        }];
+        let lines = highlight(code, Some("python"), &marks);
+        assert_eq!(text(&lines)[0], "x = '\\u{202e}\\u{2066}' + tok");
+        let marked: String = lines[0]
+            .iter()
+            .filter(|t| t.marks.contains(&"f1".to_string()))
+            .map(|t| t.text.as_str())
+            .collect();
+        assert_eq!(marked, "tok");
     }
 }

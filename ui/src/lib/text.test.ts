@@ -11,6 +11,14 @@ describe("segments", () => {
       { text: "(x)", hit: false },
     ]);
   });
+  it("shows hidden characters in each segment, with ranges counted on the original text", () => {
+    const s = segments({ text: "a\u202eb\u001bc", ranges: [[2, 3]] });
+    expect(s).toEqual([
+      { text: "a\\u{202e}", hit: false },
+      { text: "b", hit: true },
+      { text: "\u241bc", hit: false },
+    ]);
+  });
   it("clamps ranges beyond the text and merges overlaps safely", () => {
     expect(segments({ text: "abc", ranges: [[1, 99], [0, 2]] }).map((x) => x.text).join("")).toBe("abc");
   });
@@ -55,5 +63,10 @@ describe("untrusted content", () => {
   it("control characters become visible pictures", () => {
     expect(visible("\u001b[31mred")).toBe("\u241b[31mred");
     expect(visible("a\tb\nc")).toBe("a\tb\nc");
+  });
+  it("bidirectional formatting characters and C1 controls become escapes (Trojan Source)", () => {
+    expect(visible("user\u202e \u2066// admin\u2069 \u2066")).toBe("user\\u{202e} \\u{2066}// admin\\u{2069} \\u{2066}");
+    expect(visible("x\u200fy\u061cz\u0085")).toBe("x\\u{200f}y\\u{61c}z\\u{85}");
+    expect(visible("שלום café 👩\u200d💻")).toBe("שלום café 👩\u200d💻");
   });
 });

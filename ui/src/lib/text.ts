@@ -12,11 +12,11 @@ export function segments(s: Snippet): Segment[] {
   for (const [from, to] of ranges) {
     const a = Math.max(at, Math.min(from, chars.length));
     const b = Math.max(a, Math.min(to, chars.length));
-    if (a > at) out.push({ text: chars.slice(at, a).join(""), hit: false });
-    if (b > a) out.push({ text: chars.slice(a, b).join(""), hit: true });
+    if (a > at) out.push({ text: visible(chars.slice(at, a).join("")), hit: false });
+    if (b > a) out.push({ text: visible(chars.slice(a, b).join("")), hit: true });
     at = Math.max(at, b);
   }
-  if (at < chars.length) out.push({ text: chars.slice(at).join(""), hit: false });
+  if (at < chars.length) out.push({ text: visible(chars.slice(at).join("")), hit: false });
   return out;
 }
 
@@ -94,8 +94,17 @@ export function safeImage(data: Record<string, unknown> | undefined): string | n
   return null;
 }
 
-/** Visible form of control characters (ANSI escapes etc.), one character for one. */
+/**
+ * Untrusted text as it may be shown (the same rule as `nbtrail_model::display` in Rust): C0 control
+ * characters and DEL as their one-character Unicode pictures (ESC → ␛), C1 controls and bidirectional
+ * formatting characters (overrides, embeddings, isolates, LRM/RLM/ALM — the "Trojan Source" trick that makes
+ * code display reordered) as `\u{…}` escapes. Tab and newline are kept.
+ */
 export function visible(s: string): string {
-  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) =>
-    c === "\u007f" ? "\u2421" : String.fromCharCode(0x2400 + c.charCodeAt(0)));
+  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const n = c.charCodeAt(0);
+    if (n < 0x20) return String.fromCharCode(0x2400 + n);
+    if (n === 0x7f) return "\u2421";
+    return `\\u{${n.toString(16)}}`;
+  });
 }
