@@ -546,3 +546,105 @@ fn the_report_renders_in_headless_chromium() {
     assert!(dom.contains("&lt;/pre&gt;&lt;b&gt;bold&lt;/b&gt;"));
     assert!(dom.contains("Session "), "the session replay rendered");
 }
+
+/// The bundle's `findings.sarif` and `nbtrail analyze --format sarif` describe the same findings in the same
+/// shape (one SARIF writer): same driver, rule names and levels, messages, regions and trace lengths; the
+/// bundle adds each finding's fingerprint and triage status.
+#[test]
+fn the_bundles_sarif_has_the_analyzers_shape_plus_fingerprints_and_triage() {
+    let t = exported();
+    let bundled: Value = serde_json::from_slice(
+        &members(&t.bundle)
+            .into_iter()
+            .find(|(n, _)| n.ends_with("data/findings.sarif"))
+            .unwrap()
+            .1,
+    )
+    .unwrap();
+    let incident = s(&ok_json(
+        &t.cfg,
+        &[
+            "sessions",
+            "--case",
+            t.case.to_str().unwrap(),
+            "--notebook",
+            "/Users/alice.nguyen@example.com/churn_scratch",
+            "--json",
+        ],
+    )[0]["id"])
+    .to_string();
+    let out = nb(
+        &t.cfg,
+        &[
+            "analyze",
+            "--case",
+            t.case.to_str().unwrap(),
+            &incident,
+            "--format",
+            "sarif",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "findings exit 1");
+    let fresh: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let run = |v: &Value| v["runs"][0].clone();
+    let (b, f) = (run(&bundled), run(&fresh));
+    assert_eq!(bundled["version"], "2.1.0");
+    assert_eq!(b["tool"]["driver"]["name"], f["tool"]["driver"]["name"]);
+    // What identifies a result, independent of where the cell is addressed.
+    let shape = |r: &Value| {
+        let region = &r["locations"][0]["physicalLocation"]["region"];
+        (
+            s(&r["ruleId"]).to_string(),
+            s(&r["level"]).to_string(),
+            s(&r["message"]["text"]).to_string(),
+            [
+                &region["startLine"],
+                &region["startColumn"],
+                &region["endLine"],
+                &region["endColumn"],
+            ]
+            .map(u),
+            r["codeFlows"][0]["threadFlows"][0]["locations"]
+                .as_array()
+                .unwrap()
+                .len(),
+        )
+    };
+    let mut bs: Vec<_> = b["results"].as_array().unwrap().iter().map(shape).collect();
+    let mut fs: Vec<_> = f["results"].as_array().unwrap().iter().map(shape).collect();
+    bs.sort();
+    fs.sort();
+    assert_eq!(bs.len(), 3);
+    assert_eq!(bs, fs);
+    // Every rule a bundled result names is declared with the analyzer's name and level.
+    let rule_of = |run: &Value, id: &str| {
+        run["tool"]["driver"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| {
+                (
+                    r["name"].clone(),
+                    r["defaultConfiguration"]["level"].clone(),
+                )
+            })
+    };
+    for (id, ..) in &bs {
+        assert!(rule_of(&b, id).is_some(), "{id} declared");
+        assert_eq!(rule_of(&b, id), rule_of(&f, id), "{id}");
+    }
+    for r in b["results"].as_array().unwrap() {
+        let fp = s(&r["partialFingerprints"]["nbtrail/v1"]);
+        assert!(
+            fp.len() == 32 && fp.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{r}"
+        );
+        assert_eq!(r["properties"]["triage"], "uncategorized");
+        assert!(
+            s(&r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"])
+                .starts_with("nbtrail:event/")
+        );
+    }
+}

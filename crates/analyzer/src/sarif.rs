@@ -1,29 +1,71 @@
 //! SARIF 2.1.0 output: one run, the rules that fired as `tool.driver.rules`, each finding a `result` with
 //! its location (artifact = the session or file, region = line/column in the cell) and a `codeFlow` whose
 //! thread flow is the trace. Cells are logical locations (`cell <id>`), since a session is not one file.
+//!
+//! The building blocks ([`log`], [`rule`], [`result`], [`location`], [`Region`]) are public so that every
+//! SARIF nbtrail writes has one shape: [`to_sarif`] for fresh analyses (CLI `analyze --sarif`), and the
+//! evidence bundle's `findings.sarif` for stored findings (which adds fingerprints and triage).
 
 use crate::{Analysis, Finding, Loc, Rules};
 use serde_json::{Value, json};
 
-fn region(l: &Loc) -> Value {
-    json!({
-        "startLine": l.line, "startColumn": l.col, "endLine": l.end_line, "endColumn": l.end_col,
-        "charOffset": l.start, "charLength": l.end.saturating_sub(l.start),
-    })
+/// Where in a cell: 1-based lines and columns (end exclusive), and the character range when known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// Start line.
+    pub line: u32,
+    /// Start column.
+    pub col: u32,
+    /// End line.
+    pub end_line: u32,
+    /// End column.
+    pub end_col: u32,
+    /// Character offset and length in the cell, when known.
+    pub chars: Option<(u32, u32)>,
 }
 
-fn location(artifact: &str, l: &Loc, message: Option<&str>) -> Value {
+impl From<&Loc> for Region {
+    fn from(l: &Loc) -> Region {
+        Region {
+            line: l.line,
+            col: l.col,
+            end_line: l.end_line,
+            end_col: l.end_col,
+            chars: Some((l.start, l.end.saturating_sub(l.start))),
+        }
+    }
+}
+
+fn region(r: &Region) -> Value {
+    // SARIF lines and columns are 1-based: a missing position (0) becomes the cell's start.
     let mut v = json!({
-        "physicalLocation": { "artifactLocation": { "uri": artifact }, "region": region(l) },
-        "logicalLocations": [{ "name": format!("cell {}", l.cell_id), "kind": "module" }],
+        "startLine": r.line.max(1), "startColumn": r.col.max(1),
+        "endLine": r.end_line.max(1), "endColumn": r.end_col.max(1),
     });
+    if let Some((offset, length)) = r.chars {
+        v["charOffset"] = json!(offset);
+        v["charLength"] = json!(length);
+    }
+    v
+}
+
+/// A location in artifact `uri` (a session id, a file path, or `nbtrail:event/<id>` for a stored cell),
+/// optionally naming the cell as a logical location and carrying a message (a trace step's note).
+pub fn location(uri: &str, r: &Region, cell: Option<&str>, message: Option<&str>) -> Value {
+    let mut v = json!({
+        "physicalLocation": { "artifactLocation": { "uri": uri }, "region": region(r) },
+    });
+    if let Some(c) = cell {
+        v["logicalLocations"] = json!([{ "name": format!("cell {c}"), "kind": "module" }]);
+    }
     if let Some(m) = message {
         v["message"] = json!({ "text": m });
     }
     v
 }
 
-fn level(severity: &str) -> &'static str {
+/// The SARIF level of a severity: high → error, medium → warning, anything else → note.
+pub fn level(severity: &str) -> &'static str {
     match severity {
         "high" => "error",
         "medium" => "warning",
@@ -31,22 +73,71 @@ fn level(severity: &str) -> &'static str {
     }
 }
 
-fn result(artifact: &str, f: &Finding) -> Value {
-    let steps: Vec<Value> = f
-        .trace
-        .iter()
-        .map(|s| json!({ "location": location(artifact, &s.loc, Some(&s.note)) }))
+/// A rule of `tool.driver.rules`.
+pub fn rule(code: &str, name: &str, severity: &str, pysa_code: Option<u32>) -> Value {
+    json!({
+        "id": code, "name": name,
+        "defaultConfiguration": { "level": level(severity) },
+        "properties": { "pysaCode": pysa_code },
+    })
+}
+
+/// A result: the finding at `at`, its trace (`steps`, from [`location`] with a message) as one code flow.
+pub fn result(code: &str, severity: &str, message: &str, at: Value, steps: Vec<Value>) -> Value {
+    let steps: Vec<Value> = steps
+        .into_iter()
+        .map(|l| json!({ "location": l }))
         .collect();
     json!({
-        "ruleId": f.code,
-        "level": level(&f.severity),
-        "message": { "text": f.message },
-        "locations": [location(artifact, &f.location, None)],
+        "ruleId": code,
+        "level": level(severity),
+        "message": { "text": message },
+        "locations": [at],
         "codeFlows": [{ "threadFlows": [{ "locations": steps }] }],
-        "properties": {
-            "rule": f.rule, "sourceKind": f.source_kind, "sinkKind": f.sink_kind, "pysaCode": f.pysa_code,
-        },
     })
+}
+
+/// The SARIF log around `rules` and `results`.
+pub fn log(rules: Vec<Value>, results: Vec<Value>) -> Value {
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "nbtrail-analyzer",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://example.invalid/nbtrail",
+                "rules": rules,
+            }},
+            "results": results,
+        }],
+    })
+}
+
+fn finding_result(artifact: &str, f: &Finding) -> Value {
+    let steps = f
+        .trace
+        .iter()
+        .map(|s| {
+            location(
+                artifact,
+                &Region::from(&s.loc),
+                Some(&s.loc.cell_id),
+                Some(&s.note),
+            )
+        })
+        .collect();
+    let at = location(
+        artifact,
+        &Region::from(&f.location),
+        Some(&f.location.cell_id),
+        None,
+    );
+    let mut r = result(&f.code, &f.severity, &f.message, at, steps);
+    r["properties"] = json!({
+        "rule": f.rule, "sourceKind": f.source_kind, "sinkKind": f.sink_kind, "pysaCode": f.pysa_code,
+    });
+    r
 }
 
 /// A SARIF log for several analyzed programs, each named by its artifact (file path or session id).
@@ -71,31 +162,13 @@ pub fn to_sarif(runs: &[(String, &Analysis)], rules: &Rules) -> Value {
         .collect();
     codes.sort();
     codes.dedup_by(|a, b| a.0 == b.0);
-    let driver_rules: Vec<Value> = codes
+    let driver_rules = codes
         .iter()
-        .map(|(code, name, sev, pysa)| {
-            json!({
-                "id": code, "name": name,
-                "defaultConfiguration": { "level": level(sev) },
-                "properties": { "pysaCode": pysa },
-            })
-        })
+        .map(|(code, name, sev, pysa)| rule(code, name, sev, *pysa))
         .collect();
-    let results: Vec<Value> = runs
+    let results = runs
         .iter()
-        .flat_map(|(artifact, a)| a.findings.iter().map(move |f| result(artifact, f)))
+        .flat_map(|(artifact, a)| a.findings.iter().map(move |f| finding_result(artifact, f)))
         .collect();
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": { "driver": {
-                "name": "nbtrail-analyzer",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://example.invalid/nbtrail",
-                "rules": driver_rules,
-            }},
-            "results": results,
-        }],
-    })
+    log(driver_rules, results)
 }

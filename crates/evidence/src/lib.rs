@@ -509,63 +509,72 @@ pub fn export(
     Ok(report)
 }
 
-fn level(severity: &str) -> &'static str {
-    match severity {
-        "high" => "error",
-        "medium" => "warning",
-        _ => "note",
-    }
-}
-
-/// SARIF 2.1.0 for stored findings (locations are cells: `nbtrail:event/<id>`).
+/// SARIF 2.1.0 for stored findings, in the analyzer's shape (`nbtrail_analyzer::sarif`): locations are
+/// cells (`nbtrail:event/<id>`), each result carries its fingerprint and its triage status.
 pub fn sarif(findings: &[StoredFinding]) -> serde_json::Value {
-    let mut rules: BTreeMap<&str, &str> = BTreeMap::new();
+    use nbtrail_analyzer::sarif::{Region, location, log, result, rule};
+    let mut rules: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
     for f in findings {
-        rules.insert(&f.code, &f.rule);
+        rules.insert(&f.code, (&f.rule, &f.severity));
     }
-    let loc = |event: Option<i64>, line: u64, col: u64, end_line: u64, end_col: u64| {
-        serde_json::json!({"physicalLocation": {
-            "artifactLocation": {"uri": format!("nbtrail:event/{}", event.unwrap_or(0))},
-            "region": {"startLine": line.max(1), "startColumn": col.max(1),
-                       "endLine": end_line.max(1), "endColumn": end_col.max(1)}}})
+    let at = |event: Option<i64>, region: Region, note: Option<&str>| {
+        let uri = format!("nbtrail:event/{}", event.unwrap_or(0));
+        location(&uri, &region, None, note)
     };
-    let results: Vec<serde_json::Value> = findings
+    let results = findings
         .iter()
         .map(|f| {
-            let steps: Vec<serde_json::Value> = f
+            let steps = f
                 .trace
                 .as_array()
                 .map(|a| {
                     a.iter()
                         .map(|s| {
-                            let g = |k: &str| s[k].as_u64().unwrap_or(1);
-                            serde_json::json!({"location": {
-                                "message": {"text": s["note"].as_str().unwrap_or("")},
-                                "physicalLocation": loc(s["event_id"].as_i64(), g("line"), g("col"), g("end_line"), g("end_col"))["physicalLocation"]}})
+                            let n = |k: &str| s[k].as_u64().unwrap_or(1) as u32;
+                            let region = Region {
+                                line: n("line"),
+                                col: n("col"),
+                                end_line: n("end_line"),
+                                end_col: n("end_col"),
+                                chars: None,
+                            };
+                            at(
+                                s["event_id"].as_i64(),
+                                region,
+                                Some(s["note"].as_str().unwrap_or("")),
+                            )
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            serde_json::json!({
-                "ruleId": f.code,
-                "level": level(&f.severity),
-                "message": {"text": f.message},
-                "locations": [loc(f.event_id, f.line.into(), f.col.into(), f.end_line.into(), f.end_col.into())],
-                "codeFlows": [{"threadFlows": [{"locations": steps}]}],
-                "partialFingerprints": {"nbtrail/v1": f.fingerprint},
-                "properties": {"triage": f.triage, "session_id": f.session_id, "finding_id": f.id},
-            })
+            let region = Region {
+                line: f.line,
+                col: f.col,
+                end_line: f.end_line,
+                end_col: f.end_col,
+                chars: None,
+            };
+            let mut r = result(
+                &f.code,
+                &f.severity,
+                &f.message,
+                at(f.event_id, region, None),
+                steps,
+            );
+            r["partialFingerprints"] = serde_json::json!({"nbtrail/v1": f.fingerprint});
+            r["properties"] = serde_json::json!({
+                "rule": f.rule, "triage": f.triage, "session_id": f.session_id, "finding_id": f.id,
+            });
+            r
         })
         .collect();
-    serde_json::json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "nbtrail", "version": env!("CARGO_PKG_VERSION"),
-                "rules": rules.iter().map(|(c, n)| serde_json::json!({"id": c, "name": n})).collect::<Vec<_>>()}},
-            "results": results,
-        }]
-    })
+    log(
+        rules
+            .iter()
+            .map(|(code, (name, severity))| rule(code, name, severity, None))
+            .collect(),
+        results,
+    )
 }
 
 // ---- verify ------------------------------------------------------------------------------------------
