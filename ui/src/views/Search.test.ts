@@ -59,6 +59,36 @@ describe("Search view", () => {
     expect(app.history[0]).toBe("secrets.get (( user:bob@example.com");
   });
 
+  it("shows bidirectional formatting characters as escapes, never obeyed (Trojan Source)", async () => {
+    const sneaky = "mallory\u202e@example.com";
+    let sent = "";
+    mockIPC((cmd, args) => {
+      if (cmd !== "search") return null;
+      sent = (args as { args: { query: string } }).args.query;
+      const r = result(sent);
+      r.hits[0].user = sneaky;
+      r.hits[0].notebook_path = "/Users/m/\u2066admin\u2069";
+      r.hits[0].snippet = { text: "x = '\u202e' + secrets.get()", ranges: [[10, 21]] };
+      r.facets.user = [{ value: sneaky, count: 1 }];
+      return r;
+    });
+    render(Search);
+    const box = screen.getByLabelText("query") as HTMLInputElement;
+    await fireEvent.submit(box.form!);
+    await new Promise((r) => setTimeout(r, 0));
+    await tick();
+    const text = document.body.textContent!;
+    for (const c of ["\u202e", "\u2066", "\u2069"]) expect(text).not.toContain(c);
+    expect(text).toContain("mallory\\u{202e}@example.com");
+    expect(text).toContain("/Users/m/\\u{2066}admin\\u{2069}");
+    expect([...document.querySelectorAll(".snippet mark")].map((m) => m.textContent)).toEqual(["secrets.get"]);
+    // The facet shows the escape but filters on the real value.
+    const facet = [...document.querySelectorAll("button.facet")].find((b) => b.textContent!.startsWith("mallory"))!;
+    await fireEvent.click(facet);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(sent).toContain(`user:${sneaky}`);
+  });
+
   it("shows a command's {kind, message} error", async () => {
     mockIPC(() => { throw { kind: "no_case", message: "no case is open" }; });
     render(Search);
