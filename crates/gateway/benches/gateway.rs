@@ -2,9 +2,11 @@
 //! throughput with the browser connected directly versus through `nbtrail-gateway` (every message
 //! recorded and fsynced before it is forwarded).
 //!
-//! `cargo bench -p nbtrail-gateway` (or `scripts/bench-gateway.sh`, which records the machine). Needs the
-//! Jupyter venv that the tests create (target/jupyter-venv). Two kernels, one per path, so neither sees
-//! the other's broadcast output; rounds alternate between the paths so drift hits both alike.
+//! `cargo bench -p nbtrail-gateway --bench gateway`. Needs the Jupyter venv that the tests create
+//! (target/jupyter-venv). Two kernels, one per path, so neither sees the other's broadcast output; rounds
+//! alternate between the paths so drift hits both alike. Then [`USERS`] connections at once, each to its own
+//! kernel, per path (alternating again): what many notebooks executing at the same time cost the gateway's
+//! one log writer.
 
 #![allow(missing_docs)]
 
@@ -18,6 +20,10 @@ use support::*;
 const ROUNDS: usize = 5;
 const REQUESTS_PER_ROUND: usize = 100;
 const DISPLAYS: usize = 3000;
+/// Concurrent connections (each its own kernel) in the many-users measurement.
+const USERS: usize = 8;
+const REQUESTS_PER_USER: usize = 60;
+const CONCURRENT_ROUNDS: usize = 2;
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -41,6 +47,51 @@ fn new_kernel(addr: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// A connection to each of `kernels` through `addr`, warmed up. (Connections stay open across rounds:
+/// Jupyter does not take a second connection with the same session id to a kernel well.)
+async fn connect_all(addr: &str, kernels: &[String]) -> Vec<KernelClient> {
+    let auth = format!("token {JUPYTER_TOKEN}");
+    let mut clients = Vec::new();
+    for k in kernels {
+        let mut c = KernelClient::connect(addr, k, &[("Authorization", &auth)], false).await;
+        for _ in 0..5 {
+            c.execute("pass", false, &[]).await;
+        }
+        clients.push(c);
+    }
+    clients
+}
+
+/// Every client executing at once, `REQUESTS_PER_USER` each: the clients back, executes per second over
+/// the whole round, and every round trip in ms.
+async fn concurrent_round(clients: Vec<KernelClient>) -> (Vec<KernelClient>, f64, Vec<f64>) {
+    let n = clients.len();
+    let t = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(REQUESTS_PER_USER);
+                for _ in 0..REQUESTS_PER_USER {
+                    let t = Instant::now();
+                    let ex = c.execute("pass", false, &[]).await;
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    assert!(ex.messages.len() >= 4);
+                }
+                (c, lat)
+            })
+        })
+        .collect();
+    let (mut back, mut all) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (c, lat) = task.await.unwrap();
+        all.extend(lat);
+        back.push(c);
+    }
+    let rate = (n * REQUESTS_PER_USER) as f64 / t.elapsed().as_secs_f64();
+    (back, rate, all)
 }
 
 fn main() {
@@ -89,6 +140,28 @@ fn main() {
         }
         direct.close().await;
         via.close().await;
+
+        // Many notebooks at once: USERS kernels per path, every connection executing concurrently.
+        // Many notebooks at once: USERS kernels per path, every connection executing concurrently.
+        let many_direct: Vec<String> = (0..USERS).map(|_| new_kernel(&direct_addr)).collect();
+        let many_via: Vec<String> = (0..USERS).map(|_| new_kernel(&gw.addr)).collect();
+        let mut clients_direct = connect_all(&direct_addr, &many_direct).await;
+        let mut clients_via = connect_all(&gw.addr, &many_via).await;
+        let (mut c_rate_direct, mut c_rate_via) = (Vec::new(), Vec::new());
+        let (mut c_lat_direct, mut c_lat_via) = (Vec::new(), Vec::new());
+        for _ in 0..CONCURRENT_ROUNDS {
+            let (back, r, l) = concurrent_round(clients_direct).await;
+            clients_direct = back;
+            c_rate_direct.push(r);
+            c_lat_direct.extend(l);
+            let (back, r, l) = concurrent_round(clients_via).await;
+            clients_via = back;
+            c_rate_via.push(r);
+            c_lat_via.extend(l);
+        }
+        for c in clients_direct.into_iter().chain(clients_via) {
+            c.close().await;
+        }
         gw.stop();
         let records = records(&log_dir).len();
         let bytes: u64 = std::fs::read_dir(&log_dir)
@@ -115,6 +188,24 @@ fn main() {
             best(&tp_via),
             best(&tp_via) / best(&tp_direct)
         );
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (cd50, cd95, cv50, cv95) = (
+            p(&mut c_lat_direct, 0.5),
+            p(&mut c_lat_direct, 0.95),
+            p(&mut c_lat_via, 0.5),
+            p(&mut c_lat_via, 0.95),
+        );
+        println!(
+            "{USERS} connections at once, each its own kernel ({REQUESTS_PER_USER} executes each, {CONCURRENT_ROUNDS} rounds per path):"
+        );
+        println!(
+            "  executes/s (mean of rounds): direct {:.0}, via gateway {:.0} (x{:.2})",
+            mean(&c_rate_direct),
+            mean(&c_rate_via),
+            mean(&c_rate_via) / mean(&c_rate_direct)
+        );
+        println!("  round trip p50: direct {cd50:.2} ms, via gateway {cv50:.2} ms (x{:.2})", cv50 / cd50);
+        println!("  round trip p95: direct {cd95:.2} ms, via gateway {cv95:.2} ms (x{:.2})", cv95 / cd95);
         println!("  capture log: {records} records, {:.1} MB", bytes as f64 / 1e6);
     });
 }
