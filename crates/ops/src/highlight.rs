@@ -98,6 +98,19 @@ pub fn highlight(code: &str, language: Option<&str>, marks: &[Mark]) -> Vec<Vec<
 mod tests {
     use super::*;
 
+    /// A mark from (line, column) to (line, column), end exclusive.
+    fn mark(key: &str, (line, col): (u32, u32), (end_line, end_col): (u32, u32)) -> Mark {
+        Mark {
+            key: key.into(),
+            span: Span {
+                line,
+                col,
+                end_line,
+                end_col,
+            },
+        }
+    }
+
     fn text(lines: &[Vec<Token>]) -> Vec<String> {
         lines
             .iter()
@@ -126,15 +139,7 @@ mod tests {
     #[test]
     fn marks_split_tokens_exactly_at_their_columns() {
         let code = "x = 1\nprint(secret_value)\n";
-        let marks = [Mark {
-            key: "f7".into(),
-            span: Span {
-                line: 2,
-                col: 7,
-                end_line: 2,
-                end_col: 19,
-            },
-        }];
+        let marks = [mark("f7", (2, 7), (2, 19))];
         let lines = highlight(code, None, &marks);
         let marked: String = lines[1]
             .iter()
@@ -148,15 +153,7 @@ mod tests {
     #[test]
     fn multi_line_marks_cover_the_lines_between() {
         let code = "a = f(\n  b,\n  c)\nd";
-        let marks = [Mark {
-            key: "t1.0".into(),
-            span: Span {
-                line: 1,
-                col: 5,
-                end_line: 3,
-                end_col: 5,
-            },
-        }];
+        let marks = [mark("t1.0", (1, 5), (3, 5))];
         let lines = highlight(code, None, &marks);
         let marked = |l: &Vec<Token>| -> String {
             l.iter()
@@ -184,15 +181,7 @@ mod tests {
         // Trojan Source: the override would make the line display reordered. The mark covers `tok`, which
         // comes after two hidden characters: it must still cover exactly `tok`.
         let code = "x = '\u{202e}\u{2066}' + tok";
-        let marks = [Mark {
-            key: "f1".into(),
-            span: Span {
-                line: 1,
-                col: 12,
-                end_line: 1,
-                end_col: 15,
-            },
-        }];
+        let marks = [mark("f1", (1, 12), (1, 15))];
         let lines = highlight(code, Some("python"), &marks);
         assert_eq!(text(&lines)[0], "x = '\\u{202e}\\u{2066}' + tok");
         let marked: String = lines[0]

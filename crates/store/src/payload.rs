@@ -244,8 +244,12 @@ impl BlockReader {
 mod tests {
     use super::*;
 
-    #[test]
-    fn entries_round_trip_across_blocks() {
+    /// Where an entry went (block, index) and its raw record.
+    type Placed = ((i64, i64), String);
+
+    /// An in-memory payload table holding `n` entries (raw record `raw(i)`, params `{"i":"<i>"}`), written
+    /// as the store writes them; where each went, with its raw record.
+    fn stored(n: usize, raw: impl Fn(usize) -> String) -> (Connection, Vec<Placed>) {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE payload_blocks(id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
@@ -254,23 +258,36 @@ mod tests {
         let mut b = BlockBuilder::new(BlockBuilder::first_free_id(&conn).unwrap());
         let mut z = Compressor::new().unwrap();
         let mut ins = conn.prepare(INSERT_BLOCK).unwrap();
+        let mut store = |plain: PlainBlock| {
+            let block = z.compress(&plain).unwrap();
+            // Blocks carry their size, so readers take the one-shot path with a reused context.
+            assert!(matches!(
+                zstd::zstd_safe::get_frame_content_size(&block.data),
+                Ok(Some(_))
+            ));
+            insert_block(&mut ins, &block).unwrap();
+        };
         let mut at = Vec::new();
-        for i in 0..1000 {
-            let raw = format!("{{\"n\":{i},\"s\":\"{}\"}}", "é".repeat(i % 7));
+        for i in 0..n {
+            let raw = raw(i);
             at.push((b.push(&format!("{{\"i\":\"{i}\"}}"), &raw), raw));
             if b.is_full() {
-                let block = z.compress(&b.finish_block().unwrap()).unwrap();
-                // Blocks carry their size, so readers take the one-shot path with a reused context.
-                assert!(matches!(
-                    zstd::zstd_safe::get_frame_content_size(&block.data),
-                    Ok(Some(_))
-                ));
-                insert_block(&mut ins, &block).unwrap();
+                store(b.finish_block().unwrap());
             }
         }
-        let block = z.compress(&b.finish_block().unwrap()).unwrap();
-        insert_block(&mut ins, &block).unwrap();
+        if let Some(last) = b.finish_block() {
+            store(last);
+        }
         assert!(b.finish_block().is_none());
+        drop(ins);
+        (conn, at)
+    }
+
+    #[test]
+    fn entries_round_trip_across_blocks() {
+        let (conn, at) = stored(1000, |i| {
+            format!("{{\"n\":{i},\"s\":\"{}\"}}", "é".repeat(i % 7))
+        });
         let blocks: i64 = conn
             .query_row("SELECT count(*) FROM payload_blocks", [], |r| r.get(0))
             .unwrap();
@@ -287,25 +304,9 @@ mod tests {
 
     #[test]
     fn reads_jumping_between_more_blocks_than_are_cached_stay_right() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE payload_blocks(id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
-        )
-        .unwrap();
-        let mut b = BlockBuilder::new(BlockBuilder::first_free_id(&conn).unwrap());
-        let mut z = Compressor::new().unwrap();
-        let mut ins = conn.prepare(INSERT_BLOCK).unwrap();
-        let mut at = Vec::new();
-        for i in 0..(BLOCK_EVENTS * (BlockReader::CACHED + 4)) {
-            let raw = format!("{{\"n\":{i}}}");
-            at.push((b.push("{}", &raw), raw));
-            if b.is_full() {
-                insert_block(&mut ins, &z.compress(&b.finish_block().unwrap()).unwrap()).unwrap();
-            }
-        }
-        if let Some(last) = b.finish_block() {
-            insert_block(&mut ins, &z.compress(&last).unwrap()).unwrap();
-        }
+        let (conn, at) = stored(BLOCK_EVENTS * (BlockReader::CACHED + 4), |i| {
+            format!("{{\"n\":{i}}}")
+        });
         // A stride that visits every block in turn (evicting), then nearby entries (hitting the cache).
         let mut r = BlockReader::default();
         let n = at.len();
