@@ -265,6 +265,22 @@ fn ingesting_file_by_file_gives_what_one_ingest_gives() {
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x, y);
     }
+    // The notebook path history is the same too (each run adds only its own path events).
+    let paths = |case: &Path| -> Vec<(String, String, i64, String)> {
+        let conn = rusqlite::Connection::open(case.join("case.sqlite")).unwrap();
+        let mut st = conn
+            .prepare(
+                "SELECT notebook_id, path, time_ms, action FROM notebook_paths ORDER BY 1, 3, 2, 4",
+            )
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let whole_paths = paths(&whole);
+    assert!(whole_paths.len() > 20, "{}", whole_paths.len());
+    assert_eq!(paths(&pieces), whole_paths);
     // Some of the early runs' open sessions went idle later: the ageing was exercised.
     assert!(
         b.iter().any(|r| r["session"]["end_reason"] == "idle"),

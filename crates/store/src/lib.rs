@@ -331,20 +331,16 @@ impl Case {
                 .conn
                 .pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0))
                 .is_ok_and(|m| m.eq_ignore_ascii_case("delete"));
+        // Everything new, or a bulk load: rebuild the derived tables from scratch (sorted loads). Otherwise
+        // only the notebooks this run's new events touch are re-sessionized.
+        let incremental = !bulk && existing > 0;
         let result = self.without_foreign_key_enforcement(|case| {
-            // Everything new, or a bulk load: rebuild the derived tables from scratch (sorted loads).
-            // Otherwise only the notebooks this run's new events touch are re-sessionized.
-            let derive = if bulk || existing == 0 {
-                Derive::All
-            } else {
-                Derive::Since(existing)
-            };
             case.ingest_run(
                 &inputs,
                 paths,
                 bytes_total,
                 bulk,
-                derive,
+                incremental,
                 started,
                 cancel,
                 progress,
@@ -367,7 +363,7 @@ impl Case {
         paths: &[PathBuf],
         bytes_total: u64,
         bulk: bool,
-        derive_scope: Derive,
+        incremental: bool,
         started: Instant,
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(&Progress),
@@ -377,6 +373,15 @@ impl Case {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // What counts as new is decided inside the transaction: another process may have committed a run
+        // since `ingest` looked, and its events are already derived.
+        let derive_scope = if incremental {
+            Derive::Since(
+                tx.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?,
+            )
+        } else {
+            Derive::All
+        };
         let started_at = format_time(chrono::Utc::now());
         tx.execute(
             "INSERT INTO ingest_runs(started_at, examiner, host, tool_version, inputs) VALUES(?1,?2,?3,?4,?5)",
