@@ -6,7 +6,7 @@
 //! into `<span style=…>` around escaped text.
 
 use nbtrail_highlight::{Highlighter, LinesWithEndings, Palette};
-use nbtrail_model::display::must_show_escaped;
+use nbtrail_model::display::{must_show_escaped, push_escaped};
 use nbtrail_model::{Session, SessionCell};
 use nbtrail_store::{EventRow, StoredFinding};
 use std::io::{self, Write};
@@ -23,7 +23,7 @@ pub fn esc(s: &str) -> String {
             '\'' => out.push_str("&#39;"),
             // Control characters (ANSI escapes, NUL) and bidirectional formatting characters (which
             // would display a line reordered) shown visibly, never passed through.
-            c if must_show_escaped(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c if must_show_escaped(c) => push_escaped(c, &mut out),
             c => out.push(c),
         }
     }

@@ -32,7 +32,9 @@ pub fn escaped(s: &str) -> String {
     out
 }
 
-fn push_escaped(c: char, out: &mut String) {
+/// Appends `c`, as a `\u{hex}` escape if it [`must_show_escaped`]: for callers that escape other characters
+/// too (the evidence report's HTML escaping).
+pub fn push_escaped(c: char, out: &mut String) {
     if must_show_escaped(c) {
         out.push_str(&format!("\\u{{{:x}}}", c as u32));
     } else {
