@@ -284,7 +284,12 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Every statement and expression walk passes through here: stack growth per level (see `guard`).
     fn stmt(&mut self, s: &'a Stmt) {
+        crate::guard::with_stack(|| self.stmt_inner(s))
+    }
+
+    fn stmt_inner(&mut self, s: &'a Stmt) {
         match s {
             Stmt::Assign(a) => {
                 if let (Some(Expr::Name(n)), Expr::Lambda(l)) =
@@ -490,6 +495,10 @@ impl<'a> Engine<'a> {
     }
 
     fn assign(&mut self, target: &'a Expr, val: Val, value: Option<&'a Expr>) {
+        crate::guard::with_stack(|| self.assign_inner(target, val, value))
+    }
+
+    fn assign_inner(&mut self, target: &'a Expr, val: Val, value: Option<&'a Expr>) {
         match target {
             Expr::Name(n) => {
                 let name = n.id.to_string();
@@ -597,6 +606,10 @@ impl<'a> Engine<'a> {
     // ------------------------------------------------------------------ expressions
 
     fn eval(&mut self, e: &'a Expr) -> Val {
+        crate::guard::with_stack(|| self.eval_inner(e))
+    }
+
+    fn eval_inner(&mut self, e: &'a Expr) -> Val {
         match e {
             Expr::StringLiteral(s) => {
                 let text = s.value.to_str().to_string();
@@ -771,19 +784,12 @@ impl<'a> Engine<'a> {
     /// The dotted name of a callee or object after import aliases: `dbutils.secrets.get`,
     /// `requests.post` (for `r.post` after `import requests as r`), `df.toPandas().to_csv`.
     fn callee(&self, e: &Expr) -> String {
-        match e {
-            Expr::Name(n) => {
-                let id = n.id.as_str();
-                self.aliases
-                    .get(id)
-                    .cloned()
-                    .unwrap_or_else(|| id.to_string())
-            }
-            Expr::Attribute(a) => format!("{}.{}", self.callee(&a.value), a.attr.as_str()),
-            Expr::Call(c) => format!("{}()", self.callee(&c.func)),
-            Expr::Subscript(s) => format!("{}[]", self.callee(&s.value)),
-            _ => "?".to_string(),
-        }
+        call_chain(e, |id| {
+            self.aliases
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| id.to_string())
+        })
     }
 
     fn source_for(&mut self, callee: &str, args: &[Val], range: TextRange) -> Option<Val> {
@@ -1228,16 +1234,63 @@ pub(crate) fn span_loc(
     }
 }
 
+/// `a.b().c[0].d` as text (`?` for a link that is not a name, attribute, call or subscript), the base
+/// name spelled by `name`. Walked in a loop and cut to its last [`MAX_CHAIN`] links after `…`.
+pub(crate) fn call_chain(e: &Expr, name: impl Fn(&str) -> String) -> String {
+    let mut links: Vec<String> = Vec::new();
+    let mut e = e;
+    loop {
+        if links.len() >= MAX_CHAIN {
+            links.push("…".into());
+            break;
+        }
+        match e {
+            Expr::Name(n) => {
+                links.push(name(n.id.as_str()));
+                break;
+            }
+            Expr::Attribute(a) => {
+                links.push(format!(".{}", a.attr.as_str()));
+                e = &a.value;
+            }
+            Expr::Call(c) => {
+                links.push("()".into());
+                e = &c.func;
+            }
+            Expr::Subscript(s) => {
+                links.push("[]".into());
+                e = &s.value;
+            }
+            _ => {
+                links.push("?".into());
+                break;
+            }
+        }
+    }
+    links.iter().rev().map(String::as_str).collect()
+}
+
+/// Callee chains longer than this many links are named by their last links after `…` (a chain is walked
+/// for every call in it: unbounded, a 5,000-link chain would cost 5,000² string pushes).
+const MAX_CHAIN: usize = 64;
+
 fn base_name(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Name(n) => Some(n.id.to_string()),
-        Expr::Attribute(a) => base_name(&a.value),
-        Expr::Subscript(s) => base_name(&s.value),
-        _ => None,
+    let mut e = e;
+    loop {
+        match e {
+            Expr::Name(n) => return Some(n.id.to_string()),
+            Expr::Attribute(a) => e = &a.value,
+            Expr::Subscript(s) => e = &s.value,
+            _ => return None,
+        }
     }
 }
 
 fn target_names(e: &Expr) -> Vec<String> {
+    crate::guard::with_stack(|| target_names_inner(e))
+}
+
+fn target_names_inner(e: &Expr) -> Vec<String> {
     match e {
         Expr::Name(n) => vec![n.id.to_string()],
         Expr::Tuple(t) => t.elts.iter().flat_map(target_names).collect(),

@@ -17,6 +17,7 @@
 
 pub mod cells;
 mod engine;
+pub mod guard;
 pub mod rules;
 pub mod sarif;
 pub mod tables;
@@ -123,14 +124,45 @@ pub struct Analysis {
     pub python_cells: usize,
 }
 
+/// Code of the built-in rule that reports a cell the analyzer refused to parse (see [`guard`]).
+pub const NOT_ANALYZED_CODE: &str = "NBT900";
+/// Name of that rule.
+pub const NOT_ANALYZED_RULE: &str = "cell-not-analyzed";
+
+/// What became of a Python cell before the engine saw it.
+enum Parse {
+    Parsed(ruff_python_parser::Parsed<ruff_python_ast::ModModule>),
+    /// The parser panicked (contained).
+    Panicked,
+    /// Over the analyzer's bounds: not parsed.
+    Refused(guard::Refusal),
+}
+
 /// Analyzes `cells` (in execution order) as one program.
+///
+/// Cells over the bounds of [`guard`] are not parsed; each is reported as a [`NOT_ANALYZED_CODE`]
+/// finding (and a diagnostic), and the cells around it are analyzed as usual.
 pub fn analyze(cells: &[Cell], rules: &Rules) -> Analysis {
     let options = ParseOptions::from(Mode::Ipython);
-    #[allow(clippy::type_complexity)]
-    let parsed: Vec<Option<Option<ruff_python_parser::Parsed<ruff_python_ast::ModModule>>>> = cells
+    let parsed: Vec<Option<Parse>> = cells
         .iter()
-        .map(|c| engine::is_python(c).then(|| parse_python(c.body(), options.clone())))
+        .map(|c| {
+            engine::is_python(c).then(|| match guard::check(c.body()) {
+                Err(refusal) => Parse::Refused(refusal),
+                Ok(()) => match parse_python(c.body(), options.clone()) {
+                    Some(p) => Parse::Parsed(p),
+                    None => Parse::Panicked,
+                },
+            })
+        })
         .collect();
+    let analysis = analyze_parsed(cells, rules, &parsed);
+    // Dropping a syntax tree recurses once per level; the guard bounded the levels, this gives the room.
+    guard::with_deep_stack(|| drop(parsed));
+    analysis
+}
+
+fn analyze_parsed(cells: &[Cell], rules: &Rules, parsed: &[Option<Parse>]) -> Analysis {
     let mut engine = engine::Engine::new(rules, cells);
     let mut python_cells = 0;
     let mut diagnostics = Vec::new();
@@ -140,16 +172,45 @@ pub fn analyze(cells: &[Cell], rules: &Rules) -> Analysis {
             sql_findings.extend(sql_widget_references(i, c, rules));
         }
     }
+    let mut refused = Vec::new();
     for (i, p) in parsed.iter().enumerate() {
         let Some(p) = p else { continue };
         python_cells += 1;
-        let Some(p) = p else {
-            diagnostics.push(Diagnostic {
-                loc: engine::span_loc(i, &cells[i], &engine::LineIndex::new(&cells[i].code), 0, 0),
-                message: "the Python parser failed on this cell (internal parser error); cell not analyzed"
-                    .into(),
-            });
-            continue;
+        let cell_start =
+            || engine::span_loc(i, &cells[i], &engine::LineIndex::new(&cells[i].code), 0, 0);
+        let p = match p {
+            Parse::Parsed(p) => p,
+            Parse::Panicked => {
+                diagnostics.push(Diagnostic {
+                    loc: cell_start(),
+                    message: "the Python parser failed on this cell (internal parser error); cell not analyzed"
+                        .into(),
+                });
+                continue;
+            }
+            Parse::Refused(why) => {
+                let message = format!("cell not analyzed: {why}");
+                diagnostics.push(Diagnostic {
+                    loc: cell_start(),
+                    message: message.clone(),
+                });
+                refused.push(Finding {
+                    code: NOT_ANALYZED_CODE.into(),
+                    rule: NOT_ANALYZED_RULE.into(),
+                    pysa_code: None,
+                    severity: "medium".into(),
+                    message,
+                    location: cell_start(),
+                    source_kind: String::new(),
+                    sink_kind: None,
+                    // Findings always trace back to where they start (stores key them by it).
+                    trace: vec![Step {
+                        loc: cell_start(),
+                        note: "the cell as logged; not parsed".into(),
+                    }],
+                });
+                continue;
+            }
         };
         if let Some(err) = p.errors().first() {
             let (line, col) = line_col(
@@ -178,6 +239,7 @@ pub fn analyze(cells: &[Cell], rules: &Rules) -> Analysis {
     }
     let mut findings = engine.findings;
     findings.extend(sql_findings);
+    findings.extend(refused);
     findings.sort_by_key(|f| (f.location.cell, f.location.start, f.code.clone()));
     Analysis {
         findings,

@@ -159,6 +159,12 @@ pub fn to_sarif(runs: &[(String, &Analysis)], rules: &Rules) -> Value {
                 .iter()
                 .map(|p| (p.code.as_str(), p.name.as_str(), p.severity.as_str(), None)),
         )
+        .chain(std::iter::once((
+            crate::NOT_ANALYZED_CODE,
+            crate::NOT_ANALYZED_RULE,
+            "medium",
+            None,
+        )))
         .collect();
     codes.sort();
     codes.dedup_by(|a, b| a.0 == b.0);

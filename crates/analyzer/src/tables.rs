@@ -164,7 +164,16 @@ fn write_targets(st: &Statement) -> Vec<String> {
 /// Tables of a SQL text (one or more statements).
 pub fn sql_tables(sql: &str, out: &mut BTreeSet<TableRef>) {
     let text = widget_placeholders(sql);
-    match sqlparser::parser::Parser::parse_sql(&DatabricksDialect {}, &text) {
+    // SQL nested past the bound is only keyword-scanned (linear, no tree): see `guard::check_sql`.
+    if crate::guard::check_sql(&text).is_err() {
+        keyword_scan(&text, out);
+        return;
+    }
+    crate::guard::with_deep_stack(|| sql_tables_parsed(&text, out));
+}
+
+fn sql_tables_parsed(text: &str, out: &mut BTreeSet<TableRef>) {
+    match sqlparser::parser::Parser::parse_sql(&DatabricksDialect {}, text) {
         Ok(statements) => {
             let before = out.len();
             for st in &statements {
@@ -190,10 +199,10 @@ pub fn sql_tables(sql: &str, out: &mut BTreeSet<TableRef>) {
             // A statement the parser accepts but whose tables it does not expose as relations (for
             // example `OPTIMIZE`, `VACUUM`, `COPY INTO`): ask the keyword scan rather than say "none".
             if out.len() == before {
-                keyword_scan(&text, out);
+                keyword_scan(text, out);
             }
         }
-        Err(_) => keyword_scan(&text, out),
+        Err(_) => keyword_scan(text, out),
     }
 }
 
@@ -246,6 +255,10 @@ fn is_table_name(name: &str) -> bool {
 }
 
 fn python_tables(code: &str, out: &mut BTreeSet<TableRef>) {
+    // Cells past the analyzer's bounds have no tables (the analyzer reports them as not analyzed).
+    if crate::guard::check(code).is_err() {
+        return;
+    }
     let Some(parsed) = crate::parse_python(code, ParseOptions::from(Mode::Ipython)) else {
         return;
     };
@@ -253,6 +266,7 @@ fn python_tables(code: &str, out: &mut BTreeSet<TableRef>) {
     for stmt in parsed.suite() {
         ruff_python_ast::visitor::walk_stmt(&mut v, stmt);
     }
+    crate::guard::with_deep_stack(|| drop(parsed));
 }
 
 struct PyVisitor<'o> {
@@ -261,13 +275,7 @@ struct PyVisitor<'o> {
 
 /// `a.b().c` → `a.b().c`: the call chain as text, for matching receivers.
 fn chain(e: &Expr) -> String {
-    match e {
-        Expr::Name(n) => n.id.to_string(),
-        Expr::Attribute(a) => format!("{}.{}", chain(&a.value), a.attr.as_str()),
-        Expr::Call(c) => format!("{}()", chain(&c.func)),
-        Expr::Subscript(s) => format!("{}[]", chain(&s.value)),
-        _ => "?".into(),
-    }
+    crate::engine::call_chain(e, |name| name.to_string())
 }
 
 fn literal(e: &Expr) -> Option<String> {
@@ -343,10 +351,16 @@ impl PyVisitor<'_> {
 
 impl<'a> Visitor<'a> for PyVisitor<'_> {
     fn visit_expr(&mut self, expr: &'a Expr) {
-        if let Expr::Call(c) = expr {
-            self.call(c);
-        }
-        walk_expr(self, expr);
+        crate::guard::with_stack(|| {
+            if let Expr::Call(c) = expr {
+                self.call(c);
+            }
+            walk_expr(self, expr);
+        })
+    }
+
+    fn visit_stmt(&mut self, stmt: &'a ast::Stmt) {
+        crate::guard::with_stack(|| ruff_python_ast::visitor::walk_stmt(self, stmt))
     }
 }
 

@@ -501,7 +501,12 @@ impl SearchIndex {
                     meta.push('\n');
                 }
                 if let Some(code) = &code {
-                    doc.add_text(f.code, code);
+                    let (text, cut) = indexable(code);
+                    doc.add_text(f.code, &text);
+                    if cut {
+                        meta.push_str(CUT_MARK);
+                        meta.push('\n');
+                    }
                     for t in table_memo.tables(code, language.as_deref()) {
                         let access_field = match t.access {
                             nbtrail_analyzer::tables::Access::Read => f.table_read,
@@ -521,7 +526,12 @@ impl SearchIndex {
                     // What the user was shown: captured outputs carry their text in the parameters.
                     let p = payloads.get(conn, r.get(16)?, r.get(17)?)?;
                     if let Some(text) = output_text(&p.params) {
+                        let (text, cut) = indexable(&text);
                         doc.add_text(f.output, &text);
+                        if cut {
+                            meta.push_str(CUT_MARK);
+                            meta.push('\n');
+                        }
                     }
                 }
                 doc.add_text(f.meta, &meta);
@@ -715,6 +725,36 @@ impl TableMemo {
         };
         &list[at].1
     }
+}
+
+/// Code or output text longer than this is indexed by its first and last halves of this bound (searches
+/// find words there); the event's metadata then holds [`CUT_MARK`], so `nbtrail_index_cut` lists them.
+/// The store keeps the whole text (replay, export, analysis see all of it).
+pub const MAX_INDEXED_TEXT_BYTES: usize = 16 << 20;
+
+/// The word added to the metadata of an event whose text was indexed in part.
+pub const CUT_MARK: &str = "nbtrail_index_cut";
+
+/// `text` within [`MAX_INDEXED_TEXT_BYTES`] (head and tail, cut at character boundaries), and whether it
+/// was cut.
+fn indexable(text: &str) -> (std::borrow::Cow<'_, str>, bool) {
+    if text.len() <= MAX_INDEXED_TEXT_BYTES {
+        return (std::borrow::Cow::Borrowed(text), false);
+    }
+    let half = MAX_INDEXED_TEXT_BYTES / 2;
+    let mut head_end = half;
+    while !text.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let mut tail_start = text.len() - half;
+    while !text.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    let mut out = String::with_capacity(head_end + 1 + text.len() - tail_start);
+    out.push_str(&text[..head_end]);
+    out.push('\n');
+    out.push_str(&text[tail_start..]);
+    (std::borrow::Cow::Owned(out), true)
 }
 
 /// Indexing threads: one per core up to 4 (`NBTRAIL_INDEX_THREADS` overrides, for benchmarks).

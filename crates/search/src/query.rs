@@ -217,10 +217,27 @@ enum Node {
     Last(String),
 }
 
+/// Groups nested deeper than this are flattened (with a warning): parsing, compiling and dropping a query
+/// recurse once per level, and a query is typed by whoever uses the app or the CLI.
+pub const MAX_QUERY_DEPTH: usize = 32;
+
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
     warnings: Vec<String>,
+    /// Groups open around the current token.
+    depth: usize,
+}
+
+impl Parser {
+    fn new(toks: Vec<Tok>, warnings: Vec<String>) -> Parser {
+        Parser {
+            toks,
+            pos: 0,
+            warnings,
+            depth: 0,
+        }
+    }
 }
 
 impl Parser {
@@ -279,23 +296,42 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Option<Node> {
-        match self.peek()? {
-            Tok::Not | Tok::Minus => {
-                let tok = self.toks[self.pos].clone();
-                self.pos += 1;
-                match self.unary() {
-                    Some(n) => Some(Node::Not(Box::new(n))),
-                    None => {
-                        self.warnings.push(format!(
-                            "`{}` with nothing after it: ignored",
-                            if tok == Tok::Not { "NOT" } else { "-" }
-                        ));
-                        None
-                    }
-                }
-            }
-            _ => self.primary(),
+        // A run of negations is read in a loop (`NOT NOT … a` 30,000 deep must not recurse): an odd
+        // count negates, an even one cancels.
+        let mut negations = 0usize;
+        let mut last = None;
+        while let Some(tok @ (Tok::Not | Tok::Minus)) = self.peek() {
+            last = Some(tok.clone());
+            negations += 1;
+            self.pos += 1;
         }
+        let inner = self.primary_or_group();
+        match (inner, last) {
+            (inner, None) => inner,
+            (Some(n), Some(_)) if negations % 2 == 1 => Some(Node::Not(Box::new(n))),
+            (Some(n), Some(_)) => Some(n),
+            (None, Some(tok)) => {
+                self.warnings.push(format!(
+                    "`{}` with nothing after it: ignored",
+                    if tok == Tok::Not { "NOT" } else { "-" }
+                ));
+                None
+            }
+        }
+    }
+
+    fn primary_or_group(&mut self) -> Option<Node> {
+        if self.peek() == Some(&Tok::LParen) && self.depth >= MAX_QUERY_DEPTH {
+            // Past the bound a `(` is ignored; its `)` then closes an outer group (or is reported as
+            // unmatched), so the terms are still searched, grouped less finely.
+            self.pos += 1;
+            let warning = format!("groups nested deeper than {MAX_QUERY_DEPTH}: inner `(` ignored");
+            if !self.warnings.contains(&warning) {
+                self.warnings.push(warning);
+            }
+            return None;
+        }
+        self.primary()
     }
 
     fn primary(&mut self) -> Option<Node> {
@@ -303,7 +339,9 @@ impl Parser {
         self.pos += 1;
         match tok {
             Tok::LParen => {
+                self.depth += 1;
                 let inner = self.or();
+                self.depth -= 1;
                 if self.peek() == Some(&Tok::RParen) {
                     self.pos += 1;
                 } else {
@@ -403,11 +441,7 @@ fn parse_time(s: &str, now_ms: i64) -> Option<(i64, i64)> {
 pub fn compile(q: &str, f: &Fields, lookup: &dyn Lookup, now_ms: i64) -> Compiled {
     let mut warnings = Vec::new();
     let toks = lex(q, &mut warnings);
-    let mut p = Parser {
-        toks,
-        pos: 0,
-        warnings,
-    };
+    let mut p = Parser::new(toks, warnings);
     let mut parts = Vec::new();
     while p.pos < p.toks.len() {
         if let Some(n) = p.or() {
@@ -759,11 +793,7 @@ mod tests {
     fn ast(q: &str) -> (Option<Node>, Vec<String>) {
         let mut w = Vec::new();
         let toks = lex(q, &mut w);
-        let mut p = Parser {
-            toks,
-            pos: 0,
-            warnings: w,
-        };
+        let mut p = Parser::new(toks, w);
         let n = p.or();
         (n, p.warnings)
     }
@@ -825,6 +855,29 @@ mod tests {
         let (n, w) = ast("a OR");
         assert_eq!(n, Some(text("a")));
         assert!(w[0].contains("`OR`"), "{w:?}");
+    }
+
+    /// Issue 16: `((((…a` or `NOT NOT … a` 30,000 deep overflowed the parser's stack (also on the app's
+    /// worker threads). Run on a 256 KiB stack to prove no level recurses.
+    #[test]
+    fn queries_nested_30000_deep_parse_with_a_warning_not_a_crash() {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let n = 30_000;
+                let (node, w) = ast(&format!("{}a{}", "(".repeat(n), ")".repeat(n)));
+                assert_eq!(node, Some(text("a")));
+                assert!(w.iter().any(|w| w.contains("nested deeper")), "{w:?}");
+                let (node, _) = ast(&format!("{}a", "NOT ".repeat(n)));
+                assert_eq!(node, Some(text("a")), "an even number of NOTs cancels");
+                let (node, _) = ast(&format!("{}a", "-".repeat(n + 1)));
+                assert_eq!(node, Some(Node::Not(Box::new(text("a")))));
+                let (node, _) = ast(&format!("{}a", "(NOT ".repeat(n)));
+                assert!(node.is_some());
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
     }
 
     #[test]

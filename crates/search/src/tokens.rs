@@ -100,33 +100,10 @@ pub fn query_parts(word: &str) -> Vec<String> {
 
 /// The tokens of `text`, as indexed.
 pub fn tokenize(text: &str) -> Vec<Token> {
+    let mut stream = CodeTokenStream::new(text);
     let mut out = Vec::new();
-    let mut position = 0usize;
-    for (ws, we) in words(text) {
-        let word = &text[ws..we];
-        let ps = parts(word);
-        if ps.len() > 1 && word.len() <= MAX_WORD_BYTES {
-            out.push(Token {
-                offset_from: ws,
-                offset_to: we,
-                position,
-                text: word.to_lowercase(),
-                position_length: ps.len(),
-            });
-        }
-        for (a, b) in ps {
-            if b - a > MAX_PART_BYTES {
-                continue;
-            }
-            out.push(Token {
-                offset_from: ws + a,
-                offset_to: ws + b,
-                position,
-                text: word[a..b].to_lowercase(),
-                position_length: 1,
-            });
-            position += 1;
-        }
+    while stream.advance() {
+        out.push(stream.token.clone());
     }
     out
 }
@@ -135,36 +112,82 @@ pub fn tokenize(text: &str) -> Vec<Token> {
 #[derive(Clone, Default)]
 pub struct CodeTokenizer;
 
-/// Token stream over pre-computed tokens.
-pub struct VecTokenStream {
-    tokens: Vec<Token>,
-    next: usize,
+/// Tokens of one text, produced as tantivy asks for them: memory stays that of one word's parts however
+/// long the text (a 60 MB cell once took 6.6 GB when all its tokens were collected first).
+pub struct CodeTokenStream<'a> {
+    text: &'a str,
+    words: Box<dyn Iterator<Item = (usize, usize)> + 'a>,
+    /// Tokens of the current word not yet handed out (in order).
+    pending: std::collections::VecDeque<Token>,
+    token: Token,
+    position: usize,
 }
 
-impl TokenStream for VecTokenStream {
-    fn advance(&mut self) -> bool {
-        if self.next < self.tokens.len() {
-            self.next += 1;
-            true
-        } else {
-            false
+impl<'a> CodeTokenStream<'a> {
+    fn new(text: &'a str) -> Self {
+        CodeTokenStream {
+            text,
+            words: Box::new(words(text)),
+            pending: std::collections::VecDeque::new(),
+            token: Token::default(),
+            position: 0,
         }
     }
+
+    fn fill(&mut self) -> bool {
+        while self.pending.is_empty() {
+            let Some((ws, we)) = self.words.next() else {
+                return false;
+            };
+            let word = &self.text[ws..we];
+            let ps = parts(word);
+            if ps.len() > 1 && word.len() <= MAX_WORD_BYTES {
+                self.pending.push_back(Token {
+                    offset_from: ws,
+                    offset_to: we,
+                    position: self.position,
+                    text: word.to_lowercase(),
+                    position_length: ps.len(),
+                });
+            }
+            for (a, b) in ps {
+                if b - a > MAX_PART_BYTES {
+                    continue;
+                }
+                self.pending.push_back(Token {
+                    offset_from: ws + a,
+                    offset_to: ws + b,
+                    position: self.position,
+                    text: word[a..b].to_lowercase(),
+                    position_length: 1,
+                });
+                self.position += 1;
+            }
+        }
+        true
+    }
+}
+
+impl TokenStream for CodeTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        if !self.fill() {
+            return false;
+        }
+        self.token = self.pending.pop_front().expect("filled");
+        true
+    }
     fn token(&self) -> &Token {
-        &self.tokens[self.next - 1]
+        &self.token
     }
     fn token_mut(&mut self) -> &mut Token {
-        &mut self.tokens[self.next - 1]
+        &mut self.token
     }
 }
 
 impl Tokenizer for CodeTokenizer {
-    type TokenStream<'a> = VecTokenStream;
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
-        VecTokenStream {
-            tokens: tokenize(text),
-            next: 0,
-        }
+    type TokenStream<'a> = CodeTokenStream<'a>;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> CodeTokenStream<'a> {
+        CodeTokenStream::new(text)
     }
 }
 
