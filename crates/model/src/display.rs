@@ -7,7 +7,13 @@
 //! * **bidirectional formatting characters** (embeddings, overrides, isolates, and the invisible
 //!   left-to-right/right-to-left/Arabic letter marks): they reorder how a line *looks* without changing
 //!   what it *is* — the "Trojan Source" trick (CVE-2021-42574), where code reads differently from what
-//!   runs.
+//!   runs;
+//! * **invisible and format characters**: every character of Unicode category Cf (zero-width space and
+//!   joiners, word joiner, soft hyphen, byte-order mark, invisible operators, interlinear annotations,
+//!   the tag characters U+E0000–E007F that can carry a whole hidden text), the line and paragraph
+//!   separators U+2028/2029 (a new line to some viewers, none to others), the Hangul fillers (blank
+//!   letters, valid in identifiers) and the variation selectors (which can also smuggle hidden bytes), except
+//!   U+FE0E/FE0F, the text/emoji presentation selectors.
 //!
 //! Such characters are shown, never obeyed: as `\u{…}` escapes ([`escaped`]), or — where columns must stay
 //! aligned with character offsets, as in highlighted code with finding marks — C0 controls and DEL as their
@@ -16,10 +22,25 @@
 /// True for a character that must not reach a screen as itself (see the module docs). Tab and newline are
 /// ordinary.
 pub fn must_show_escaped(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t')
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    if c.is_ascii() {
+        return c.is_ascii_control() && c != '\n' && c != '\t';
+    }
+    c.is_control()
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
         || matches!(
             c,
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+            // Tag characters (Cf in current Unicode; listed whole so unassigned ones count too).
+            '\u{e0000}'..='\u{e007f}'
+            // Hangul fillers: letters that draw nothing.
+            | '\u{115f}' | '\u{1160}' | '\u{3164}' | '\u{ffa0}'
+            // Variation selectors, but the text/emoji presentation ones.
+            | '\u{fe00}'..='\u{fe0d}' | '\u{e0100}'..='\u{e01ef}' | '\u{180b}'..='\u{180f}'
         )
 }
 
@@ -76,9 +97,43 @@ mod tests {
             push_shown(c, &mut shown);
         }
         assert_eq!(shown, "x\u{241b}\u{2421}\\u{200f}\\u{61c}y\t");
-        // Ordinary text in any script, emoji joiners included, is left alone.
-        for ok in ["café", "שלום עולם", "مرحبا", "👩\u{200d}💻", "日本語"] {
+        // Ordinary text in any script, and emoji with their presentation selector, is left alone.
+        for ok in [
+            "café",
+            "שלום עולם",
+            "مرحبا",
+            "❤\u{fe0f}",
+            "日本語",
+            "x = 1 # ok",
+        ] {
             assert_eq!(escaped(ok), ok);
+        }
+    }
+
+    /// Issue 16: zero-width, line/paragraph separators and tag characters passed raw into the terminal,
+    /// the app and the report. Each is shown now.
+    #[test]
+    fn invisible_and_format_characters_are_shown() {
+        for (hidden, shown) in [
+            ("pass\u{200b}word", "pass\\u{200b}word"),
+            (
+                "a\u{200d}b\u{200c}c\u{2060}d\u{feff}e\u{ad}f",
+                "a\\u{200d}b\\u{200c}c\\u{2060}d\\u{feff}e\\u{ad}f",
+            ),
+            ("x = 1\u{2028}import os", "x = 1\\u{2028}import os"),
+            ("end\u{2029}", "end\\u{2029}"),
+            (
+                "ok\u{e0041}\u{e0042}\u{e007f}",
+                "ok\\u{e0041}\\u{e0042}\\u{e007f}",
+            ),
+            ("\u{3164} = secret", "\\u{3164} = secret"),
+            ("a\u{fe00}\u{e0100}", "a\\u{fe00}\\u{e0100}"),
+            (
+                "\u{2062}\u{2063}\u{fff9}\u{180e}\u{600}",
+                "\\u{2062}\\u{2063}\\u{fff9}\\u{180e}\\u{600}",
+            ),
+        ] {
+            assert_eq!(escaped(hidden), shown);
         }
     }
 

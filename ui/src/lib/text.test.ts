@@ -67,6 +67,13 @@ describe("untrusted content", () => {
   it("bidirectional formatting characters and C1 controls become escapes (Trojan Source)", () => {
     expect(visible("user\u202e \u2066// admin\u2069 \u2066")).toBe("user\\u{202e} \\u{2066}// admin\\u{2069} \\u{2066}");
     expect(visible("x\u200fy\u061cz\u0085")).toBe("x\\u{200f}y\\u{61c}z\\u{85}");
-    expect(visible("שלום café 👩\u200d💻")).toBe("שלום café 👩\u200d💻");
+    expect(visible("שלום café ❤\ufe0f")).toBe("שלום café ❤\ufe0f");
+  });
+  it("invisible and format characters become escapes (zero-width, separators, tags, fillers)", () => {
+    expect(visible("pass\u200bword")).toBe("pass\\u{200b}word");
+    expect(visible("a\u200db\u2060c\ufeffd\u00ade")).toBe("a\\u{200d}b\\u{2060}c\\u{feff}d\\u{ad}e");
+    expect(visible("x = 1\u2028import os\u2029")).toBe("x = 1\\u{2028}import os\\u{2029}");
+    expect(visible("ok\u{e0041}\u{e007f}")).toBe("ok\\u{e0041}\\u{e007f}");
+    expect(visible("\u3164 = s\ufe00\u{e0100}")).toBe("\\u{3164} = s\\u{fe00}\\u{e0100}");
   });
 });

@@ -96,13 +96,18 @@ export function safeImage(data: Record<string, unknown> | undefined): string | n
 
 /**
  * Untrusted text as it may be shown (the same rule as `nbtrail_model::display` in Rust): C0 control
- * characters and DEL as their one-character Unicode pictures (ESC → ␛), C1 controls and bidirectional
- * formatting characters (overrides, embeddings, isolates, LRM/RLM/ALM — the "Trojan Source" trick that makes
- * code display reordered) as `\u{…}` escapes. Tab and newline are kept.
+ * characters and DEL as their one-character Unicode pictures (ESC → ␛); C1 controls, bidirectional
+ * formatting characters (the "Trojan Source" trick that makes code display reordered), every other
+ * invisible or format character (Unicode category Cf: zero-width space and joiners, word joiner, BOM, soft
+ * hyphen, tag characters), the line/paragraph separators U+2028/2029, Hangul fillers and variation
+ * selectors (but U+FE0E/FE0F) as `\u{…}` escapes. Tab and newline are kept.
  */
+const HIDDEN =
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\p{Cf}\u2028\u2029\u115f\u1160\u3164\uffa0\ufe00-\ufe0d\u180b-\u180f\u{e0000}-\u{e007f}\u{e0100}-\u{e01ef}]/gu;
+
 export function visible(s: string): string {
-  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
-    const n = c.charCodeAt(0);
+  return s.replace(HIDDEN, (c) => {
+    const n = c.codePointAt(0) ?? 0;
     if (n < 0x20) return String.fromCharCode(0x2400 + n);
     if (n === 0x7f) return "\u2421";
     return `\\u{${n.toString(16)}}`;
