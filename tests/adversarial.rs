@@ -182,3 +182,140 @@ fn deeply_nested_cells_do_not_blind_the_case() {
         "{codes:?}"
     );
 }
+
+/// A system-table CSV export where one unquoted field holds a lone `"` (`Mozilla 5" tablet`): every row
+/// after it used to vanish into that field, with the counts still adding up.
+#[test]
+fn csv_unbalanced_quote_in_an_unquoted_field_swallows_no_rows() {
+    let (d, case) = tmp_case();
+    let original =
+        std::fs::read_to_string(sample_logs().join("system-table/audit_2024-05-10_2024-05-21.csv"))
+            .unwrap();
+    let clean_report = ingest(
+        &d.path().join("clean"),
+        &[&sample_logs().join("system-table/audit_2024-05-10_2024-05-21.csv")],
+    );
+    // The first data row's user agent (an unquoted field) becomes `Mozilla 5" tablet`.
+    let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
+    let mut cols: Vec<String> = lines[1].split(',').map(str::to_string).collect();
+    cols[6] = "Mozilla 5\" tablet".into();
+    lines[1] = cols.join(",");
+    let hostile = d.path().join("audit.csv");
+    std::fs::write(&hostile, lines.join("\n") + "\n").unwrap();
+    let r = ingest(&case, &[&hostile]);
+    for k in ["events", "duplicates", "error_count", "lines"] {
+        assert_eq!(r[k], clean_report[k], "{k}: {r}");
+    }
+    // And an opening quote that never closes costs its own line only.
+    let mut lines2: Vec<String> = original.lines().map(str::to_string).collect();
+    lines2[1] = lines2[1].replacen(",ses-", ",\"ses-", 1);
+    let unclosed = d.path().join("unclosed.csv");
+    std::fs::write(&unclosed, lines2.join("\n") + "\n").unwrap();
+    let r = ingest(&d.path().join("c2"), &[&unclosed]);
+    assert_eq!(
+        u(&r["error_count"]),
+        u(&clean_report["error_count"]) + 1,
+        "{r}"
+    );
+    assert_eq!(
+        u(&r["events"]) + u(&r["duplicates"]),
+        u(&clean_report["events"]) + u(&clean_report["duplicates"]) - 1,
+        "{r}"
+    );
+    assert!(
+        r["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["line"] == 2 && e["message"].as_str().unwrap().contains("quoted field")),
+        "{r}"
+    );
+}
+
+/// Symbolic links inside an ingested folder were skipped without being listed.
+#[cfg(unix)]
+#[test]
+fn symlinks_in_an_ingested_folder_are_followed_inside_or_listed() {
+    let (d, case) = tmp_case();
+    let folder = d.path().join("logs");
+    std::fs::create_dir(&folder).unwrap();
+    let outside = d.path().join("outside.jsonl");
+    std::fs::copy(
+        sample_logs().join("system-table/audit_2024-05-01_2024-05-12.jsonl"),
+        &outside,
+    )
+    .unwrap();
+    std::fs::copy(
+        sample_logs().join("azure/DatabricksNotebook_2024-05-01_2024-05-10.jsonl"),
+        folder.join("a.jsonl"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(folder.join("a.jsonl"), folder.join("b-link.jsonl")).unwrap();
+    std::os::unix::fs::symlink(&outside, folder.join("c-outside.jsonl")).unwrap();
+    std::os::unix::fs::symlink(d.path().join("missing"), folder.join("d-broken.jsonl")).unwrap();
+    let r = ingest(&case, &[&folder]);
+    let files: Vec<&str> = r["file_reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 2, "{r}");
+    assert!(files[1].ends_with("b-link.jsonl"), "{files:?}");
+    // The link inside repeats a.jsonl: its records are duplicates (or the same errors), none lost.
+    let link = &r["file_reports"][1];
+    assert_eq!(u(&link["events"]), 0, "{r}");
+    assert_eq!(
+        u(&link["duplicates"]) + u(&link["errors"]),
+        u(&link["lines"]),
+        "{r}"
+    );
+    assert_eq!(link["errors"], r["file_reports"][0]["errors"]);
+    let skipped = r["skipped_files"].to_string();
+    assert!(
+        skipped.contains("c-outside.jsonl") && skipped.contains("outside the folder"),
+        "{skipped}"
+    );
+    assert!(
+        skipped.contains("d-broken.jsonl") && skipped.contains("leads nowhere"),
+        "{skipped}"
+    );
+}
+
+/// 1 MB of gzip inflating to ~1 GB used to take 41 s and fill the case with 440 MB of error rows. It is
+/// now stopped at the ratio bound with one clear error naming the file.
+#[test]
+fn a_gzip_bomb_is_stopped_with_a_clear_error() {
+    use std::io::Write;
+    let (d, case) = tmp_case();
+    let bomb = d.path().join("audit.json.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&bomb).unwrap(),
+        flate2::Compression::best(),
+    );
+    // Real audit records, the same ones over and over (a bomb need not be junk).
+    let sample = std::fs::read_to_string(
+        sample_logs().join("system-table/audit_2024-05-01_2024-05-12.jsonl"),
+    )
+    .unwrap();
+    let line = sample.lines().take(20).collect::<Vec<_>>().join("\n") + "\n";
+    let line = line.repeat(200);
+    for _ in 0..300 {
+        gz.write_all(line.as_bytes()).unwrap();
+    }
+    gz.finish().unwrap();
+    let size = std::fs::metadata(&bomb).unwrap().len();
+    assert!(size < 8 << 20, "{size}");
+    let started = std::time::Instant::now();
+    let out = nbtrail([
+        "ingest",
+        "--case",
+        case.to_str().unwrap(),
+        bomb.to_str().unwrap(),
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("refused to decompress further"), "{text}");
+    assert!(text.contains("audit.json.gz"), "{text}");
+    assert!(started.elapsed().as_secs() < 30);
+}

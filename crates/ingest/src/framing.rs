@@ -1,10 +1,18 @@
 //! Splitting a decompressed byte stream into records, without ever holding more than one record.
 //!
 //! Three framings exist: JSON lines (one object per line), a JSON array (possibly pretty-printed, elements
-//! spanning many lines; scanned byte by byte so one bad element does not lose the rest), and CSV (a record
-//! ends at a newline outside double quotes, so a multi-line `commandText` stays one record). Each [`Frame`]
+//! spanning many lines; scanned byte by byte so one bad element does not lose the rest), and CSV (see
+//! below). Each [`Frame`]
 //! carries the line and byte offset where the record starts and its bytes verbatim (line terminator
 //! excluded). Records longer than [`MAX_RECORD_BYTES`] are reported, not buffered.
+//!
+//! **CSV** follows RFC 4180 as Spark and Databricks write it: a field is quoted only when its *first* byte
+//! is `"` (a `"` inside an unquoted field, as in `Mozilla 5" tablet`, is an ordinary character); inside a
+//! quoted field a quote is written doubled (`""`, RFC 4180, Databricks downloads) or backslash-escaped
+//! (`\"`, Spark's `df.write.csv` default); a quoted field may span lines (multi-line `commandText`). A
+//! record that spans lines must parse to the header's number of fields; if it does not — an opening quote
+//! that never closes would otherwise swallow every row after it — its first line is reported as an error
+//! and framing resumes on the next line, so no row is lost without a word.
 
 use std::io::{self, BufRead};
 
@@ -85,6 +93,11 @@ pub struct Framer<R> {
     /// Blank (whitespace-only) lines skipped so far.
     pub blank_lines: u64,
     done: bool,
+    /// CSV: fields in the header (the first record), once read.
+    csv_fields: Option<usize>,
+    /// CSV: bytes given back to be framed again (the lines after a first line reported as an error),
+    /// read before the reader.
+    pushback: Vec<u8>,
 }
 
 /// Result of one step of the array scanner.
@@ -117,6 +130,8 @@ impl<R: BufRead> Framer<R> {
             offset: start_offset,
             blank_lines: 0,
             done: false,
+            csv_fields: None,
+            pushback: Vec::new(),
         }
     }
 
@@ -132,8 +147,8 @@ impl<R: BufRead> Framer<R> {
         }
         loop {
             let frame = match self.mode {
-                Mode::Lines => self.next_line(false)?,
-                Mode::Csv => self.next_line(true)?,
+                Mode::Lines => self.next_line()?,
+                Mode::Csv => self.next_csv_record()?,
                 Mode::Array { opened } => match self.next_array_element(opened)? {
                     Step::Frame(f) => return Ok(f),
                     Step::ModeChanged => continue,
@@ -152,13 +167,12 @@ impl<R: BufRead> Framer<R> {
         }
     }
 
-    /// Reads up to the next newline (outside double quotes when `quoted`).
-    fn next_line(&mut self, quoted: bool) -> io::Result<Option<Frame>> {
+    /// Reads up to the next newline.
+    fn next_line(&mut self) -> io::Result<Option<Frame>> {
         let start_line = self.line;
         let start_offset = self.offset;
         let mut bytes = Vec::new();
         let mut len: u64 = 0;
-        let mut in_quotes = false;
         let mut saw_any = false;
         loop {
             let buf = self.reader.fill_buf()?;
@@ -169,23 +183,7 @@ impl<R: BufRead> Framer<R> {
                 break;
             }
             saw_any = true;
-            let mut end = None;
-            if quoted {
-                for (i, &b) in buf.iter().enumerate() {
-                    if b == b'"' {
-                        in_quotes = !in_quotes;
-                    } else if b == b'\n' {
-                        if in_quotes {
-                            self.line += 1;
-                        } else {
-                            end = Some(i);
-                            break;
-                        }
-                    }
-                }
-            } else {
-                end = memchr::memchr(b'\n', buf);
-            }
+            let end = memchr::memchr(b'\n', buf);
             let take = end.unwrap_or(buf.len());
             len += take as u64;
             if len <= MAX_RECORD_BYTES as u64 {
@@ -351,6 +349,286 @@ impl<R: BufRead> Framer<R> {
         self.reader.consume(n);
         self.offset += n as u64;
     }
+
+    /// One physical line (without its `\n`) from the pushback, else the reader: its bytes (empty past
+    /// [`MAX_RECORD_BYTES`]), its length, and whether a newline ended it. `None` at the end.
+    fn physical_line(&mut self) -> io::Result<Option<(Vec<u8>, u64, bool)>> {
+        if !self.pushback.is_empty() {
+            let end = memchr::memchr(b'\n', &self.pushback);
+            let take = end.unwrap_or(self.pushback.len());
+            let bytes: Vec<u8> = self.pushback[..take].to_vec();
+            let consumed = take + usize::from(end.is_some());
+            self.pushback.drain(..consumed);
+            self.offset += consumed as u64;
+            if end.is_some() {
+                self.line += 1;
+            }
+            let len = bytes.len() as u64;
+            return Ok(Some((bytes, len, end.is_some())));
+        }
+        let mut bytes = Vec::new();
+        let mut len = 0u64;
+        let mut saw_any = false;
+        loop {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(saw_any.then_some((bytes, len, false)));
+            }
+            saw_any = true;
+            let end = memchr::memchr(b'\n', buf);
+            let take = end.unwrap_or(buf.len());
+            len += take as u64;
+            if len <= MAX_RECORD_BYTES as u64 {
+                bytes.extend_from_slice(&buf[..take]);
+            } else if !bytes.is_empty() {
+                bytes = Vec::new();
+            }
+            let consumed = take + usize::from(end.is_some());
+            self.advance(consumed);
+            if end.is_some() {
+                self.line += 1;
+                return Ok(Some((bytes, len, true)));
+            }
+        }
+    }
+
+    /// One CSV record (see the module docs).
+    fn next_csv_record(&mut self) -> io::Result<Option<Frame>> {
+        let start_line = self.line;
+        let start_offset = self.offset;
+        let mut lines: Vec<(Vec<u8>, bool)> = Vec::new();
+        let mut total: u64 = 0;
+        let mut scan = QuoteScan::default();
+        loop {
+            let Some((line, len, newline)) = self.physical_line()? else {
+                if lines.is_empty() {
+                    return Ok(None);
+                }
+                break;
+            };
+            total += len + u64::from(newline);
+            if len > MAX_RECORD_BYTES as u64 || total > MAX_RECORD_BYTES as u64 {
+                if lines.is_empty() || len > MAX_RECORD_BYTES as u64 {
+                    // Too long to keep: reported by length, as for the other framings.
+                    return Ok(Some(Frame {
+                        line: start_line,
+                        byte_offset: start_offset,
+                        bytes: Vec::new(),
+                        oversize: Some(total),
+                        structural_error: None,
+                    }));
+                }
+                // A quoted field ran past the bound: treat like an unclosed quote (below).
+                lines.push((line, newline));
+                break;
+            }
+            scan.feed_line(line.strip_suffix(b"\r").unwrap_or(&line));
+            lines.push((line, newline));
+            if !scan.in_quotes() {
+                break;
+            }
+        }
+        let joined = |ls: &[(Vec<u8>, bool)]| {
+            let mut out = Vec::new();
+            for (i, (l, _)) in ls.iter().enumerate() {
+                if i > 0 {
+                    out.push(b'\n');
+                }
+                out.extend_from_slice(l);
+            }
+            if out.last() == Some(&b'\r') {
+                out.pop();
+            }
+            out
+        };
+        let record = joined(&lines);
+        if record.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Some(Frame {
+                line: start_line,
+                byte_offset: start_offset,
+                bytes: record,
+                oversize: None,
+                structural_error: None,
+            }));
+        }
+        let fields = csv_fields(&record, self.csv_fields);
+        let fits = !scan.in_quotes()
+            && fields
+                .as_ref()
+                .is_ok_and(|f| self.csv_fields.is_none_or(|n| f.len() == n));
+        if lines.len() > 1 && !fits {
+            // A record spanning lines that does not parse to the header's fields: report its first line
+            // and frame the lines after it again.
+            let (first, _) = &lines[0];
+            let mut rest = joined_with_newlines(&lines[1..]);
+            rest.append(&mut self.pushback);
+            self.pushback = rest;
+            self.line = start_line + 1;
+            self.offset = start_offset + first.len() as u64 + 1;
+            let mut bytes = first.clone();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+            return Ok(Some(Frame {
+                line: start_line,
+                byte_offset: start_offset,
+                bytes,
+                oversize: None,
+                structural_error: None,
+            }));
+        }
+        if self.csv_fields.is_none()
+            && let Ok(f) = &fields
+        {
+            self.csv_fields = Some(f.len());
+        }
+        Ok(Some(Frame {
+            line: start_line,
+            byte_offset: start_offset,
+            bytes: record,
+            oversize: None,
+            structural_error: None,
+        }))
+    }
+}
+
+fn joined_with_newlines(lines: &[(Vec<u8>, bool)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (l, newline) in lines {
+        out.extend_from_slice(l);
+        if *newline {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// Where a CSV scan is: tracks whether a line ends inside a quoted field (RFC 4180, field-aware: only a
+/// field's first byte can open quotes; inside, `""` is a quote and a `"` closes only before `,` or the end
+/// of the line — any other `"` there, e.g. Spark's `\"`, is kept as a character).
+#[derive(Debug, Default)]
+struct QuoteScan {
+    quoted: bool,
+    /// Inside a quoted field, the previous byte was a `"` not yet known to close it.
+    quote_pending: bool,
+    /// The next byte starts a field.
+    mid_field: bool,
+}
+
+impl QuoteScan {
+    fn in_quotes(&self) -> bool {
+        self.quoted
+    }
+
+    fn feed_line(&mut self, line: &[u8]) {
+        for &b in line {
+            if self.quoted {
+                if self.quote_pending {
+                    self.quote_pending = false;
+                    match b {
+                        b'"' => continue, // `""`
+                        b',' => {
+                            self.quoted = false;
+                            self.mid_field = false;
+                            continue;
+                        }
+                        _ => {} // a lone quote: a character (lenient), still quoted
+                    }
+                }
+                if b == b'"' {
+                    self.quote_pending = true;
+                }
+            } else if b == b',' {
+                self.mid_field = false;
+            } else if !self.mid_field && b == b'"' {
+                self.quoted = true;
+                self.mid_field = true;
+            } else {
+                self.mid_field = true;
+            }
+        }
+        // End of the line: a pending quote closes the field, and with it the record.
+        if self.quoted && self.quote_pending {
+            self.quoted = false;
+            self.quote_pending = false;
+        }
+        if !self.quoted {
+            self.mid_field = false;
+        }
+    }
+}
+
+/// The fields of one CSV record. Read as RFC 4180 (`""` inside quotes) and, when that fails or does not
+/// give `expected` fields, with Spark's backslash escapes (`\"`, `\\` inside quotes); the first reading
+/// that works wins. Errors name the byte (from the record's start) where reading failed.
+pub fn csv_fields(record: &[u8], expected: Option<usize>) -> Result<Vec<String>, String> {
+    let rfc = csv_fields_with(record, false);
+    match (&rfc, expected) {
+        (Ok(f), Some(n)) if f.len() == n => return rfc,
+        (Ok(_), None) => return rfc,
+        _ => {}
+    }
+    match csv_fields_with(record, true) {
+        Ok(f) if expected.is_none_or(|n| f.len() == n) => Ok(f),
+        _ => rfc,
+    }
+}
+
+fn csv_fields_with(record: &[u8], backslash: bool) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut i = 0;
+    let n = record.len();
+    loop {
+        let mut field: Vec<u8> = Vec::new();
+        if i < n && record[i] == b'"' {
+            let open = i;
+            i += 1;
+            loop {
+                if i >= n {
+                    return Err(format!("quoted field opened at byte {open} is not closed"));
+                }
+                let b = record[i];
+                if backslash && b == b'\\' && i + 1 < n && matches!(record[i + 1], b'"' | b'\\') {
+                    field.push(record[i + 1]);
+                    i += 2;
+                } else if b == b'"' {
+                    if i + 1 < n && record[i + 1] == b'"' {
+                        field.push(b'"');
+                        i += 2;
+                    } else if i + 1 == n || record[i + 1] == b',' {
+                        i += 1;
+                        break;
+                    } else {
+                        return Err(format!(
+                            "quote at byte {i} inside the quoted field opened at byte {open} is neither \
+                             doubled nor followed by a comma"
+                        ));
+                    }
+                } else {
+                    field.push(b);
+                    i += 1;
+                }
+            }
+        } else {
+            let end = memchr::memchr(b',', &record[i..]).map_or(n, |e| i + e);
+            field.extend_from_slice(&record[i..end]);
+            i = end;
+        }
+        fields.push(
+            String::from_utf8(field)
+                .map_err(|e| format!("field {} is not UTF-8 ({e})", fields.len() + 1))?,
+        );
+        if i >= n {
+            break;
+        }
+        // At a comma.
+        i += 1;
+        if i == n {
+            fields.push(String::new());
+            break;
+        }
+    }
+    Ok(fields)
 }
 
 #[cfg(test)]
@@ -460,5 +738,116 @@ mod tests {
                 (4, "2025,c".into())
             ]
         );
+    }
+
+    fn csv_rows(input: &str) -> Vec<(u64, Result<Vec<String>, String>)> {
+        let (fs, _) = frames(input, Framing::Csv);
+        let header = csv_fields(&fs[0].bytes, None).unwrap();
+        fs[1..]
+            .iter()
+            .map(|f| (f.line, csv_fields(&f.bytes, Some(header.len()))))
+            .collect()
+    }
+
+    /// Issue 16: an unbalanced `"` inside an unquoted field swallowed every row after it, silently.
+    #[test]
+    fn a_quote_inside_an_unquoted_field_is_a_character_and_swallows_nothing() {
+        let rows =
+            csv_rows("event_time,user_agent,action_name\n1,Mozilla 5\" tablet,a\n2,b,c\n3,d,e\n");
+        let ok: Vec<_> = rows.iter().map(|(l, r)| (*l, r.clone().unwrap())).collect();
+        assert_eq!(
+            ok,
+            vec![
+                (2, vec!["1".into(), "Mozilla 5\" tablet".into(), "a".into()]),
+                (3, vec!["2".into(), "b".into(), "c".into()]),
+                (4, vec!["3".into(), "d".into(), "e".into()]),
+            ]
+        );
+    }
+
+    /// An opening quote that never closes: its line is an error, the rows after it are read.
+    #[test]
+    fn an_unclosed_quote_is_an_error_for_its_line_and_the_next_rows_survive() {
+        let rows = csv_rows("event_time,x,action_name\n1,\"never closed,a\n2,b,c\n3,d,e\n");
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[0].0, 2);
+        assert!(
+            rows[0].1.as_ref().unwrap_err().contains("not closed"),
+            "{rows:?}"
+        );
+        assert_eq!(rows[1], (3, Ok(vec!["2".into(), "b".into(), "c".into()])));
+        assert_eq!(rows[2], (4, Ok(vec!["3".into(), "d".into(), "e".into()])));
+    }
+
+    #[test]
+    fn spark_backslash_escapes_and_rfc_doubled_quotes_both_read() {
+        let rows = csv_rows(concat!(
+            "event_time,request_params,action_name\n",
+            "1,\"{\\\"commandText\\\":\\\"print(1)\\\"}\",run\n",
+            "2,\"{\"\"a\"\":\"\"b\"\"}\",run\n",
+            "3,\"line one\nline \\\"two\\\", three\",run\n",
+            "4,\"C:\\\\dir\",run\n",
+        ));
+        let got: Vec<_> = rows
+            .into_iter()
+            .map(|(l, r)| (l, r.unwrap()[1].clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, "{\"commandText\":\"print(1)\"}".into()),
+                (3, "{\"a\":\"b\"}".into()),
+                (4, "line one\nline \"two\", three".into()),
+                // Both readings work here: RFC 4180's (backslashes are characters) is the one kept.
+                (6, "C:\\\\dir".into()),
+            ]
+        );
+    }
+
+    fn rfc_field(s: &str) -> String {
+        if s.contains([',', '"', '\n']) || s.starts_with(' ') {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    }
+
+    proptest::proptest! {
+        /// Rows written by an RFC 4180 writer (quotes, commas, newlines in fields) frame and read back
+        /// exactly, one frame per row, at the right line.
+        #[test]
+        fn rfc_written_rows_read_back_exactly(rows in proptest::collection::vec(
+            proptest::collection::vec("[a-z\", \n\\\\]{0,12}", 3), 1..20)) {
+            let mut text = String::from("event_time,b,c\n");
+            let mut lines = vec![];
+            let mut line = 2u64;
+            for r in &rows {
+                lines.push(line);
+                let rec: Vec<String> = r.iter().map(|f| rfc_field(f)).collect();
+                let rec = rec.join(",");
+                line += rec.matches('\n').count() as u64 + 1;
+                text.push_str(&rec);
+                text.push('\n');
+            }
+            let (fs, _) = frames(&text, Framing::Csv);
+            // Blank records (a row of empty fields is "" "" "" -> ",,") are never blank lines.
+            proptest::prop_assert_eq!(fs.len(), rows.len() + 1);
+            for (k, r) in rows.iter().enumerate() {
+                let f = &fs[k + 1];
+                proptest::prop_assert_eq!(f.line, lines[k]);
+                let got = csv_fields(&f.bytes, Some(3));
+                proptest::prop_assert_eq!(got.as_ref(), Ok(r), "{:?}", String::from_utf8_lossy(&f.bytes));
+            }
+        }
+
+        /// Whatever the bytes, every line is in exactly one frame (or counted blank): nothing vanishes.
+        #[test]
+        fn csv_framing_accounts_for_every_line(body in "[a-c\", \n]{0,200}") {
+            let text = format!("event_time,b,c\n{body}");
+            let (fs, blanks) = frames(&text, Framing::Csv);
+            let covered: u64 = fs.iter().map(|f| f.bytes.iter().filter(|&&b| b == b'\n').count() as u64 + 1).sum();
+            let total_lines = text.lines().count() as u64;
+            proptest::prop_assert_eq!(covered + blanks, total_lines);
+        }
     }
 }

@@ -111,7 +111,10 @@ fn looks_like_log(path: &Path) -> bool {
 
 /// Expands paths into the files to read: a file is taken as is; a directory is walked recursively in
 /// name order, keeping log-like files (see [`LOG_EXTENSIONS`], optionally `.gz`) and listing the rest as
-/// skipped. A missing path is an error before anything is read.
+/// skipped. A symbolic link inside a walked directory is followed when it leads to a file inside that
+/// directory (read like the files there); any other link (to a directory, outside the tree, or broken) and
+/// anything that is not a regular file is listed as skipped with the reason — never passed over without a
+/// word. A missing path is an error before anything is read.
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Inputs, IngestError> {
     let mut out = Inputs::default();
     for path in paths {
@@ -133,7 +136,19 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Inputs, IngestError> {
                         .unwrap_or_else(|| path.clone()),
                     source: e.into(),
                 })?;
-                if !entry.file_type().is_file() {
+                if entry.file_type().is_dir() {
+                    continue;
+                }
+                if entry.file_type().is_symlink() {
+                    if let Some(why) = symlink_refusal(path, entry.path()) {
+                        out.skipped.push((entry.into_path(), why));
+                        continue;
+                    }
+                } else if !entry.file_type().is_file() {
+                    out.skipped.push((
+                        entry.into_path(),
+                        "not a regular file (device, socket or pipe)".into(),
+                    ));
                     continue;
                 }
                 if looks_like_log(entry.path()) {
@@ -153,6 +168,66 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Inputs, IngestError> {
         }
     }
     Ok(out)
+}
+
+/// Why the symbolic link `link`, found while walking `root`, is not read; `None` when it leads to a regular
+/// file inside `root`.
+fn symlink_refusal(root: &Path, link: &Path) -> Option<String> {
+    let target = match std::fs::canonicalize(link) {
+        Ok(t) => t,
+        Err(e) => return Some(format!("symbolic link that leads nowhere ({e})")),
+    };
+    let inside = std::fs::canonicalize(root).is_ok_and(|r| target.starts_with(r));
+    if !inside {
+        return Some(format!(
+            "symbolic link to {} outside the folder being ingested: not followed",
+            target.display()
+        ));
+    }
+    match std::fs::metadata(&target) {
+        Ok(m) if m.is_file() => None,
+        Ok(m) if m.is_dir() => Some(format!(
+            "symbolic link to the folder {}: not followed (its files are read where they are)",
+            target.display()
+        )),
+        Ok(_) => Some("symbolic link to something that is not a regular file".into()),
+        Err(e) => Some(format!("symbolic link that cannot be read ({e})")),
+    }
+}
+
+/// A gzip member may inflate to at most this many times the compressed bytes read so far (plus
+/// [`GZIP_SLACK_BYTES`]): audit logs compress 5–30×, a decompression bomb ~1,000×.
+pub const MAX_GZIP_RATIO: u64 = 100;
+/// Decompressed bytes always allowed before the ratio applies.
+pub const GZIP_SLACK_BYTES: u64 = 16 << 20;
+/// No file decompresses to more than this, whatever its ratio.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 64 << 30;
+
+/// Stops a gzip stream that inflates past [`MAX_GZIP_RATIO`] or [`MAX_DECOMPRESSED_BYTES`] with a clear
+/// error (reported at the line and offset reached; the rest of the file is not read).
+struct BombGuard<R> {
+    inner: R,
+    state: Arc<Mutex<HashState>>,
+    out: u64,
+}
+
+impl<R: Read> Read for BombGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        let compressed = self.state.lock().unwrap_or_else(|p| p.into_inner()).bytes;
+        if self.out > MAX_DECOMPRESSED_BYTES
+            || self.out > compressed.saturating_mul(MAX_GZIP_RATIO) + GZIP_SLACK_BYTES
+        {
+            return Err(io::Error::other(format!(
+                "decompression stopped: {} bytes inflated from {compressed} compressed bytes, past the \
+                 limit of {MAX_GZIP_RATIO}× (+{GZIP_SLACK_BYTES} bytes) or {MAX_DECOMPRESSED_BYTES} bytes \
+                 (a decompression bomb?)",
+                self.out
+            )));
+        }
+        Ok(n)
+    }
 }
 
 /// Hash and byte count of the raw file bytes read so far.
@@ -232,7 +307,11 @@ impl FileReader {
         );
         let gzip = raw.fill_buf().map_err(io_err)?.starts_with(&[0x1f, 0x8b]);
         let mut text: Box<dyn Read + Send> = if gzip {
-            Box::new(MultiGzDecoder::new(raw))
+            Box::new(BombGuard {
+                inner: MultiGzDecoder::new(raw),
+                state: state.clone(),
+                out: 0,
+            })
         } else {
             Box::new(raw)
         };
@@ -294,7 +373,9 @@ impl FileReader {
                 Ok(None) => return None,
                 Err(e) => {
                     self.failed = true;
-                    let what = if self.gzip {
+                    let what = if self.gzip && e.to_string().starts_with("decompression stopped") {
+                        "refused to decompress further"
+                    } else if self.gzip {
                         "the gzip stream is damaged or truncated"
                     } else {
                         "read error"
@@ -310,7 +391,7 @@ impl FileReader {
                 && self.csv_header.is_none()
                 && frame.structural_error.is_none()
             {
-                match parse_csv_row(&frame.bytes) {
+                match framing::csv_fields(&frame.bytes, None) {
                     Ok(h) => {
                         self.csv_header =
                             Some(h.into_iter().map(|s| s.trim().to_string()).collect());
@@ -470,19 +551,6 @@ impl Read for FailingReader {
     }
 }
 
-fn parse_csv_row(bytes: &[u8]) -> Result<Vec<String>, String> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut rec = csv::StringRecord::new();
-    match rdr.read_record(&mut rec) {
-        Ok(true) => Ok(rec.iter().map(str::to_string).collect()),
-        Ok(false) => Ok(Vec::new()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// CSV columns that hold structs/maps as JSON text.
 const JSON_COLUMNS: &[&str] = &[
     "user_identity",
@@ -497,7 +565,8 @@ const JSON_COLUMNS: &[&str] = &[
 ];
 
 fn csv_row_object(header: &[String], raw: &str) -> Result<Map<String, Value>, String> {
-    let fields = parse_csv_row(raw.as_bytes()).map_err(|e| format!("unreadable CSV row: {e}"))?;
+    let fields = framing::csv_fields(raw.as_bytes(), Some(header.len()))
+        .map_err(|e| format!("unreadable CSV row: {e}"))?;
     if fields.len() != header.len() {
         return Err(format!(
             "CSV row has {} fields but the header has {}",
