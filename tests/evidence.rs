@@ -648,3 +648,211 @@ fn the_bundles_sarif_has_the_analyzers_shape_plus_fingerprints_and_triage() {
         );
     }
 }
+
+// ---- issue 16: bundles that verified but showed forged content ---------------------------------------
+
+/// A zip of stored (uncompressed) entries written byte by byte, so a test can build what zip libraries
+/// refuse to write (two entries with one name, data before the first entry).
+fn raw_zip(entries: &[(&str, &[u8])], prefix: &[u8]) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    let mut central = Vec::new();
+    for (name, data) in entries {
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        let offset = out.len() as u32;
+        let header = |sig: u32, central: bool| {
+            let mut h = Vec::new();
+            h.extend(sig.to_le_bytes());
+            if central {
+                h.extend(20u16.to_le_bytes());
+            }
+            h.extend(20u16.to_le_bytes()); // version needed
+            h.extend(0u16.to_le_bytes()); // flags
+            h.extend(0u16.to_le_bytes()); // stored
+            h.extend(0u32.to_le_bytes()); // time, date
+            h.extend(crc.sum().to_le_bytes());
+            h.extend((data.len() as u32).to_le_bytes());
+            h.extend((data.len() as u32).to_le_bytes());
+            h.extend((name.len() as u16).to_le_bytes());
+            h.extend(0u16.to_le_bytes()); // extra
+            if central {
+                h.extend([0u8; 6]); // comment len, disk, internal attrs
+                h.extend(0u32.to_le_bytes()); // external attrs
+                h.extend(offset.to_le_bytes());
+            }
+            h.extend(name.as_bytes());
+            h
+        };
+        out.extend(header(0x0403_4b50, false));
+        out.extend(*data);
+        central.extend(header(0x0201_4b50, true));
+    }
+    let cd_offset = out.len() as u32;
+    out.extend(&central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0u8; 4]);
+    out.extend((entries.len() as u16).to_le_bytes());
+    out.extend((entries.len() as u16).to_le_bytes());
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+/// The same member name twice, the forged copy first: the zip crate kept one (so "appears twice" never
+/// fired) while `unzip -n` and streaming readers show the forged one.
+#[test]
+fn bundle_with_a_duplicate_entry_name_is_refused() {
+    let t = exported();
+    let orig = members(&t.bundle);
+    let report = orig
+        .iter()
+        .find(|(n, _)| n.ends_with("report.html"))
+        .unwrap();
+    let mut entries: Vec<(&str, &[u8])> = vec![(report.0.as_str(), b"<h1>nothing to see</h1>")];
+    entries.extend(orig.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    let forged = t.bundle.with_file_name("dup.zip");
+    std::fs::write(&forged, raw_zip(&entries, b"")).unwrap();
+    let (ok, problem) = verify(&t.cfg, &forged, None);
+    assert!(!ok && problem.contains("appears twice"), "{problem}");
+    // The same members once each, written the same raw way, verify: the refusal is about the duplicate.
+    let clean = t.bundle.with_file_name("clean.zip");
+    std::fs::write(&clean, raw_zip(&entries[1..], b"")).unwrap();
+    assert_eq!(verify(&t.cfg, &clean, None), (true, String::new()));
+}
+
+/// A forged local entry prepended before the real zip: central-directory readers skip it, streaming
+/// readers show it first.
+#[test]
+fn bundle_with_a_forged_entry_prepended_is_refused() {
+    let t = exported();
+    let orig = members(&t.bundle);
+    let root = orig[0].0.split('/').next().unwrap().to_string();
+    let forged_entry = raw_zip(&[(&format!("{root}/data/report.html"), b"forged")], b"");
+    // Only the local entry (up to its central directory) goes in front.
+    let local_len = 30 + root.len() + "/data/report.html".len() + 6;
+    let mut bytes = forged_entry[..local_len].to_vec();
+    bytes.extend(std::fs::read(&t.bundle).unwrap());
+    let forged = t.bundle.with_file_name("prepended.zip");
+    std::fs::write(&forged, &bytes).unwrap();
+    let (ok, problem) = verify(&t.cfg, &forged, None);
+    assert!(
+        !ok && problem.contains("not a well-formed bundle"),
+        "{problem}"
+    );
+    // Trailing bytes after the end record are refused too.
+    let mut trailing = std::fs::read(&t.bundle).unwrap();
+    trailing.extend(b"PK\x03\x04 more");
+    std::fs::write(&forged, &trailing).unwrap();
+    assert!(!verify(&t.cfg, &forged, None).0);
+}
+
+/// An altered bundle re-signed with the forger's own key printed VERIFIED and exited 0 unless `--key` was
+/// given. Now it is "intact, signer unknown" with its own exit status; pinning the key makes it verified.
+#[test]
+fn bundle_resigned_with_an_attackers_key_is_not_verified() {
+    let t = exported();
+    let attacker = t.cfg.with_file_name("attacker-config");
+    let forged = t.bundle.with_file_name("resigned.zip");
+    let out = nb(
+        &attacker,
+        &[
+            "export",
+            "--case",
+            t.case.to_str().unwrap(),
+            "--events",
+            "1,2",
+            "-o",
+            forged.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = nb(&t.cfg, &["verify", forged.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.starts_with("INTACT, SIGNER UNKNOWN"), "{text}");
+    assert!(!text.contains("VERIFIED"), "{text}");
+    let v: Value =
+        serde_json::from_slice(&nb(&t.cfg, &["verify", forged.to_str().unwrap(), "--json"]).stdout)
+            .unwrap();
+    assert_eq!(
+        (
+            v["ok"].as_bool(),
+            v["intact"].as_bool(),
+            v["trust"].as_str()
+        ),
+        (Some(false), Some(true), Some("unknown"))
+    );
+    // Pinning the other examiner's key (by fingerprint) in a trusted file makes it verified, by name.
+    let theirs = std::fs::read_to_string(attacker.join("examiner-ed25519.pub")).unwrap();
+    let trusted = t.cfg.join("team.txt");
+    std::fs::write(
+        &trusted,
+        format!("# team\n{} Dana Examiner\n", theirs.trim()),
+    )
+    .unwrap();
+    let out = nb(
+        &t.cfg,
+        &[
+            "verify",
+            forged.to_str().unwrap(),
+            "--trusted",
+            trusted.to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.starts_with("VERIFIED") && text.contains("Dana Examiner"),
+        "{text}"
+    );
+    // A malformed trusted file is an error naming its line.
+    std::fs::write(&trusted, "abc Dana\n").unwrap();
+    let out = nb(
+        &t.cfg,
+        &[
+            "verify",
+            forged.to_str().unwrap(),
+            "--trusted",
+            trusted.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("team.txt:1"),
+        "{out:?}"
+    );
+}
+
+/// A small tag file that inflates to gigabytes was read into memory whole before being rejected.
+#[test]
+fn bundle_with_a_tag_file_bomb_is_refused_unread() {
+    let t = exported();
+    let mut m = members(&t.bundle);
+    for (n, b) in &mut m {
+        if n.ends_with("bag-info.txt") {
+            b.extend(std::iter::repeat_n(b'\n', 200 << 20));
+        }
+    }
+    let forged = t.bundle.with_file_name("bomb.zip");
+    let mut w = zip::ZipWriter::new(std::fs::File::create(&forged).unwrap());
+    for (name, bytes) in &m {
+        w.start_file(
+            name.as_str(),
+            zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated)
+                .large_file(true),
+        )
+        .unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    w.finish().unwrap();
+    assert!(std::fs::metadata(&forged).unwrap().len() < 4 << 20);
+    let (ok, problem) = verify(&t.cfg, &forged, None);
+    assert!(
+        !ok && problem.contains("bag-info.txt: larger than"),
+        "{problem}"
+    );
+}

@@ -50,6 +50,9 @@ struct TimeRange {
     to: Option<DateTime<Utc>>,
 }
 
+/// `nbtrail verify`'s exit status for an intact bundle whose signer is neither `--key` nor pinned.
+const VERIFY_SIGNER_UNKNOWN: i32 = 3;
+
 #[derive(Subcommand)]
 enum Command {
     /// Ingest audit-log files or directories (recursive, .gz too) into a case, as one atomic run.
@@ -275,6 +278,10 @@ enum Command {
         /// The expected signer: key fingerprint (SHA256:…, ≥16 hex digits) or public key (hex).
         #[arg(long)]
         key: Option<String>,
+        /// Trusted examiners file (`<key or SHA256:fingerprint> <name>` per line); default:
+        /// trusted-examiners.txt in the config directory, plus the examiner's own key.
+        #[arg(long, value_name = "FILE")]
+        trusted: Option<PathBuf>,
         /// Machine-readable verdict.
         #[arg(long)]
         json: bool,
@@ -575,17 +582,47 @@ fn run(cli: Cli) -> Result<()> {
             bar.finish_and_clear();
             print_json(&report?)
         }
-        Command::Verify { bundle, key, json } => {
-            let v = nbtrail_evidence::verify(&bundle, key.as_deref())?;
+        Command::Verify {
+            bundle,
+            key,
+            trusted,
+            json,
+        } => {
+            let pinned = match &trusted {
+                Some(f) => nbtrail_evidence::keys::load_trusted(f)?,
+                None => {
+                    nbtrail_evidence::keys::default_trusted(&nbtrail_evidence::keys::config_dir())?
+                }
+            };
+            let v = nbtrail_evidence::verify(&bundle, key.as_deref(), &pinned)?;
+            let signer = v.signer.as_deref().unwrap_or("?");
             if json {
                 print_json(&v)?;
-            } else if v.ok {
+            } else if v.intact {
+                let who = match (v.trust, &v.pinned_as) {
+                    (nbtrail_evidence::Trust::Expected, _) => "the expected key".to_string(),
+                    (_, Some(name)) => format!("pinned examiner {}", render::visible(name)),
+                    _ => "a key nobody pinned".to_string(),
+                };
                 println!(
-                    "VERIFIED: {} — {} data file(s) match the manifest, the manifest is complete, signed by {}",
+                    "{}: {} — {} data file(s) match the manifest, the manifest is complete, signed by {signer} ({who})",
+                    if v.ok {
+                        "VERIFIED"
+                    } else {
+                        "INTACT, SIGNER UNKNOWN"
+                    },
                     render::visible(&bundle.display().to_string()),
                     v.files_checked,
-                    v.signer.as_deref().unwrap_or("?")
                 );
+                if !v.ok {
+                    println!(
+                        "  anyone can sign an altered bundle with a key of their own: check the signer with \
+                         --key, or pin it in {}",
+                        nbtrail_evidence::keys::config_dir()
+                            .join(nbtrail_evidence::keys::TRUSTED_FILE)
+                            .display()
+                    );
+                }
                 for k in [
                     "Contact-Name",
                     "Nbtrail-Created-UTC",
@@ -605,8 +642,11 @@ fn run(cli: Cli) -> Result<()> {
                     render::visible(v.problem.as_deref().unwrap_or("?"))
                 );
             }
-            if !v.ok {
+            if !v.intact {
                 std::process::exit(1);
+            }
+            if !v.ok {
+                std::process::exit(VERIFY_SIGNER_UNKNOWN);
             }
             Ok(())
         }

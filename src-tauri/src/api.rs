@@ -676,10 +676,13 @@ pub fn export_bundle(
     })
 }
 
-/// Verifies a bundle (needs no case).
+/// Verifies a bundle (needs no case), trusting the examiners pinned in the config directory (and the
+/// examiner's own key): the verdict says whether the signer is pinned.
 pub fn verify_bundle(path: &str, key: Option<&str>) -> Result<nbtrail_evidence::Verdict> {
+    let pinned = nbtrail_evidence::keys::default_trusted(&nbtrail_evidence::keys::config_dir())?;
     Ok(nbtrail_evidence::verify(
         Path::new(path),
         key.filter(|k| !k.is_empty()),
+        &pinned,
     )?)
 }

@@ -291,6 +291,9 @@ fn search_replay_findings_triage_export_verify() {
     assert!(ticks > 0);
     let v = api::verify_bundle(&rep.path, None).unwrap();
     assert!(v.ok, "{:?}", v.problem);
+    // Signed with this examiner's own key, which counts as pinned: the app shows it as such.
+    assert_eq!(v.trust, nbtrail_evidence::Trust::Pinned);
+    assert_eq!(v.pinned_as.as_deref(), Some("this examiner's own key"));
     assert_eq!(
         v.info.get("Contact-Name").map(String::as_str),
         Some("A. Examiner")

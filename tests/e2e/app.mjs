@@ -132,7 +132,7 @@ async function tab(b, view) {
     await (await b.$("#verify-btn")).click();
     const verdict = await b.$("#verdict");
     await verdict.waitForExist({ timeout: 30000 });
-    assert.match(await verdict.getText(), /^VERIFIED/);
+    assert.match(await verdict.getText(), /^VERIFIED.*pinned as/s, "own key counts as pinned");
     ok("verify");
     await shot(b, "basket");
   } finally {

@@ -93,3 +93,78 @@ pub fn matches(key: &VerifyingKey, expected: &str) -> bool {
     let fp = fp.strip_prefix("sha256:").unwrap_or(&fp);
     e.len() >= 16 && e.chars().all(|c| c.is_ascii_hexdigit()) && fp.starts_with(e)
 }
+
+/// File (in [`config_dir`]) listing the examiners whose bundles this examiner trusts: one per line,
+/// `<public key hex | SHA256:fingerprint> <name>`; `#` starts a comment. Only full keys or full
+/// fingerprints count (no prefixes).
+pub const TRUSTED_FILE: &str = "trusted-examiners.txt";
+
+/// A pinned examiner key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pinned {
+    /// Who it is (free text from the trusted file).
+    pub name: String,
+    /// Lower-case hex: the 32-byte public key or the 32-byte fingerprint.
+    hex: String,
+}
+
+impl Pinned {
+    /// Whether this pin designates `key`.
+    pub fn matches(&self, key: &VerifyingKey) -> bool {
+        let fp = fingerprint(key).to_ascii_lowercase();
+        self.hex == hex::encode(key.to_bytes())
+            || Some(self.hex.as_str()) == fp.strip_prefix("sha256:")
+    }
+}
+
+/// Reads a trusted-examiners file; errors name the file and line.
+pub fn load_trusted(path: &Path) -> Result<Vec<Pinned>> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (key, name) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let k = key.to_ascii_lowercase();
+        let k = k.strip_prefix("sha256:").unwrap_or(&k).to_string();
+        if k.len() != 64 || !k.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(EvidenceError::Key(format!(
+                "{}:{}: expected `<public key hex or SHA256:fingerprint> <name>` (64 hex digits)",
+                path.display(),
+                i + 1
+            )));
+        }
+        out.push(Pinned {
+            name: if name.trim().is_empty() {
+                format!("{}…", &k[..16])
+            } else {
+                name.trim().to_string()
+            },
+            hex: k,
+        });
+    }
+    Ok(out)
+}
+
+/// The keys trusted by default: the trusted-examiners file in `dir` (when present) and the examiner's own
+/// public key there (bundles this examiner signed).
+pub fn default_trusted(dir: &Path) -> Result<Vec<Pinned>> {
+    let mut out = Vec::new();
+    let file = dir.join(TRUSTED_FILE);
+    if file.exists() {
+        out = load_trusted(&file)?;
+    }
+    let own = dir.join(PUBLIC_KEY_FILE);
+    if let Ok(text) = std::fs::read_to_string(&own) {
+        let hex = text.trim().to_ascii_lowercase();
+        if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            out.push(Pinned {
+                name: "this examiner's own key".into(),
+                hex,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -27,6 +27,7 @@
 
 pub mod keys;
 pub mod report;
+pub mod zipcheck;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use nbtrail_store::{Case, StoreError, StoredFinding};
@@ -579,11 +580,29 @@ pub fn sarif(findings: &[StoredFinding]) -> serde_json::Value {
 
 // ---- verify ------------------------------------------------------------------------------------------
 
+/// Whom the signer of an intact bundle is known as.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Trust {
+    /// The key the caller expected (`--key`).
+    Expected,
+    /// A key pinned in the trusted-examiners file (or the examiner's own).
+    Pinned,
+    /// Nobody known: the bundle is intact *as signed by this key*, but anyone can make a key and sign.
+    Unknown,
+}
+
 /// The verdict on a bundle.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Verdict {
-    /// Everything holds.
+    /// The bundle is intact and its signer is expected or pinned: the only verdict that means "verified".
     pub ok: bool,
+    /// Structure, manifests, hashes and signature all hold (whoever signed).
+    pub intact: bool,
+    /// Whom the signer is known as (meaningful when `intact`).
+    pub trust: Trust,
+    /// The pinned name of the signer, when pinned.
+    pub pinned_as: Option<String>,
     /// The first problem found (names the member).
     pub problem: Option<String>,
     /// Data files checked.
@@ -631,6 +650,9 @@ fn fail(
 ) -> Verdict {
     Verdict {
         ok: false,
+        intact: false,
+        trust: Trust::Unknown,
+        pinned_as: None,
         problem: Some(problem),
         files_checked,
         signer,
@@ -638,10 +660,33 @@ fn fail(
     }
 }
 
-/// Verifies a bundle. `expected_key`: a fingerprint (prefix of ≥ 16 hex digits) or a public key in hex.
-pub fn verify(path: &Path, expected_key: Option<&str>) -> Result<Verdict> {
-    let file = std::fs::File::open(path).map_err(io_at(path))?;
-    let mut zip = match zip::ZipArchive::new(io::BufReader::new(file)) {
+/// Tag files larger than this are refused before they are read (a 9 MB member inflating to gigabytes was
+/// read into memory whole before being rejected).
+pub const MAX_TAG_FILE_BYTES: u64 = 16 << 20;
+
+/// Verifies a bundle. `expected_key`: a fingerprint (prefix of ≥ 16 hex digits) or a public key in hex;
+/// `pinned`: the trusted examiners (see [`keys::default_trusted`]). The verdict is `ok` only when the bundle
+/// is intact and signed by the expected key or a pinned one; an intact bundle signed by anyone else is
+/// `intact` with [`Trust::Unknown`] — a forger can re-sign an altered bundle with a key of their own.
+pub fn verify(path: &Path, expected_key: Option<&str>, pinned: &[keys::Pinned]) -> Result<Verdict> {
+    let mut file = io::BufReader::new(std::fs::File::open(path).map_err(io_at(path))?);
+    // Both views of the zip (central directory, local headers from byte 0) must be one archive.
+    let entries = match zipcheck::check(&mut file) {
+        Ok(e) => e,
+        Err(e) => {
+            return Ok(fail(
+                format!("not a well-formed bundle: {e}"),
+                0,
+                None,
+                BTreeMap::new(),
+            ));
+        }
+    };
+    let sizes: BTreeMap<String, u64> = entries
+        .iter()
+        .map(|e| (e.name.clone(), e.uncompressed))
+        .collect();
+    let mut zip = match zip::ZipArchive::new(file) {
         Ok(z) => z,
         Err(e) => {
             return Ok(fail(
@@ -710,12 +755,24 @@ pub fn verify(path: &Path, expected_key: Option<&str>) -> Result<Verdict> {
         }
     }
     let mut read = |name: &str| -> std::result::Result<Vec<u8>, String> {
-        let mut f = zip
-            .by_name(&format!("{root}/{name}"))
+        let full = format!("{root}/{name}");
+        if sizes.get(&full).is_some_and(|&n| n > MAX_TAG_FILE_BYTES) {
+            return Err(format!(
+                "member {name}: larger than {MAX_TAG_FILE_BYTES} bytes, not read"
+            ));
+        }
+        let f = zip
+            .by_name(&full)
             .map_err(|e| format!("member {name}: {e}"))?;
         let mut buf = Vec::new();
-        f.read_to_end(&mut buf)
+        f.take(MAX_TAG_FILE_BYTES + 1)
+            .read_to_end(&mut buf)
             .map_err(|e| format!("member {name}: unreadable ({e})"))?;
+        if buf.len() as u64 > MAX_TAG_FILE_BYTES {
+            return Err(format!(
+                "member {name}: larger than {MAX_TAG_FILE_BYTES} bytes, not read"
+            ));
+        }
         Ok(buf)
     };
     macro_rules! get {
@@ -910,8 +967,18 @@ pub fn verify(path: &Path, expected_key: Option<&str>) -> Result<Verdict> {
             info,
         ));
     }
+    let (trust, pinned_as) = if expected_key.is_some() {
+        (Trust::Expected, None)
+    } else if let Some(p) = pinned.iter().find(|p| p.matches(&key)) {
+        (Trust::Pinned, Some(p.name.clone()))
+    } else {
+        (Trust::Unknown, None)
+    };
     Ok(Verdict {
-        ok: true,
+        ok: trust != Trust::Unknown,
+        intact: true,
+        trust,
+        pinned_as,
         problem: None,
         files_checked: checked,
         signer,

@@ -68,7 +68,10 @@ export interface EventRow {
 export interface ExportReport {
   path: string; events: number; sessions: number; findings: number; files: number; signer: string; bundle_sha256: string;
 }
-export interface Verdict { ok: boolean; problem: string | null; files_checked: number; signer: string | null; info: Record<string, string> }
+export interface Verdict {
+  ok: boolean; intact: boolean; trust: "expected" | "pinned" | "unknown"; pinned_as: string | null;
+  problem: string | null; files_checked: number; signer: string | null; info: Record<string, string>;
+}
 export interface Count { done: number; total: number }
 export interface FindingFilter { rule?: string; severity?: string; user?: string; notebook?: string; status?: string }
 export interface HighlightItem {
