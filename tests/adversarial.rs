@@ -319,3 +319,73 @@ fn a_gzip_bomb_is_stopped_with_a_clear_error() {
     assert!(text.contains("audit.json.gz"), "{text}");
     assert!(started.elapsed().as_secs() < 30);
 }
+
+/// Records sharing a natural key but differing in content (another user, other code) were counted as
+/// duplicates: the first file read won and the other record was dropped without a word, so a forged
+/// file read first could push out the genuine record. Now the second is a conflict, kept verbatim.
+#[test]
+fn a_forged_record_with_a_genuine_records_key_is_a_conflict_not_a_duplicate() {
+    let (d, case) = tmp_case();
+    let t0 = 1_714_000_000_000i64;
+    let genuine = run_command("alice@example.com", "nb-1", 7, t0, "python", "df.count()");
+    let mut forged = genuine.clone();
+    forged["userIdentity"]["email"] = "mallory@example.com".into();
+    forged["response"] =
+        j!({"errorMessage": "PermissionDenied", "result": null, "statusCode": 403});
+    let (fp, gp) = (
+        d.path().join("a-forged.json"),
+        d.path().join("b-genuine.json"),
+    );
+    write_jsonl(&fp, &[forged]);
+    write_jsonl(&gp, &[genuine.clone(), genuine]);
+    let r = ingest(&case, &[&fp, &gp]);
+    assert_eq!(
+        (
+            u(&r["events"]),
+            u(&r["duplicates"]),
+            u(&r["conflicts"]),
+            u(&r["lines"])
+        ),
+        (1, 0, 2, 3),
+        "{r}"
+    );
+    assert_eq!(r["file_reports"][1]["conflicts"], 2, "{r}");
+    let rows = json(["conflicts", "--case", case.to_str().unwrap(), "--json"]);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let fields: Vec<&str> = rows[0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["user", "response_status", "response_error"]);
+    assert_eq!(rows[0]["fields"][0]["stored"], "mallory@example.com");
+    assert_eq!(rows[0]["fields"][0]["record"], "alice@example.com");
+    assert!(
+        rows[0]["raw"]
+            .as_str()
+            .unwrap()
+            .contains("alice@example.com")
+    );
+    assert!(
+        rows[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("b-genuine.json")
+    );
+    let summary = json(["summary", "--case", case.to_str().unwrap(), "--json"]);
+    assert_eq!(summary["conflicts"], 2, "{summary}");
+    // An exact re-delivery is still a duplicate (the sample-log tests check the same across export
+    // shapes); a response with its error message missing is a conflict.
+    let mut same_shape_b =
+        run_command("mallory@example.com", "nb-1", 7, t0, "python", "df.count()");
+    same_shape_b["response"] =
+        j!({"errorMessage": "PermissionDenied", "result": null, "statusCode": 403});
+    let mut no_message = same_shape_b.clone();
+    no_message["response"] = j!({"statusCode": 403});
+    let pp = d.path().join("c-again.json");
+    write_jsonl(&pp, &[same_shape_b, no_message]);
+    let r = ingest(&case, &[&fp, &pp]);
+    assert_eq!((u(&r["duplicates"]), u(&r["conflicts"])), (2, 1), "{r}");
+}

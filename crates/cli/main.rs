@@ -347,6 +347,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List every conflict: a record whose natural key is in the case with other content (another user,
+    /// another response…), kept verbatim beside the stored event, with the fields that differ.
+    Conflicts {
+        #[command(flatten)]
+        case: CaseArg,
+        /// Only this ingest run.
+        #[arg(long)]
+        run: Option<i64>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -956,6 +968,31 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 Ok(())
             }
+        }
+        Command::Conflicts { case, run, json } => {
+            let c = open(&case)?;
+            let rows = c.conflicts(run, None)?;
+            if json {
+                return print_json(&rows);
+            }
+            for r in &rows {
+                println!(
+                    "{}:{}: conflicts with event {} ({})",
+                    render::visible(&r.file),
+                    r.line,
+                    r.event_id,
+                    render::visible(&r.event_source)
+                );
+                for f in r.fields.as_array().into_iter().flatten() {
+                    println!(
+                        "  {}: stored {} / this record {}",
+                        f["field"].as_str().unwrap_or("?"),
+                        render::visible(&f["stored"].to_string()),
+                        render::visible(&f["record"].to_string())
+                    );
+                }
+            }
+            Ok(())
         }
         Command::Errors { case, run, json } => {
             let c = open(&case)?;

@@ -44,11 +44,12 @@ fn opt(s: &Option<String>) -> String {
 /// The summary printed on stderr after an ingest.
 pub fn ingest_summary(r: &IngestReport) {
     eprintln!(
-        "ingested {} file(s): {} records = {} new events + {} duplicates + {} errors ({} blank lines, {} CSV headers skipped) in {:.1}s; {} sessions, {} trail gap(s)",
+        "ingested {} file(s): {} records = {} new events + {} duplicates + {} conflicts + {} errors ({} blank lines, {} CSV headers skipped) in {:.1}s; {} sessions, {} trail gap(s)",
         r.files,
         r.lines,
         r.events,
         r.duplicates,
+        r.conflicts,
         r.error_count,
         r.blank_lines,
         r.header_lines,
@@ -259,8 +260,8 @@ pub fn summary(s: &CaseSummary, sessions: &[Session], findings: Option<&[(String
         s.sessions
     );
     println!(
-        "{} ingest run(s); {} duplicates skipped, {} records rejected (`nbtrail errors`)",
-        s.runs, s.duplicates, s.errors
+        "{} ingest run(s); {} duplicates skipped, {} conflicts kept (`nbtrail conflicts`), {} records rejected (`nbtrail errors`)",
+        s.runs, s.duplicates, s.conflicts, s.errors
     );
     for w in &s.warnings {
         println!("WARNING: {}", visible(w));

@@ -199,6 +199,11 @@ pub async fn export_bundle(
 
 /// Verifies a bundle.
 #[tauri::command]
-pub async fn verify_bundle(path: String, key: Option<String>) -> Result<nbtrail_evidence::Verdict> {
-    blocking(move || api::verify_bundle(&path, key.as_deref())).await
+pub async fn verify_bundle(
+    state: State<'_, Shared>,
+    path: String,
+    key: Option<String>,
+) -> Result<nbtrail_evidence::Verdict> {
+    let st = state.inner().clone();
+    blocking(move || api::verify_bundle(&st, &path, key.as_deref())).await
 }

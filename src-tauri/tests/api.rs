@@ -289,7 +289,7 @@ fn search_replay_findings_triage_export_verify() {
     .unwrap();
     assert!(rep.events > 0 && rep.sessions == 1 && rep.findings > 0);
     assert!(ticks > 0);
-    let v = api::verify_bundle(&rep.path, None).unwrap();
+    let v = api::verify_bundle(st, &rep.path, None).unwrap();
     assert!(v.ok, "{:?}", v.problem);
     // Signed with this examiner's own key, which counts as pinned: the app shows it as such.
     assert_eq!(v.trust, nbtrail_evidence::Trust::Pinned);
@@ -304,7 +304,7 @@ fn search_replay_findings_triage_export_verify() {
     bytes[mid] ^= 0xff;
     let bad = f.case.parent().unwrap().join("bad.zip");
     std::fs::write(&bad, bytes).unwrap();
-    match api::verify_bundle(bad.to_str().unwrap(), None) {
+    match api::verify_bundle(st, bad.to_str().unwrap(), None) {
         Ok(v) => assert!(!v.ok),
         Err(e) => assert_eq!(e.kind, "evidence"),
     }

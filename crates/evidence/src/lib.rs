@@ -16,6 +16,8 @@
 //! data/findings.sarif           SARIF 2.1.0, triage status in each result's properties
 //! data/triage.json              each finding's triage status
 //! data/custody.jsonl            the custody-log entries concerning the selection (with their hashes)
+//! data/conflicts.jsonl          records whose natural key matches a selected event but whose content
+//!                               differs (kept by ingest as conflicts): verbatim, with the differing fields
 //! data/report.html              static report: no scripts, every untrusted string escaped
 //! ```
 //!
@@ -332,6 +334,14 @@ pub fn export(
         "data/triage.json",
         &serde_json::to_string_pretty(&triage).expect("serializes"),
     )?;
+
+    // Conflicting records of the selected events: another source disagrees about them.
+    let conflicts = case.conflicts(None, Some(&ids))?;
+    let conflicts_text: String = conflicts
+        .iter()
+        .map(|c| serde_json::to_string(c).expect("serializes") + "\n")
+        .collect();
+    bag.text("data/conflicts.jsonl", &conflicts_text)?;
 
     // Custody entries concerning the selection.
     let finding_ids: BTreeSet<i64> = findings.iter().map(|f| f.id).collect();

@@ -8,8 +8,8 @@
 //! * **ingest runs** ([`Case::ingest`]): reading inputs through `nbtrail-ingest` on one thread while this
 //!   one writes (and a helper thread compresses payload blocks), deduplicating by natural key (unique index
 //!   on `(time_ms, natural_key)`: inputs arrive roughly in time order, so the index stays hot), recording
-//!   every file (path, SHA-256, counts), every rejected record (file, line, byte offset, reason) and every
-//!   duplicate (which event it repeats);
+//!   every file (path, SHA-256, counts), every rejected record (file, line, byte offset, reason), every
+//!   duplicate (which event it repeats) and every **conflict** (see below);
 //! * the derived tables brought up to date at the end of every run: notebook id → path history, sessions
 //!   ([`sessions`]), and the trail's holes (verbose audit logging switched off). A first or bulk load
 //!   rebuilds them; a later run adds its new path events and re-sessionizes only the notebooks its new
@@ -34,9 +34,20 @@
 //! `foreign_key_check` after every kind of ingest.
 //!
 //! ## Accounting
-//! For every run and every file: `lines = events + duplicates + errors`, where `lines` counts records (a
-//! JSON line, an array element, a CSV data row, or a structural problem such as a truncated array);
-//! blank lines and CSV headers are counted separately.
+//! For every run and every file: `lines = events + duplicates + conflicts + errors`, where `lines` counts
+//! records (a JSON line, an array element, a CSV data row, or a structural problem such as a truncated
+//! array); blank lines and CSV headers are counted separately.
+//!
+//! ## Duplicates and conflicts
+//! A record whose natural key is already in the case is a **duplicate** only when its content agrees with
+//! the stored event's; otherwise it is a **conflict**: kept verbatim (file, line, offset, raw record) with
+//! the fields that differ, linked to the stored event, and counted apart — never dropped. (Otherwise a
+//! forged file read first could push out the genuine record, and records with no request id that share a
+//! time and action would vanish.) Compared: [`CONFLICT_FIELDS`] — who, from where, the response, and what
+//! ran — which every export shape carries, so one record having a value the other lacks (an error message
+//! in one, none in the other) is a difference too. Allowed to differ between two deliveries of one event:
+//! how it was delivered (shape, the raw bytes, file and line), and fields some export shapes do not carry
+//! or write differently — notebook path, workspace id, user agent, web session id, duration.
 
 pub mod custody;
 mod findings;
@@ -446,7 +457,12 @@ impl Case {
                     Msg::Item(item, key) => {
                         writer.item(item, key, &mut report)?;
                         if pause_after
-                            == Some(report.events + report.duplicates + report.error_count)
+                            == Some(
+                                report.events
+                                    + report.duplicates
+                                    + report.conflicts
+                                    + report.error_count,
+                            )
                         {
                             eprintln!(
                                 "nbtrail: fault injection: paused inside the ingest transaction"
@@ -469,6 +485,7 @@ impl Case {
                     prog.bytes_read = bytes_read.load(Ordering::Relaxed);
                     prog.events = report.events;
                     prog.duplicates = report.duplicates;
+                    prog.conflicts = report.conflicts;
                     prog.errors = report.error_count;
                     progress(&prog);
                 }
@@ -482,7 +499,11 @@ impl Case {
         outcome?; // dropping `tx` rolls back
         report.files = report.file_reports.len() as u64;
         let t_written = started.elapsed();
-        report.lines = report.events + report.duplicates + report.error_count;
+        report.lines = report.events + report.duplicates + report.conflicts + report.error_count;
+        tx.execute(
+            "UPDATE ingest_runs SET conflicts=?2 WHERE id=?1",
+            params![run_id, report.conflicts],
+        )?;
         tx.execute(
             "UPDATE ingest_runs SET finished_at=?2, files=?3, lines=?4, events=?5, duplicates=?6,
                  errors=?7, blank_lines=?8, header_lines=?9 WHERE id=?1",
@@ -515,11 +536,12 @@ impl Case {
                 "run_id": run_id,
                 "files": report.file_reports.iter().map(|f| serde_json::json!({
                     "file": f.file, "sha256": f.sha256, "lines": f.lines, "events": f.events,
-                    "duplicates": f.duplicates, "errors": f.errors,
+                    "duplicates": f.duplicates, "conflicts": f.conflicts, "errors": f.errors,
                 })).collect::<Vec<_>>(),
                 "lines": report.lines,
                 "events": report.events,
                 "duplicates": report.duplicates,
+                "conflicts": report.conflicts,
                 "errors": report.error_count,
             }),
         )?;
@@ -537,6 +559,7 @@ impl Case {
         prog.bytes_read = bytes_read.load(Ordering::Relaxed);
         prog.events = report.events;
         prog.duplicates = report.duplicates;
+        prog.conflicts = report.conflicts;
         prog.errors = report.error_count;
         prog.files_done = prog.files_total;
         progress(&prog);
@@ -705,12 +728,14 @@ pub struct FileReport {
     pub gzip: bool,
     /// `json_lines`, `json_array` or `csv`.
     pub framing: String,
-    /// Records read (= events + duplicates + errors).
+    /// Records read (= events + duplicates + conflicts + errors).
     pub lines: u64,
     /// New events stored.
     pub events: u64,
     /// Records already in the case.
     pub duplicates: u64,
+    /// Records whose natural key is in the case with other content (kept in `conflicts`).
+    pub conflicts: u64,
     /// Rejected records.
     pub errors: u64,
     /// Blank lines skipped.
@@ -719,7 +744,7 @@ pub struct FileReport {
     pub header_lines: u64,
 }
 
-/// What an ingest run did. `lines == events + duplicates + error_count` always holds.
+/// What an ingest run did. `lines == events + duplicates + conflicts + error_count` always holds.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct IngestReport {
     /// The run's id in the case.
@@ -732,6 +757,8 @@ pub struct IngestReport {
     pub events: u64,
     /// Records that were already in the case (or earlier in this run).
     pub duplicates: u64,
+    /// Records whose natural key was already in the case with other content: kept, see [`Case::conflicts`].
+    pub conflicts: u64,
     /// Rejected records: the first [`REPORT_ERROR_CAP`]; all are in the case.
     pub errors: Vec<ErrorEntry>,
     /// Number of rejected records.
@@ -769,6 +796,8 @@ pub struct Progress {
     pub events: u64,
     /// Duplicates so far.
     pub duplicates: u64,
+    /// Conflicts so far.
+    pub conflicts: u64,
     /// Errors so far.
     pub errors: u64,
     /// File being read.
@@ -830,6 +859,7 @@ struct Writer<'a> {
     /// The open payload block: the payloads of new events (duplicates' are not kept).
     blocks: payload::BlockBuilder,
     find: rusqlite::Statement<'a>,
+    conflict: rusqlite::Statement<'a>,
     dup: rusqlite::Statement<'a>,
     err: rusqlite::Statement<'a>,
     file_id: i64,
@@ -881,7 +911,14 @@ impl<'a> Writer<'a> {
             compressed,
             compressor_thread: Some(compressor_thread),
             blocks: payload::BlockBuilder::new(payload::BlockBuilder::first_free_id(tx)?),
-            find: tx.prepare("SELECT id FROM events WHERE time_ms=?1 AND natural_key=?2")?,
+            find: tx.prepare(&format!(
+                "SELECT id, {} FROM events WHERE time_ms=?1 AND natural_key=?2",
+                CONFLICT_FIELDS.join(", ")
+            ))?,
+            conflict: tx.prepare(
+                "INSERT INTO conflicts(event_id, source_file_id, line, byte_offset, fields, raw)
+                 VALUES(?1,?2,?3,?4,?5,?6)",
+            )?,
             dup: tx.prepare(
                 "INSERT INTO duplicates(source_file_id, line, byte_offset, event_id) VALUES(?1,?2,?3,?4)",
             )?,
@@ -976,12 +1013,19 @@ impl<'a> Writer<'a> {
             Item::Event(ev) => {
                 self.prove(report)?;
                 let key = key.unwrap_or_else(|| ev.natural_key());
-                if self.store(&ev, key)? {
-                    self.cur.events += 1;
-                    report.events += 1;
-                } else {
-                    self.cur.duplicates += 1;
-                    report.duplicates += 1;
+                match self.store(&ev, key)? {
+                    Stored::New => {
+                        self.cur.events += 1;
+                        report.events += 1;
+                    }
+                    Stored::Duplicate => {
+                        self.cur.duplicates += 1;
+                        report.duplicates += 1;
+                    }
+                    Stored::Conflict => {
+                        self.cur.conflicts += 1;
+                        report.conflicts += 1;
+                    }
                 }
             }
             Item::Error(e) => {
@@ -1051,8 +1095,9 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Stores an event; false when its natural key is already in the case (recorded as a duplicate).
-    fn store(&mut self, e: &Event, key: nbtrail_model::NaturalKey) -> Result<bool> {
+    /// Stores an event; when its natural key is already in the case, records it as a duplicate of the
+    /// stored event, or — when a compared field differs — as a conflict with it.
+    fn store(&mut self, e: &Event, key: nbtrail_model::NaturalKey) -> Result<Stored> {
         // The payload's place if the event is new: the next entry of the open block.
         let (block, index) = self.blocks.next_entry();
         let n = self.insert.execute(params![
@@ -1086,18 +1131,37 @@ impl<'a> Writer<'a> {
         if n == 1 {
             self.blocks.push(&params_json(e), &e.raw);
             self.cut_block(false)?;
-            return Ok(true);
+            return Ok(Stored::New);
         }
-        let original: i64 = self
-            .find
-            .query_row(params![e.time.timestamp_millis(), &key.0[..]], |r| r.get(0))?;
-        self.dup.execute(params![
+        let (original, stored): (i64, Vec<rusqlite::types::Value>) =
+            self.find
+                .query_row(params![e.time.timestamp_millis(), &key.0[..]], |r| {
+                    Ok((
+                        r.get(0)?,
+                        (1..=CONFLICT_FIELDS.len())
+                            .map(|i| r.get(i))
+                            .collect::<rusqlite::Result<_>>()?,
+                    ))
+                })?;
+        let differing = differing_fields(e, &stored);
+        if differing.is_empty() {
+            self.dup.execute(params![
+                self.file_id,
+                e.provenance.line,
+                e.provenance.byte_offset,
+                original
+            ])?;
+            return Ok(Stored::Duplicate);
+        }
+        self.conflict.execute(params![
+            original,
             self.file_id,
             e.provenance.line,
             e.provenance.byte_offset,
-            original
+            serde_json::Value::Array(differing).to_string(),
+            e.raw
         ])?;
-        Ok(false)
+        Ok(Stored::Conflict)
     }
 
     fn end_file(
@@ -1123,7 +1187,7 @@ impl<'a> Writer<'a> {
         let c = &self.cur;
         self.tx.execute(
             "UPDATE source_files SET sha256=?2, size_bytes=?3, gzip=?4, framing=?5, lines=?6, events=?7,
-                 duplicates=?8, errors=?9, blank_lines=?10, header_lines=?11 WHERE id=?1",
+                 duplicates=?8, errors=?9, blank_lines=?10, header_lines=?11, conflicts=?12 WHERE id=?1",
             params![
                 self.file_id,
                 c.sha256,
@@ -1135,11 +1199,69 @@ impl<'a> Writer<'a> {
                 c.duplicates,
                 c.errors,
                 c.blank_lines,
-                c.header_lines
+                c.header_lines,
+                c.conflicts
             ],
         )?;
         Ok(FileOutcome::Read(self.cur.clone()))
     }
+}
+
+/// What became of one event record.
+enum Stored {
+    New,
+    Duplicate,
+    Conflict,
+}
+
+/// The event columns compared between a record and the stored event with its natural key (see the
+/// crate docs, "Duplicates and conflicts"): a difference in any of them (a value against none included)
+/// is a conflict.
+pub const CONFLICT_FIELDS: &[&str] = &[
+    "user",
+    "source_ip",
+    "response_status",
+    "response_error",
+    "status",
+    "command_text",
+    "language",
+    "notebook_id",
+    "cluster_id",
+    "command_id",
+    "request_id",
+];
+
+/// The compared fields that differ between `e` and the stored values (in [`CONFLICT_FIELDS`] order), as
+/// `{field, stored, record}` objects.
+fn differing_fields(e: &Event, stored: &[rusqlite::types::Value]) -> Vec<serde_json::Value> {
+    use rusqlite::types::Value as V;
+    let text = |v: &Option<String>| v.clone().map(V::Text).unwrap_or(V::Null);
+    let mine: [V; 11] = [
+        text(&e.user),
+        text(&e.source_ip),
+        e.response_status.map(V::Integer).unwrap_or(V::Null),
+        text(&e.response_error),
+        text(&e.status),
+        text(&e.command_text),
+        text(&e.language),
+        text(&e.notebook_id),
+        text(&e.cluster_id),
+        text(&e.command_id),
+        text(&e.request_id),
+    ];
+    let show = |v: &V| match v {
+        V::Null => serde_json::Value::Null,
+        V::Integer(i) => (*i).into(),
+        V::Real(f) => (*f).into(),
+        V::Text(t) => t.clone().into(),
+        V::Blob(b) => hex::encode(b).into(),
+    };
+    CONFLICT_FIELDS
+        .iter()
+        .zip(mine.iter().zip(stored))
+        .filter(|(_, (a, b))| a != b)
+        .map(|(name, (a, b))| serde_json::json!({"field": name, "stored": show(b), "record": show(a)}))
+        .collect()
 }
 
 /// A failure of payload compression (the zstd context or its thread).

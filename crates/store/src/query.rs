@@ -161,6 +161,9 @@ pub struct CaseSummary {
     pub errors: u64,
     /// Duplicates across runs.
     pub duplicates: u64,
+    /// Conflicts across runs: records whose natural key is in the case with other content (kept; see
+    /// [`Case::conflicts`]). Anything above zero deserves a look: two sources disagree about one event.
+    pub conflicts: u64,
     /// Holes in the trail.
     pub trail_gaps: Vec<TrailGap>,
     /// Counts of events an auditor looks at first, by category.
@@ -237,8 +240,31 @@ pub struct RunRow {
     pub events: u64,
     /// Duplicates.
     pub duplicates: u64,
+    /// Conflicts.
+    pub conflicts: u64,
     /// Errors.
     pub errors: u64,
+}
+
+/// A record whose natural key is in the case with other content: kept verbatim, never dropped.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConflictRow {
+    /// Id.
+    pub id: i64,
+    /// The stored event with the same natural key.
+    pub event_id: i64,
+    /// Where the stored event came from (`file:line`).
+    pub event_source: String,
+    /// The conflicting record's file.
+    pub file: String,
+    /// Its 1-based line.
+    pub line: u64,
+    /// Its byte offset (decompressed).
+    pub byte_offset: u64,
+    /// The fields that differ: `[{field, stored, record}]`.
+    pub fields: serde_json::Value,
+    /// The conflicting record, verbatim.
+    pub raw: String,
 }
 
 fn session_row(r: &Row<'_>) -> rusqlite::Result<Session> {
@@ -541,7 +567,8 @@ impl Case {
     /// Ingest runs, oldest first.
     pub fn runs(&self) -> Result<Vec<RunRow>> {
         let mut st = self.conn.prepare(
-            "SELECT id, started_at, finished_at, examiner, host, tool_version, inputs, files, lines, events, duplicates, errors
+            "SELECT id, started_at, finished_at, examiner, host, tool_version, inputs, files, lines, events, duplicates, errors,
+                    conflicts
              FROM ingest_runs ORDER BY id",
         )?;
         let rows = st.query_map([], |r| {
@@ -559,9 +586,45 @@ impl Case {
                 events: r.get(9)?,
                 duplicates: r.get(10)?,
                 errors: r.get(11)?,
+                conflicts: r.get(12)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every conflict (of one run, or of all; or only those with the given stored events), by file then line.
+    pub fn conflicts(&self, run: Option<i64>, events: Option<&[i64]>) -> Result<Vec<ConflictRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT x.id, x.event_id, ef.path || ':' || e.line, f.path, x.line, x.byte_offset, x.fields, x.raw
+             FROM conflicts x
+             JOIN source_files f ON f.id = x.source_file_id
+             JOIN events e ON e.id = x.event_id
+             JOIN source_files ef ON ef.id = e.source_file_id
+             WHERE ?1 IS NULL OR f.run_id = ?1 ORDER BY f.id, x.line, x.byte_offset",
+        )?;
+        let wanted: Option<std::collections::HashSet<i64>> =
+            events.map(|e| e.iter().copied().collect());
+        let rows = st.query_map([run], |r| {
+            let fields: String = r.get(6)?;
+            Ok(ConflictRow {
+                id: r.get(0)?,
+                event_id: r.get(1)?,
+                event_source: r.get(2)?,
+                file: r.get(3)?,
+                line: r.get(4)?,
+                byte_offset: r.get(5)?,
+                fields: serde_json::from_str(&fields).unwrap_or_default(),
+                raw: r.get(7)?,
+            })
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let row = row?;
+            if wanted.as_ref().is_none_or(|w| w.contains(&row.event_id)) {
+                out.push(row);
+            }
+        }
+        Ok(out)
     }
 
     /// Every rejected record (of one run, or of all), by file then line.
@@ -640,6 +703,7 @@ impl Case {
             runs: one("SELECT count(*) FROM ingest_runs")?,
             errors: one("SELECT count(*) FROM ingest_errors")?,
             duplicates: one("SELECT count(*) FROM duplicates")?,
+            conflicts: one("SELECT count(*) FROM conflicts")?,
             trail_gaps,
             notable,
             warnings,

@@ -289,4 +289,20 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX IF EXISTS events_notebook;
     "#,
+    // 8: conflicts — records whose natural key is in the case with other content (another user, another
+    // response…): kept verbatim with the fields that differ, never counted as duplicates or dropped.
+    r#"
+    CREATE TABLE conflicts (
+        id              INTEGER PRIMARY KEY,
+        event_id        INTEGER NOT NULL REFERENCES events(id),
+        source_file_id  INTEGER NOT NULL REFERENCES source_files(id),
+        line            INTEGER NOT NULL,
+        byte_offset     INTEGER NOT NULL,
+        fields          TEXT NOT NULL,
+        raw             TEXT NOT NULL
+    );
+    CREATE INDEX conflicts_event ON conflicts(event_id);
+    ALTER TABLE ingest_runs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE source_files ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];

@@ -40,7 +40,7 @@ export interface Token { text: string; color: string; marks?: string[] }
 export interface TrailGap { workspace_id: string | null; start: string; end: string | null; off_by: string | null; on_by: string | null }
 export interface CaseSummary {
   events: number; users: number; notebooks: number; commands: number; sessions: number;
-  first: string | null; last: string | null; runs: number; errors: number; duplicates: number;
+  first: string | null; last: string | null; runs: number; errors: number; duplicates: number; conflicts: number;
   trail_gaps: TrailGap[]; notable: { category: string; actions: string[]; count: number }[]; warnings: string[];
 }
 export interface CaseInfo {
@@ -55,7 +55,8 @@ export interface IngestProgress {
 }
 export interface ErrorEntry { file: string; line: number; byte_offset: number; message: string }
 export interface IngestReport {
-  files: number; lines: number; events: number; duplicates: number; errors: ErrorEntry[]; error_count: number;
+  files: number; lines: number; events: number; duplicates: number; conflicts: number; errors: ErrorEntry[];
+  error_count: number;
   errors_truncated: boolean; elapsed_ms: number;
 }
 export interface IngestResult { report: IngestReport; findings: number; case: CaseInfo }
