@@ -57,8 +57,8 @@ const VERIFY_SIGNER_UNKNOWN: i32 = 3;
 enum Command {
     /// Ingest audit-log files or directories (recursive, .gz too) into a case, as one atomic run.
     ///
-    /// Prints the JSON report on stdout: {files, lines, events, duplicates, errors:[{file,line,message}], …}.
-    /// `lines` counts records (JSON lines, array elements, CSV rows): lines = events + duplicates + errors.
+    /// Prints the JSON report on stdout: {files, lines, events, duplicates, conflicts, errors:[{file,line,message}], …}.
+    /// `lines` counts records (JSON lines, array elements, CSV rows): lines = events + duplicates + conflicts + errors.
     Ingest {
         #[command(flatten)]
         case: CaseArg,
@@ -953,7 +953,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 for r in &r {
                     println!(
-                        "run {}  {} → {}  by {}@{}  files {}  lines {}  events {}  duplicates {}  errors {}",
+                        "run {}  {} → {}  by {}@{}  files {}  lines {}  events {}  duplicates {}  conflicts {}  errors {}",
                         r.id,
                         r.started_at,
                         r.finished_at.as_deref().unwrap_or("?"),
@@ -963,6 +963,7 @@ fn run(cli: Cli) -> Result<()> {
                         r.lines,
                         r.events,
                         r.duplicates,
+                        r.conflicts,
                         r.errors
                     );
                 }

@@ -676,10 +676,14 @@ pub fn export_bundle(
     })
 }
 
-/// Verifies a bundle (needs no case), trusting the examiners pinned in the config directory (and the
-/// examiner's own key): the verdict says whether the signer is pinned.
-pub fn verify_bundle(path: &str, key: Option<&str>) -> Result<nbtrail_evidence::Verdict> {
-    let pinned = nbtrail_evidence::keys::default_trusted(&nbtrail_evidence::keys::config_dir())?;
+/// Verifies a bundle (needs no case), trusting the examiners pinned in the app's config directory (and
+/// the examiner's own key there): the verdict says whether the signer is pinned.
+pub fn verify_bundle(
+    st: &AppState,
+    path: &str,
+    key: Option<&str>,
+) -> Result<nbtrail_evidence::Verdict> {
+    let pinned = nbtrail_evidence::keys::default_trusted(&st.config_dir)?;
     Ok(nbtrail_evidence::verify(
         Path::new(path),
         key.filter(|k| !k.is_empty()),

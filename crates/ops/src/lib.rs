@@ -59,7 +59,7 @@ pub type Result<T, E = OpsError> = std::result::Result<T, E>;
 /// What [`ingest_and_index`] did.
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestOutcome {
-    /// The store's report (counts add up: lines = events + duplicates + errors).
+    /// The store's report (counts add up: lines = events + duplicates + conflicts + errors).
     pub report: IngestReport,
     /// The index update, when it ran.
     pub index: Option<IndexOutcome>,
