@@ -203,6 +203,19 @@ async fn gateway_records_every_execution_and_output() {
     let ex = k1.execute("print('over v1')", false, &[]).await;
     assert_eq!(ex.stdout(), "over v1\n");
     k1.close().await;
+    // The gateway writes a connection's ws_close after it closes; let it land before SIGTERM (a race
+    // that made this test flaky on a busy machine).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let text: String = std::fs::read_dir(&log_dir)
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+            .collect();
+        if text.matches("\"type\":\"ws_close\"").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     gw.stop();
 
     // --- The capture log.
@@ -588,4 +601,138 @@ fn nix_is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// Issue 15, "code cut off": a cell of more than 1 MiB of comment followed by a payload ran the payload
+/// while the record (and so replay, search and the analyzer) kept only the comment. Now the code is
+/// recorded whole and found by `nbtrail search`. "Undecodable but forwarded": `NaN` in a message (Python's
+/// `json` accepts it, serde_json did not) was logged as undecodable yet forwarded and run; now it decodes,
+/// and is recorded as the cell it is. A frame above `--max-message-bytes` is refused whole: the kernel
+/// never runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_megabyte_comment_then_payload_nan_metadata_and_oversize_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("capture");
+    std::fs::create_dir(&log_dir).unwrap();
+    let jupyter = Jupyter::start(dir.path());
+    let gw = Gateway::start(
+        jupyter.port,
+        &log_dir,
+        &[
+            "--user-header",
+            "X-Auth-User",
+            "--max-message-bytes",
+            "3000000",
+        ],
+        false,
+    );
+    let kernel_id = start_session(&gw.addr, "hostile.ipynb", "carol");
+    let h = auth("carol");
+    let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
+    let path = |name: &str| dir.path().join(name).display().to_string();
+
+    // 1.1 MiB of comment, then a payload: runs, and is recorded whole.
+    let padding = "# nothing to see here\n".repeat(1_100_000 / 22 + 1);
+    let payload = format!(
+        "open({:?}, 'w').write('ran')  # payload_after_padding",
+        path("m1")
+    );
+    let code = format!("{padding}{payload}");
+    let ex = k.execute(&code, false, &[]).await;
+    assert_eq!(ex.of_type("execute_reply")[0]["content"]["status"], "ok");
+    assert!(dir.path().join("m1").exists());
+
+    // NaN and 1e400 in the metadata: decoded, recorded as a cell, run.
+    let mut header = k.new_header("execute_request");
+    let id = header["msg_id"].as_str().unwrap().to_string();
+    header["date"] = json!("2026-11-29T00:00:00.000Z");
+    let nan_code = format!(
+        "open({:?}, 'w').write('ran')  # nan_metadata_cell",
+        path("m2")
+    );
+    let frame = format!(
+        r#"{{"channel": "shell", "header": {header}, "parent_header": {{}}, "metadata": {{"x": NaN, "y": 1e400}}, "content": {{"code": {code}, "silent": false, "store_history": true, "user_expressions": {{}}, "allow_stdin": false, "stop_on_error": true}}, "buffers": []}}"#,
+        code = serde_json::to_string(&nan_code).unwrap()
+    );
+    k.send_raw(frame).await;
+    let ex = k.collect(&id, &[], true).await;
+    assert_eq!(ex.of_type("execute_reply")[0]["content"]["status"], "ok");
+    assert!(dir.path().join("m2").exists());
+
+    // A frame larger than --max-message-bytes: refused whole, never run, the notebook is told why.
+    let big = format!(
+        "{}open({:?}, 'w').write('ran')",
+        "# x\n".repeat(1_000_000),
+        path("m3")
+    );
+    let ex = k.execute(&big, false, &[]).await;
+    let reply = &ex.of_type("execute_reply")[0];
+    assert_eq!(reply["content"]["status"], "error");
+    assert!(
+        reply["content"]["evalue"]
+            .as_str()
+            .unwrap()
+            .contains("max-message-bytes"),
+        "{reply}"
+    );
+    k.close().await;
+    gw.stop();
+    drop(jupyter);
+    assert!(
+        !dir.path().join("m3").exists(),
+        "the refused frame reached the kernel"
+    );
+
+    let recs = records(&log_dir);
+    let whole = request_with_code(&recs, "payload_after_padding");
+    assert_eq!(whole["content"]["code"].as_str().unwrap().len(), code.len());
+    assert!(
+        whole
+            .get("truncated")
+            .is_none_or(|t| t.as_array().is_some_and(Vec::is_empty))
+    );
+    let nan = request_with_code(&recs, "nan_metadata_cell");
+    assert_eq!(nan["metadata"]["x"], "NaN");
+    let refused: Vec<&Value> = recs
+        .iter()
+        .filter(|r| {
+            r["refused"]
+                .as_str()
+                .is_some_and(|s| s.contains("max-message-bytes"))
+        })
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0]["frame_bytes"].as_u64().unwrap() > 3_000_000);
+
+    // Ingested, both cells are searchable by the code after the padding.
+    let case = dir.path().join("case");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nbtrail"))
+        .args([
+            "ingest",
+            "--case",
+            case.to_str().unwrap(),
+            log_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in ["payload_after_padding", "nan_metadata_cell"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nbtrail"))
+            .args([
+                "search",
+                "--case",
+                case.to_str().unwrap(),
+                "--json",
+                "--",
+                needle,
+            ])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["total"].as_u64().unwrap() >= 1, "{needle}: {v}");
+    }
 }

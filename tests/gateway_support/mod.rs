@@ -412,6 +412,16 @@ impl KernelClient {
         })
     }
 
+    /// Sends `text` as one text frame, as is (for frames a normal client would not build).
+    pub async fn send_raw(&mut self, text: String) {
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    /// A new header for `msg_type` (its `msg_id` names the request for `collect`).
+    pub fn new_header(&mut self, msg_type: &str) -> Value {
+        self.header(msg_type)
+    }
+
     pub async fn send(
         &mut self,
         channel: &str,

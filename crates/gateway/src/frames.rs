@@ -81,8 +81,130 @@ impl Message {
 
 /// Decodes a text frame.
 pub fn decode_text(text: &str) -> Result<Message, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let v: Value = parse_json(text.as_bytes()).map_err(|e| format!("not JSON: {e}"))?;
     from_json(v, Vec::new(), Framing::Json)
+}
+
+/// JSON nested deeper than this is refused. Python's `json` — what Jupyter parses messages with — stops
+/// near 1,000 levels (its recursion limit), so no message Jupyter accepts is refused for depth.
+pub const MAX_JSON_DEPTH: usize = 2_000;
+
+/// Parses JSON as Jupyter (Python's `json`) accepts it: also `NaN`, `Infinity`, `-Infinity` and numbers
+/// beyond `f64` (kept as strings holding their literal), nested up to [`MAX_JSON_DEPTH`] (serde_json alone
+/// stops at 128). A message the kernel would run must never be undecodable here: the gateway would have to
+/// refuse it, or forward it unrecorded.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, String> {
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return Ok(v);
+    }
+    let depth = json_depth(bytes);
+    if depth > MAX_JSON_DEPTH {
+        return Err(format!(
+            "nested {depth} levels deep (more than {MAX_JSON_DEPTH})"
+        ));
+    }
+    let text = python_json_to_json(bytes);
+    stacker::maybe_grow(256 * 1024, 16 * 1024 * 1024, || {
+        let mut de = serde_json::Deserializer::from_slice(&text);
+        de.disable_recursion_limit();
+        let v =
+            <Value as serde::Deserialize>::deserialize(serde_stacker::Deserializer::new(&mut de))
+                .map_err(|e| e.to_string())?;
+        de.end().map_err(|e| e.to_string())?;
+        Ok(v)
+    })
+}
+
+/// The deepest bracket nesting outside strings.
+fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Rewrites Python-`json` extensions outside strings into JSON serde accepts: `NaN`, `Infinity`,
+/// `-Infinity` and number literals that overflow `f64` become strings of their literal text.
+fn python_json_to_json(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    let (mut i, mut in_str, mut esc) = (0usize, false, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_str {
+            out.push(b);
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_str = true;
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let word = |w: &[u8]| bytes[i..].starts_with(w);
+        let lit: Option<usize> = if word(b"NaN") {
+            Some(3)
+        } else if word(b"Infinity") {
+            Some(8)
+        } else if word(b"-Infinity") {
+            Some(9)
+        } else if b == b'-' || b.is_ascii_digit() {
+            let end = bytes[i + 1..]
+                .iter()
+                .position(|c| {
+                    !(c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+                })
+                .map_or(bytes.len(), |p| i + 1 + p);
+            let text = std::str::from_utf8(&bytes[i..end]).unwrap_or("");
+            let overflows = text.parse::<f64>().is_ok_and(|f| f.is_infinite());
+            if overflows {
+                Some(end - i)
+            } else {
+                out.extend_from_slice(&bytes[i..end]);
+                i = end;
+                continue;
+            }
+        } else {
+            None
+        };
+        match lit {
+            Some(n) => {
+                out.push(b'"');
+                out.extend_from_slice(&bytes[i..i + n]);
+                out.push(b'"');
+                i += n;
+            }
+            None => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 fn from_json(mut v: Value, buffers: Vec<Vec<u8>>, framing: Framing) -> Result<Message, String> {
@@ -167,7 +289,7 @@ fn decode_v1(data: &[u8]) -> Result<Message, String> {
     }
     let part = |i: usize| &data[offs[i]..offs[i + 1]];
     let json_part = |i: usize, what: &str| -> Result<Value, String> {
-        serde_json::from_slice(part(i)).map_err(|e| format!("v1 {what} is not JSON: {e}"))
+        parse_json(part(i)).map_err(|e| format!("v1 {what} is not JSON: {e}"))
     };
     let channel = std::str::from_utf8(part(0))
         .map_err(|_| "v1 channel is not UTF-8".to_string())?
@@ -191,7 +313,7 @@ fn decode_v1(data: &[u8]) -> Result<Message, String> {
 fn decode_legacy(data: &[u8]) -> Result<Message, String> {
     let offs = offsets(data, 4, false)?;
     let end = |i: usize| offs.get(i + 1).copied().unwrap_or(data.len());
-    let v: Value = serde_json::from_slice(&data[offs[0]..end(0)])
+    let v: Value = parse_json(&data[offs[0]..end(0)])
         .map_err(|e| format!("binary frame's message is not JSON: {e}"))?;
     let buffers = (1..offs.len())
         .map(|i| data[offs[i]..end(i)].to_vec())
@@ -307,5 +429,41 @@ mod tests {
         }
         assert!(decode_text("[1]").is_err());
         assert!(decode_text("{\"header\": 3}").is_err());
+    }
+
+    /// Issue 15: a frame Python's `json` accepts but serde_json rejects was logged as "undecodable" and
+    /// forwarded; the kernel ran it and it never became a cell.
+    #[test]
+    fn what_pythons_json_accepts_decodes() {
+        let code = "print('ran')";
+        for extra in [
+            r#""metadata": {"a": NaN, "b": Infinity, "c": -Infinity}"#.to_string(),
+            r#""metadata": {"big": 1e400, "neg": -1e999, "ok": 1.5}"#.to_string(),
+            format!(
+                r#""metadata": {{"deep": {}1{}}}"#,
+                "[".repeat(900),
+                "]".repeat(900)
+            ),
+        ] {
+            let text = format!(
+                r#"{{"channel": "shell", "header": {{"msg_id": "m", "msg_type": "execute_request"}}, "parent_header": {{}}, {extra}, "content": {{"code": "{code}", "s": "NaN Infinity 1e400"}}}}"#
+            );
+            let m = decode_text(&text).unwrap_or_else(|e| panic!("{extra}: {e}"));
+            assert_eq!(m.content["code"], code);
+            assert_eq!(
+                m.content["s"], "NaN Infinity 1e400",
+                "strings are untouched"
+            );
+        }
+        let m =
+            decode_text(r#"{"header": {"msg_type": "x"}, "metadata": {"a": NaN, "big": 1e400}}"#)
+                .unwrap();
+        assert_eq!(m.metadata, serde_json::json!({"a": "NaN", "big": "1e400"}));
+        let too_deep = format!(
+            r#"{{"header": {{}}, "x": {}1{}}}"#,
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        assert!(decode_text(&too_deep).unwrap_err().contains("nested"));
     }
 }

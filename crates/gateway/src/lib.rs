@@ -564,6 +564,8 @@ struct InFlight {
     frame: WsMessage,
     /// Channel and headers of the decoded message (its body is in the record).
     decoded: Option<frames::Message>,
+    /// Set when the frame must not be forwarded (recorded, then refused): why.
+    refuse: Option<String>,
 }
 
 impl InFlight {
@@ -599,27 +601,45 @@ where
         let Ok(frame) = next else {
             return failed;
         };
-        let decoded = decode(&frame, v1);
         let bytes = frame_bytes(&frame);
-        let (entry, heads) = match decoded {
+        let to_kernel = dir == Direction::ToKernel;
+        let oversize = to_kernel && bytes.len() > bounds.max_message_bytes;
+        let decoded = decode(&frame, v1);
+        // Fail closed towards the kernel: a frame too large to record whole, or one the gateway cannot
+        // decode (so cannot show as what it is), is recorded by size and hash and never forwarded.
+        let (entry, heads, refuse) = match decoded {
+            Some(Ok(m)) if oversize => {
+                let e = record::oversize_entry(info, dir, bytes, bounds);
+                let why = e.fields["refused"]
+                    .as_str()
+                    .unwrap_or("refused")
+                    .to_string();
+                (Some(e), Some(m.heads()), Some(why))
+            }
             Some(Ok(m)) => {
                 let heads = m.heads();
                 (
                     Some(record::message_entry(info, dir, m, bytes, bounds)),
                     Some(heads),
+                    None,
                 )
             }
-            Some(Err(e)) => (
-                Some(record::undecodable_entry(info, dir, bytes, &e, bounds)),
-                None,
-            ),
-            None => (None, None),
+            Some(Err(e)) => {
+                let refuse = to_kernel.then(|| format!("not forwarded: undecodable frame ({e})"));
+                (
+                    Some(record::undecodable_entry(info, dir, bytes, &e, bounds)),
+                    None,
+                    refuse,
+                )
+            }
+            None => (None, None, None),
         };
         let close = matches!(frame, WsMessage::Close(_));
         let item = InFlight {
             receipt: entry.map(|e| logger.submit(vec![e])),
             frame,
             decoded: heads,
+            refuse,
         };
         if queue.send(item).await.is_err() || close {
             break;
@@ -683,17 +703,20 @@ async fn pump<C, U>(
     let to_client_k = to_client.clone();
     let up_forward = async move {
         while let Some(mut item) = q_rx.recv().await {
-            match item.durable().await {
-                Ok(()) => {
+            let why = match (item.durable().await, item.refuse.take()) {
+                (Ok(()), None) => {
                     if up_tx.send(item.frame).await.is_err() {
                         break;
                     }
+                    continue;
                 }
-                Err(reason) => {
-                    for m in refusal(item.decoded.as_ref(), &reason, v1) {
-                        let _ = to_client_k.send(m).await;
-                    }
+                (Ok(()), Some(why)) => why,
+                (Err(reason), _) => {
+                    format!("not forwarded: the capture log cannot be written ({reason})")
                 }
+            };
+            for m in refusal(item.decoded.as_ref(), &why, v1) {
+                let _ = to_client_k.send(m).await;
             }
         }
         let _ = up_tx.close().await;
@@ -786,9 +809,7 @@ fn refusal(msg: Option<&frames::Message>, reason: &str, v1: bool) -> Vec<WsMessa
     let Some(m) = msg else {
         return Vec::new();
     };
-    let text = format!(
-        "nbtrail-gateway: not forwarded to the kernel: the capture log cannot be written ({reason})"
-    );
+    let text = format!("nbtrail-gateway: {reason}");
     let error = json!({
         "ename": "CaptureRefused",
         "evalue": text,

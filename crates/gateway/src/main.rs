@@ -39,9 +39,14 @@ struct Args {
     /// Create a signing key at this path (and PATH.pub), then exit.
     #[arg(long, value_name = "PATH")]
     generate_key: Option<PathBuf>,
-    /// Longest string or buffer kept whole in a record; longer ones keep size and SHA-256.
+    /// Longest output string or buffer (kernel → browser) kept whole in a record; longer ones keep size and
+    /// SHA-256. What goes to the kernel is never cut.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_field_bytes: usize,
+    /// Largest browser → kernel frame forwarded; a larger one is refused whole (and recorded by size and
+    /// SHA-256), so nothing that can execute is ever recorded in part.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    max_message_bytes: usize,
     /// Record the values typed at input()/getpass() prompts (redacted by default).
     #[arg(long)]
     record_input_values: bool,
@@ -112,6 +117,7 @@ fn main() -> anyhow::Result<()> {
         "identity": identity.mode(),
         "user_header": args.user_header,
         "max_field_bytes": args.max_field_bytes,
+        "max_message_bytes": args.max_message_bytes,
         "record_input_values": args.record_input_values,
     });
     let cfg = WriterConfig {
@@ -145,6 +151,7 @@ fn main() -> anyhow::Result<()> {
             identity,
             bounds: Bounds {
                 max_field_bytes: args.max_field_bytes,
+                max_message_bytes: args.max_message_bytes,
                 keep_input_values: args.record_input_values,
             },
         };

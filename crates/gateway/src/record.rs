@@ -50,8 +50,12 @@ pub struct ConnInfo {
 /// Limits applied to recorded content.
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
-    /// Longest string kept whole, in bytes; longer ones are cut (size and hash recorded).
+    /// Longest string of a kernel → client message (an output) kept whole, in bytes; longer ones are cut
+    /// (size and hash recorded). Client → kernel messages are never cut: what can execute is recorded in
+    /// full or not forwarded at all (see `max_message_bytes`).
     pub max_field_bytes: usize,
+    /// Largest client → kernel frame forwarded; a larger one is refused whole (recorded by size and hash).
+    pub max_message_bytes: usize,
     /// Keep `input_reply` values (passwords typed into `getpass` arrive here).
     pub keep_input_values: bool,
 }
@@ -105,9 +109,13 @@ pub fn message_entry(
         redacted.push(json!({"path": "content.value", "chars": s.chars().count()}));
         *v = json!("[redacted by nbtrail-gateway]");
     }
-    bound(&mut content, "content", bounds.max_field_bytes, &mut cut);
     let mut metadata = msg.metadata;
-    bound(&mut metadata, "metadata", bounds.max_field_bytes, &mut cut);
+    // Outputs may be bounded; what goes to the kernel (code, user_expressions, comm data, debugger
+    // expressions, stdin replies) never is.
+    if dir == Direction::ToClient {
+        bound(&mut content, "content", bounds.max_field_bytes, &mut cut);
+        bound(&mut metadata, "metadata", bounds.max_field_bytes, &mut cut);
+    }
     m.insert("header".into(), msg.header);
     m.insert("parent_header".into(), msg.parent_header);
     m.insert("metadata".into(), metadata);
@@ -145,6 +153,14 @@ pub fn undecodable_entry(
     let mut m = base(info, dir);
     m.insert("msg_type".into(), Value::Null);
     m.insert("parse_error".into(), json!(error));
+    if dir == Direction::ToKernel {
+        m.insert(
+            "refused".into(),
+            json!(format!(
+                "not forwarded: the gateway cannot decode it ({error})"
+            )),
+        );
+    }
     m.insert("frame_bytes".into(), json!(frame.len()));
     m.insert("frame_sha256".into(), json!(sha256_hex(frame)));
     let head = &frame[..frame.len().min(bounds.max_field_bytes)];
@@ -157,6 +173,20 @@ pub fn undecodable_entry(
         kind: RecordType::KernelMessage,
         fields: m,
     }
+}
+
+/// The record of a client → kernel frame larger than `max_message_bytes`: refused whole, recorded by size,
+/// SHA-256 and its first `max_field_bytes` (base64).
+pub fn oversize_entry(info: &ConnInfo, dir: Direction, frame: &[u8], bounds: Bounds) -> Entry {
+    let why = format!(
+        "frame of {} bytes is larger than the gateway's --max-message-bytes {}",
+        frame.len(),
+        bounds.max_message_bytes
+    );
+    let mut e = undecodable_entry(info, dir, frame, &why, bounds);
+    e.fields
+        .insert("refused".into(), json!(format!("not forwarded: {why}")));
+    e
 }
 
 /// Cuts every string longer than `max` bytes (at a character boundary), recording path, size and hash.
@@ -214,6 +244,7 @@ mod tests {
         let msg = decode_text(&text).unwrap();
         let bounds = Bounds {
             max_field_bytes: 101,
+            max_message_bytes: 1 << 20,
             keep_input_values: false,
         };
         let e = message_entry(
@@ -228,14 +259,26 @@ mod tests {
         assert_eq!(f["parent_msg_id"], "p");
         assert_eq!(f["content"]["value"], "[redacted by nbtrail-gateway]");
         assert_eq!(f["redacted"][0]["chars"], 7);
-        assert_eq!(
-            f["content"]["extra"].as_str().unwrap().len(),
-            100,
-            "cut at a char boundary"
+        // Issue 15: what goes to the kernel is never cut (a 1.1 MiB comment then a payload ran while the
+        // record kept only the comment).
+        assert_eq!(f["content"]["extra"].as_str().unwrap().len(), 1200);
+        assert!(
+            f.get("truncated")
+                .is_none_or(|t| t.as_array().is_some_and(Vec::is_empty))
         );
+        assert!(!serde_json::to_string(f).unwrap().contains("hunter2"));
+        // Outputs (kernel → client) are bounded, cut at a character boundary, size and hash kept.
+        let e = message_entry(
+            &info(),
+            Direction::ToClient,
+            msg.clone(),
+            text.as_bytes(),
+            bounds,
+        );
+        let f = &e.fields;
+        assert_eq!(f["content"]["extra"].as_str().unwrap().len(), 100);
         assert_eq!(f["truncated"][0]["path"], "content.extra");
         assert_eq!(f["truncated"][0]["size"], 1200);
-        assert!(!serde_json::to_string(f).unwrap().contains("hunter2"));
         let keep = Bounds {
             keep_input_values: true,
             ..bounds
