@@ -115,7 +115,26 @@ async fn gateway_records_every_execution_and_output() {
         ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
     ]);
     let (status, body) = http(&gw.addr, "GET", "/terminals/websocket/1", &upgrade, None).unwrap();
-    assert_eq!(status, 501, "{body}");
+    assert_eq!(status, 403, "{body}");
+    // Issue 15: routes are an allow-list. A REST execute endpoint (as extensions add), a proxied port
+    // and the terminals API are refused before they reach the server; so is a websocket on any route
+    // but a kernel's channels.
+    for (method, path) in [
+        ("POST", "/api/kernels/0000/execute"),
+        ("GET", "/proxy/8080/"),
+        ("POST", "/api/terminals"),
+        ("GET", "/made/up/extension/route"),
+    ] {
+        let (status, body) =
+            http(&gw.addr, method, path, &as_refs(&hdrs), Some(&json!({}))).unwrap();
+        assert_eq!(status, 403, "{method} {path}: {body}");
+        assert!(
+            body.contains("allow-list") || body.contains("cannot record"),
+            "{body}"
+        );
+    }
+    let (status, body) = http(&gw.addr, "GET", "/api/events/subscribe", &upgrade, None).unwrap();
+    assert_eq!(status, 403, "{body}");
     let kernel_id = start_session(&gw.addr, "analysis/audit.ipynb", "alice");
 
     let h = auth("alice");

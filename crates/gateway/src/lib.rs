@@ -35,6 +35,7 @@ pub mod frames;
 pub mod identity;
 pub mod logger;
 pub mod record;
+pub mod routes;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -181,9 +182,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, remote: SocketAddr)
         "auth": shared.cfg.identity.mode(),
         "user_agent": req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()),
     });
-    let refusal = match (&identity, origin_mismatch(req.headers())) {
-        (Err(reason), _) => Some((StatusCode::UNAUTHORIZED, reason.clone())),
-        (_, Some(reason)) => Some((StatusCode::FORBIDDEN, reason)),
+    let route = routes::decide(req.method().as_str(), &path);
+    let refusal = match (&identity, origin_mismatch(req.headers()), route) {
+        (Err(reason), _, _) => Some((StatusCode::UNAUTHORIZED, reason.clone())),
+        (_, Some(reason), _) => Some((StatusCode::FORBIDDEN, reason)),
+        (_, _, Err(reason)) => Some((StatusCode::FORBIDDEN, reason)),
         _ => None,
     };
     if let Some((status, reason)) = &refusal {
@@ -547,10 +550,18 @@ async fn websocket(
                 return;
             }
         };
+        // The browser side is bounded by --max-message-bytes (twice it, so a frame just over the bound is
+        // still read, recorded by size and hash, and refused with a notice; a larger one ends the
+        // connection): one client cannot make the gateway hold a gigabyte.
+        let client_limit = shared.cfg.bounds.max_message_bytes.saturating_mul(2);
         let client = WebSocketStream::from_raw_socket(
             TokioIo::new(upgraded),
             Role::Server,
-            Some(ws_config()),
+            Some(
+                ws_config()
+                    .max_message_size(Some(client_limit))
+                    .max_frame_size(Some(client_limit)),
+            ),
         )
         .await;
         pump(shared, info, v1, client, upstream).await;
