@@ -800,15 +800,18 @@ fn bundle_resigned_with_an_attackers_key_is_not_verified() {
         format!("# team\n{} Dana Examiner\n", theirs.trim()),
     )
     .unwrap();
-    let out = nb(
-        &t.cfg,
-        &[
-            "verify",
-            forged.to_str().unwrap(),
-            "--trusted",
-            trusted.to_str().unwrap(),
-        ],
-    );
+    let verify_trusting = || {
+        nb(
+            &t.cfg,
+            &[
+                "verify",
+                forged.to_str().unwrap(),
+                "--trusted",
+                trusted.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = verify_trusting();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.starts_with("VERIFIED") && text.contains("Dana Examiner"),
@@ -816,15 +819,7 @@ fn bundle_resigned_with_an_attackers_key_is_not_verified() {
     );
     // A malformed trusted file is an error naming its line.
     std::fs::write(&trusted, "abc Dana\n").unwrap();
-    let out = nb(
-        &t.cfg,
-        &[
-            "verify",
-            forged.to_str().unwrap(),
-            "--trusted",
-            trusted.to_str().unwrap(),
-        ],
-    );
+    let out = verify_trusting();
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("team.txt:1"),
         "{out:?}"

@@ -50,6 +50,19 @@ struct TimeRange {
     to: Option<DateTime<Utc>>,
 }
 
+/// A listing of a case's records by ingest run (`errors`, `conflicts`).
+#[derive(clap::Args)]
+struct RunListing {
+    #[command(flatten)]
+    case: CaseArg,
+    /// Only this ingest run.
+    #[arg(long)]
+    run: Option<i64>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
 /// `nbtrail verify`'s exit status for an intact bundle whose signer is neither `--key` nor pinned.
 const VERIFY_SIGNER_UNKNOWN: i32 = 3;
 
@@ -339,25 +352,13 @@ enum Command {
     /// List every rejected record with file, line and reason.
     Errors {
         #[command(flatten)]
-        case: CaseArg,
-        /// Only this ingest run.
-        #[arg(long)]
-        run: Option<i64>,
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
+        list: RunListing,
     },
     /// List every conflict: a record whose natural key is in the case with other content (another user,
     /// another response…), kept verbatim beside the stored event, with the fields that differ.
     Conflicts {
         #[command(flatten)]
-        case: CaseArg,
-        /// Only this ingest run.
-        #[arg(long)]
-        run: Option<i64>,
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
+        list: RunListing,
     },
 }
 
@@ -970,7 +971,9 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         }
-        Command::Conflicts { case, run, json } => {
+        Command::Conflicts {
+            list: RunListing { case, run, json },
+        } => {
             let c = open(&case)?;
             let rows = c.conflicts(run, None)?;
             if json {
@@ -995,7 +998,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Errors { case, run, json } => {
+        Command::Errors {
+            list: RunListing { case, run, json },
+        } => {
             let c = open(&case)?;
             let e = c.ingest_errors(run)?;
             if json {

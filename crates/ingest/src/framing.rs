@@ -169,36 +169,10 @@ impl<R: BufRead> Framer<R> {
 
     /// Reads up to the next newline.
     fn next_line(&mut self) -> io::Result<Option<Frame>> {
-        let start_line = self.line;
-        let start_offset = self.offset;
-        let mut bytes = Vec::new();
-        let mut len: u64 = 0;
-        let mut saw_any = false;
-        loop {
-            let buf = self.reader.fill_buf()?;
-            if buf.is_empty() {
-                if !saw_any {
-                    return Ok(None);
-                }
-                break;
-            }
-            saw_any = true;
-            let end = memchr::memchr(b'\n', buf);
-            let take = end.unwrap_or(buf.len());
-            len += take as u64;
-            if len <= MAX_RECORD_BYTES as u64 {
-                bytes.extend_from_slice(&buf[..take]);
-            } else if !bytes.is_empty() {
-                bytes = Vec::new();
-            }
-            let consumed = take + usize::from(end.is_some());
-            self.reader.consume(consumed);
-            self.offset += consumed as u64;
-            if end.is_some() {
-                self.line += 1;
-                break;
-            }
-        }
+        let (start_line, start_offset) = (self.line, self.offset);
+        let Some((mut bytes, len, _)) = self.physical_line()? else {
+            return Ok(None);
+        };
         if bytes.last() == Some(&b'\r') {
             bytes.pop();
         }
