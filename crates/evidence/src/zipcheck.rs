@@ -101,6 +101,9 @@ pub fn check<R: Read + Seek>(r: &mut R) -> Result<Vec<Entry>, String> {
     let len = r
         .seek(SeekFrom::End(0))
         .map_err(|e| format!("cannot read the file size: {e}"))?;
+    if len < 22 {
+        return Err(format!("{len} bytes: too short to be a zip archive"));
+    }
     // The end record (22 bytes) carries a comment length; ours have none, but any comment must end the
     // file exactly.
     let tail_len = len.min(22 + 65_535) as usize;
@@ -290,4 +293,23 @@ pub fn check<R: Read + Seek>(r: &mut R) -> Result<Vec<Entry>, String> {
         ));
     }
     Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+    use std::io::Cursor;
+
+    /// Found by the `bundle_verify` fuzz target: an empty file (or any file shorter than an end record)
+    /// indexed past the end of its last 0 bytes.
+    #[test]
+    fn fuzz_empty_and_short_files_are_errors_not_panics() {
+        for len in 0..30 {
+            let bytes = vec![0u8; len];
+            assert!(check(&mut Cursor::new(&bytes)).is_err(), "{len}");
+        }
+        let mut eocd_only = vec![0x50, 0x4b, 0x05, 0x06];
+        eocd_only.extend([0u8; 18]);
+        assert_eq!(check(&mut Cursor::new(&eocd_only)).unwrap().len(), 0);
+    }
 }
