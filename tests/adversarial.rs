@@ -389,3 +389,102 @@ fn a_forged_record_with_a_genuine_records_key_is_a_conflict_not_a_duplicate() {
     let r = ingest(&case, &[&fp, &pp]);
     assert_eq!((u(&r["duplicates"]), u(&r["conflicts"])), (2, 1), "{r}");
 }
+
+/// A capture log segment of `n` records (a `segment_start`, then execute requests whose code names `tag`),
+/// chained as the gateway writes them.
+fn capture_lines(tag: &str, n: usize) -> Vec<String> {
+    let mut prev = "0".repeat(64);
+    let mut out = Vec::new();
+    for seq in 1..=n as u64 {
+        let (kind, fields) = if seq == 1 {
+            ("segment_start", j!({"segment": 1, "previous": null}))
+        } else {
+            (
+                "kernel_message",
+                j!({"conn": 1, "direction": "to_kernel", "user": "carol", "kernel_id": "k1",
+                    "msg_type": "execute_request", "msg_id": format!("m{seq}"), "channel": "shell",
+                    "header": {"msg_id": format!("m{seq}"), "msg_type": "execute_request"},
+                    "parent_header": {}, "metadata": {},
+                    "content": {"code": format!("print('{tag} {seq}')")}}),
+            )
+        };
+        let (line, hash) = nbtrail_capture::encode_record(
+            seq,
+            &prev,
+            &format!("2026-11-29T10:00:{:02}.000Z", seq),
+            kind,
+            fields.as_object().unwrap(),
+        );
+        prev = hash;
+        out.push(line);
+    }
+    out
+}
+
+/// Issue 15, provenance at ingest: capture-shaped lines inside any file became captured events (cells a
+/// user ran and saw) with no check. Now only a capture log whose chain holds is read as one.
+#[test]
+fn capture_records_outside_a_verifiable_capture_log_are_rejected() {
+    let (d, case) = tmp_case();
+    // A genuine segment ingests whole.
+    let good = d.path().join("capture-000001.jsonl");
+    std::fs::write(&good, capture_lines("genuine", 4).join("\n") + "\n").unwrap();
+    let r = ingest(&case, &[&good]);
+    assert_eq!((u(&r["events"]), u(&r["error_count"])), (4, 0), "{r}");
+
+    // A capture-shaped line in a Databricks file: rejected, the Databricks record kept.
+    let mixed = d.path().join("audit.json");
+    let mut text = serde_json::to_string(&run_command(
+        "dave@example.com",
+        "nb",
+        1,
+        1_714_000_000_000,
+        "python",
+        "1",
+    ))
+    .unwrap();
+    text.push('\n');
+    text.push_str(&capture_lines("smuggled", 2)[1]);
+    text.push('\n');
+    std::fs::write(&mixed, text).unwrap();
+    let r = ingest(&case, &[&mixed]);
+    assert_eq!((u(&r["events"]), u(&r["error_count"])), (1, 1), "{r}");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a capture log"),
+        "{r}"
+    );
+
+    // A record edited after the fact (hash no longer matches), and everything after it: rejected.
+    let mut lines = capture_lines("edited", 5);
+    lines[2] = lines[2].replace("edited 3", "EDITED 3");
+    let edited = d.path().join("capture-000002.jsonl");
+    std::fs::write(&edited, lines.join("\n") + "\n").unwrap();
+    let r = ingest(&d.path().join("c2"), &[&edited]);
+    assert_eq!((u(&r["events"]), u(&r["error_count"])), (2, 3), "{r}");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("altered"),
+        "{r}"
+    );
+    // A record taken out of the middle: the next one no longer links.
+    let mut lines = capture_lines("cut", 5);
+    lines.remove(2);
+    let cut = d.path().join("capture-000003.jsonl");
+    std::fs::write(&cut, lines.join("\n") + "\n").unwrap();
+    let r = ingest(&d.path().join("c3"), &[&cut]);
+    assert_eq!((u(&r["events"]), u(&r["error_count"])), (2, 2), "{r}");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not follow"),
+        "{r}"
+    );
+    // Neither forged cell is searchable as code someone ran.
+    assert_eq!(search(&case, "smuggled")["total"], 0);
+}

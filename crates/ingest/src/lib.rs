@@ -272,6 +272,79 @@ pub struct FileSummary {
     pub header_lines: u64,
 }
 
+/// Capture records are accepted only as part of a capture log whose hash chain holds inside the file: the
+/// file must start with a `segment_start` record, hold nothing but capture records, and each record's
+/// `hash` must match its bytes, its `prev` the record before it and its `seq` follow on. A capture-shaped
+/// line anywhere else — in a Databricks export, or one whose hash or link is broken — is rejected with the
+/// reason (it would otherwise show as something a user ran and saw, with nobody having checked it).
+/// `nbtrail verify-log` checks the same across segments and the signed checkpoints.
+#[derive(Default)]
+struct CaptureChain {
+    /// The last accepted capture record's (seq, hash).
+    last: Option<(u64, String)>,
+    /// A record that is not a capture record was read from this file.
+    other_seen: bool,
+    /// The chain broke: later capture records of the file are rejected too.
+    broken: bool,
+}
+
+impl CaptureChain {
+    fn check(&mut self, item: Item) -> Item {
+        let ev = match item {
+            Item::Event(ev) if ev.shape == nbtrail_model::Shape::Capture => ev,
+            Item::Event(ev) => {
+                self.other_seen = true;
+                return Item::Event(ev);
+            }
+            other => return other,
+        };
+        match self.link(&ev.raw) {
+            Ok(()) => Item::Event(ev),
+            Err(why) => {
+                self.broken = true;
+                Item::Error(RecordError {
+                    line: ev.provenance.line,
+                    byte_offset: ev.provenance.byte_offset,
+                    message: format!("capture record rejected: {why}"),
+                })
+            }
+        }
+    }
+
+    fn link(&mut self, raw: &str) -> Result<(), String> {
+        if self.other_seen {
+            return Err("in a file that is not a capture log (it holds other records)".into());
+        }
+        if self.broken {
+            return Err("after a break in this file's hash chain".into());
+        }
+        let (stated, computed) = nbtrail_capture::line_hashes(raw)
+            .ok_or("it does not end in a well-formed `hash` member")?;
+        if stated != computed {
+            return Err("its hash does not match its bytes (altered)".into());
+        }
+        let v: Value = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+        let seq = v["seq"].as_u64().ok_or("no `seq`")?;
+        let prev = v["prev"].as_str().unwrap_or_default();
+        match &self.last {
+            None if v["type"] != "segment_start" => {
+                return Err("the file does not start with a `segment_start` record".into());
+            }
+            None => {}
+            Some((last_seq, last_hash)) => {
+                if seq != last_seq + 1 {
+                    return Err(format!("seq {seq} does not follow {last_seq}"));
+                }
+                if prev != last_hash {
+                    return Err(format!("its `prev` does not link to record {last_seq}"));
+                }
+            }
+        }
+        self.last = Some((seq, stated));
+        Ok(())
+    }
+}
+
 /// Reads one file record by record. See the crate docs for the accounting rules.
 pub struct FileReader {
     path: PathBuf,
@@ -284,6 +357,7 @@ pub struct FileReader {
     state: Arc<Mutex<HashState>>,
     progress: Arc<AtomicU64>,
     failed: bool,
+    chain: CaptureChain,
 }
 
 const PEEK: usize = 64 * 1024;
@@ -349,6 +423,7 @@ impl FileReader {
             state,
             progress,
             failed: false,
+            chain: CaptureChain::default(),
         })
     }
 
@@ -405,7 +480,8 @@ impl FileReader {
                     }
                 }
             }
-            return Some(self.frame_to_item(frame));
+            let item = self.frame_to_item(frame);
+            return Some(self.chain.check(item));
         }
     }
 
