@@ -453,6 +453,11 @@ impl Case {
                     Msg::Start(file) => {
                         prog.current_file = file.path.display().to_string();
                         writer.start_file(&file)?;
+                        // Every file start is reported (besides the 100 ms ticks): the progress bar names
+                        // the file at once, and a cancel requested from the callback is seen during the
+                        // run even when the whole run takes less than a tick.
+                        prog.counts(&report, &bytes_read);
+                        progress(&prog);
                     }
                     Msg::Item(item, key) => {
                         writer.item(item, key, &mut report)?;
@@ -482,11 +487,7 @@ impl Case {
                 }
                 if last_progress.elapsed() > Duration::from_millis(100) {
                     last_progress = Instant::now();
-                    prog.bytes_read = bytes_read.load(Ordering::Relaxed);
-                    prog.events = report.events;
-                    prog.duplicates = report.duplicates;
-                    prog.conflicts = report.conflicts;
-                    prog.errors = report.error_count;
+                    prog.counts(&report, &bytes_read);
                     progress(&prog);
                 }
             }
@@ -556,11 +557,7 @@ impl Case {
             commit = ?t_commit.elapsed(),
             "ingest phases (waited: writer idle, waiting for the reader)"
         );
-        prog.bytes_read = bytes_read.load(Ordering::Relaxed);
-        prog.events = report.events;
-        prog.duplicates = report.duplicates;
-        prog.conflicts = report.conflicts;
-        prog.errors = report.error_count;
+        prog.counts(&report, &bytes_read);
         prog.files_done = prog.files_total;
         progress(&prog);
         report.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -802,6 +799,17 @@ pub struct Progress {
     pub errors: u64,
     /// File being read.
     pub current_file: String,
+}
+
+impl Progress {
+    /// Takes the run's counters so far.
+    fn counts(&mut self, report: &IngestReport, bytes_read: &AtomicU64) {
+        self.bytes_read = bytes_read.load(Ordering::Relaxed);
+        self.events = report.events;
+        self.duplicates = report.duplicates;
+        self.conflicts = report.conflicts;
+        self.errors = report.error_count;
+    }
 }
 
 enum Msg {
