@@ -58,19 +58,6 @@ fn ingest(case: &Path, inputs: &[&Path]) -> Value {
     json(args)
 }
 
-fn search(case: &Path, q: &str) -> Value {
-    json([
-        "search",
-        "--case",
-        case.to_str().unwrap(),
-        "--json",
-        "--limit",
-        "1000",
-        "--",
-        q,
-    ])
-}
-
 fn findings(case: &Path) -> Vec<Value> {
     let v = json([
         "findings".as_ref(),

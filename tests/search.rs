@@ -11,19 +11,6 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-fn search(case: &Path, q: &str) -> Value {
-    json([
-        "search",
-        "--case",
-        case.to_str().unwrap(),
-        "--json",
-        "--limit",
-        "100000",
-        "--",
-        q,
-    ])
-}
-
 fn hit_ids(r: &Value) -> BTreeSet<i64> {
     r["hits"]
         .as_array()

@@ -47,6 +47,20 @@ where
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
+/// `nbtrail search --case CASE --json --limit 100000 -- Q`, parsed.
+pub fn search(case: &Path, q: &str) -> Value {
+    json([
+        "search",
+        "--case",
+        case.to_str().unwrap(),
+        "--json",
+        "--limit",
+        "100000",
+        "--",
+        q,
+    ])
+}
+
 /// A new case holding the sample logs; returns (tempdir guard, case dir, ingest report).
 pub fn sample_case() -> (tempfile::TempDir, PathBuf, Value) {
     let dir = tempfile::tempdir().expect("tempdir");
