@@ -63,6 +63,7 @@ pub use tables::*;
 
 use nbtrail_ingest::{FileReader, IngestError, Item, RecordError, expand_inputs};
 use nbtrail_model::{Event, format_time};
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -502,12 +503,8 @@ impl Case {
         let t_written = started.elapsed();
         report.lines = report.events + report.duplicates + report.conflicts + report.error_count;
         tx.execute(
-            "UPDATE ingest_runs SET conflicts=?2 WHERE id=?1",
-            params![run_id, report.conflicts],
-        )?;
-        tx.execute(
             "UPDATE ingest_runs SET finished_at=?2, files=?3, lines=?4, events=?5, duplicates=?6,
-                 errors=?7, blank_lines=?8, header_lines=?9 WHERE id=?1",
+                 errors=?7, blank_lines=?8, header_lines=?9, conflicts=?10 WHERE id=?1",
             params![
                 run_id,
                 format_time(chrono::Utc::now()),
@@ -517,7 +514,8 @@ impl Case {
                 report.duplicates,
                 report.error_count,
                 report.blank_lines,
-                report.header_lines
+                report.header_lines,
+                report.conflicts
             ],
         )?;
         let t_index = Instant::now();
@@ -921,7 +919,11 @@ impl<'a> Writer<'a> {
             blocks: payload::BlockBuilder::new(payload::BlockBuilder::first_free_id(tx)?),
             find: tx.prepare(&format!(
                 "SELECT id, {} FROM events WHERE time_ms=?1 AND natural_key=?2",
-                CONFLICT_FIELDS.join(", ")
+                CONFLICT_FIELDS
+                    .iter()
+                    .map(|(column, _)| *column)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))?,
             conflict: tx.prepare(
                 "INSERT INTO conflicts(event_id, source_file_id, line, byte_offset, fields, raw)
@@ -1141,7 +1143,7 @@ impl<'a> Writer<'a> {
             self.cut_block(false)?;
             return Ok(Stored::New);
         }
-        let (original, stored): (i64, Vec<rusqlite::types::Value>) =
+        let (original, stored): (i64, Vec<SqlValue>) =
             self.find
                 .query_row(params![e.time.timestamp_millis(), &key.0[..]], |r| {
                     Ok((
@@ -1223,52 +1225,50 @@ enum Stored {
 }
 
 /// The event columns compared between a record and the stored event with its natural key (see the
-/// crate docs, "Duplicates and conflicts"): a difference in any of them (a value against none included)
-/// is a conflict.
-pub const CONFLICT_FIELDS: &[&str] = &[
-    "user",
-    "source_ip",
-    "response_status",
-    "response_error",
-    "status",
-    "command_text",
-    "language",
-    "notebook_id",
-    "cluster_id",
-    "command_id",
-    "request_id",
+/// crate docs, "Duplicates and conflicts"), each with how the record's value is read: a difference in any of
+/// them (a value against none included) is a conflict.
+pub const CONFLICT_FIELDS: &[(&str, FieldOf)] = &[
+    ("user", |e| text(&e.user)),
+    ("source_ip", |e| text(&e.source_ip)),
+    ("response_status", |e| {
+        e.response_status.map_or(SqlValue::Null, SqlValue::Integer)
+    }),
+    ("response_error", |e| text(&e.response_error)),
+    ("status", |e| text(&e.status)),
+    ("command_text", |e| text(&e.command_text)),
+    ("language", |e| text(&e.language)),
+    ("notebook_id", |e| text(&e.notebook_id)),
+    ("cluster_id", |e| text(&e.cluster_id)),
+    ("command_id", |e| text(&e.command_id)),
+    ("request_id", |e| text(&e.request_id)),
 ];
+
+/// How a compared field's value is read from a record.
+pub type FieldOf = fn(&Event) -> SqlValue;
+
+fn text(v: &Option<String>) -> SqlValue {
+    v.clone().map_or(SqlValue::Null, SqlValue::Text)
+}
 
 /// The compared fields that differ between `e` and the stored values (in [`CONFLICT_FIELDS`] order), as
 /// `{field, stored, record}` objects.
-fn differing_fields(e: &Event, stored: &[rusqlite::types::Value]) -> Vec<serde_json::Value> {
-    use rusqlite::types::Value as V;
-    let text = |v: &Option<String>| v.clone().map(V::Text).unwrap_or(V::Null);
-    let mine: [V; 11] = [
-        text(&e.user),
-        text(&e.source_ip),
-        e.response_status.map(V::Integer).unwrap_or(V::Null),
-        text(&e.response_error),
-        text(&e.status),
-        text(&e.command_text),
-        text(&e.language),
-        text(&e.notebook_id),
-        text(&e.cluster_id),
-        text(&e.command_id),
-        text(&e.request_id),
-    ];
-    let show = |v: &V| match v {
-        V::Null => serde_json::Value::Null,
-        V::Integer(i) => (*i).into(),
-        V::Real(f) => (*f).into(),
-        V::Text(t) => t.clone().into(),
-        V::Blob(b) => hex::encode(b).into(),
+fn differing_fields(e: &Event, stored: &[SqlValue]) -> Vec<serde_json::Value> {
+    let show = |v: &SqlValue| match v {
+        SqlValue::Null => serde_json::Value::Null,
+        SqlValue::Integer(i) => (*i).into(),
+        SqlValue::Real(f) => (*f).into(),
+        SqlValue::Text(t) => t.clone().into(),
+        SqlValue::Blob(b) => hex::encode(b).into(),
     };
     CONFLICT_FIELDS
         .iter()
-        .zip(mine.iter().zip(stored))
-        .filter(|(_, (a, b))| a != b)
-        .map(|(name, (a, b))| serde_json::json!({"field": name, "stored": show(b), "record": show(a)}))
+        .zip(stored)
+        .filter_map(|((name, of), stored)| {
+            let mine = of(e);
+            (mine != *stored).then(
+                || serde_json::json!({"field": name, "stored": show(stored), "record": show(&mine)}),
+            )
+        })
         .collect()
 }
 
