@@ -620,11 +620,12 @@ where
         // decode (so cannot show as what it is), is recorded by size and hash and never forwarded.
         let (entry, heads, refuse) = match decoded {
             Some(Ok(m)) if oversize => {
-                let e = record::oversize_entry(info, dir, bytes, bounds);
-                let why = e.fields["refused"]
-                    .as_str()
-                    .unwrap_or("refused")
-                    .to_string();
+                let why = format!(
+                    "not forwarded: frame of {} bytes is larger than the gateway's --max-message-bytes {}",
+                    bytes.len(),
+                    bounds.max_message_bytes
+                );
+                let e = record::refused_entry(info, dir, bytes, &why, bounds);
                 (Some(e), Some(m.heads()), Some(why))
             }
             Some(Ok(m)) => {
@@ -636,12 +637,11 @@ where
                 )
             }
             Some(Err(e)) => {
-                let refuse = to_kernel.then(|| format!("not forwarded: undecodable frame ({e})"));
-                (
-                    Some(record::undecodable_entry(info, dir, bytes, &e, bounds)),
-                    None,
-                    refuse,
-                )
+                let refuse =
+                    to_kernel.then(|| format!("not forwarded: the gateway cannot decode it ({e})"));
+                let entry =
+                    record::undecodable_entry(info, dir, bytes, &e, refuse.as_deref(), bounds);
+                (Some(entry), None, refuse)
             }
             None => (None, None, None),
         };

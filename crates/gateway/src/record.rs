@@ -142,24 +142,45 @@ pub fn message_entry(
     }
 }
 
-/// The record of a frame the gateway could not decode: kept as bytes (bounded), never dropped.
+/// The record of a frame the gateway could not decode: kept as bytes (bounded), never dropped; `refused`
+/// says why it was not forwarded, when it was not.
 pub fn undecodable_entry(
     info: &ConnInfo,
     dir: Direction,
     frame: &[u8],
     error: &str,
+    refused: Option<&str>,
+    bounds: Bounds,
+) -> Entry {
+    let mut e = frame_entry(info, dir, frame, refused, bounds);
+    e.fields.insert("parse_error".into(), json!(error));
+    e
+}
+
+/// The record of a frame refused before it was forwarded (larger than `max_message_bytes`): kept by size,
+/// SHA-256 and its first `max_field_bytes` (base64).
+pub fn refused_entry(
+    info: &ConnInfo,
+    dir: Direction,
+    frame: &[u8],
+    refused: &str,
+    bounds: Bounds,
+) -> Entry {
+    frame_entry(info, dir, frame, Some(refused), bounds)
+}
+
+/// A record of a frame as bytes: size, SHA-256, the first `max_field_bytes` in base64.
+fn frame_entry(
+    info: &ConnInfo,
+    dir: Direction,
+    frame: &[u8],
+    refused: Option<&str>,
     bounds: Bounds,
 ) -> Entry {
     let mut m = base(info, dir);
     m.insert("msg_type".into(), Value::Null);
-    m.insert("parse_error".into(), json!(error));
-    if dir == Direction::ToKernel {
-        m.insert(
-            "refused".into(),
-            json!(format!(
-                "not forwarded: the gateway cannot decode it ({error})"
-            )),
-        );
+    if let Some(why) = refused {
+        m.insert("refused".into(), json!(why));
     }
     m.insert("frame_bytes".into(), json!(frame.len()));
     m.insert("frame_sha256".into(), json!(sha256_hex(frame)));
@@ -173,20 +194,6 @@ pub fn undecodable_entry(
         kind: RecordType::KernelMessage,
         fields: m,
     }
-}
-
-/// The record of a client → kernel frame larger than `max_message_bytes`: refused whole, recorded by size,
-/// SHA-256 and its first `max_field_bytes` (base64).
-pub fn oversize_entry(info: &ConnInfo, dir: Direction, frame: &[u8], bounds: Bounds) -> Entry {
-    let why = format!(
-        "frame of {} bytes is larger than the gateway's --max-message-bytes {}",
-        frame.len(),
-        bounds.max_message_bytes
-    );
-    let mut e = undecodable_entry(info, dir, frame, &why, bounds);
-    e.fields
-        .insert("refused".into(), json!(format!("not forwarded: {why}")));
-    e
 }
 
 /// Cuts every string longer than `max` bytes (at a character boundary), recording path, size and hash.
