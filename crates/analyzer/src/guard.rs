@@ -52,7 +52,7 @@ impl std::fmt::Display for Refusal {
                 f,
                 "cell of {bytes} bytes is larger than the analyzer's bound of {MAX_CELL_BYTES} bytes"
             ),
-            Refusal::TooDeep { depth, .. } => write!(
+            Refusal::TooDeep { depth } => write!(
                 f,
                 "code nested more than {MAX_NESTING} levels deep (at least {depth}); Python itself \
                  refuses such code (RecursionError while compiling)"
@@ -63,22 +63,27 @@ impl std::fmt::Display for Refusal {
 
 /// Whether `code` (Python, IPython mode) is within the analyzer's bounds.
 pub fn check(code: &str) -> Result<(), Refusal> {
-    if code.len() > MAX_CELL_BYTES {
-        return Err(Refusal::TooLarge { bytes: code.len() });
+    bounded(code, nesting_estimate)
+}
+
+/// Size bound, then `estimate`'s depth bound (skipped for text too short to nest past it: each level of
+/// nesting takes at least one byte).
+fn bounded(text: &str, estimate: fn(&str, usize) -> usize) -> Result<(), Refusal> {
+    if text.len() > MAX_CELL_BYTES {
+        return Err(Refusal::TooLarge { bytes: text.len() });
     }
-    // Each level of nesting takes at least one byte of source: short cells cannot cross the bound.
-    if code.len() <= MAX_NESTING {
+    if text.len() <= MAX_NESTING {
         return Ok(());
     }
-    match nesting_estimate(code, MAX_NESTING) {
-        (depth, true) => Err(Refusal::TooDeep { depth }),
-        (_, false) => Ok(()),
+    match estimate(text, MAX_NESTING) {
+        depth if depth > MAX_NESTING => Err(Refusal::TooDeep { depth }),
+        _ => Ok(()),
     }
 }
 
-/// An upper bound on the depth of `code`'s syntax tree, computed from its tokens; stops early (returning
-/// `true`) once the depth exceeds `stop_above`.
-pub fn nesting_estimate(code: &str, stop_above: usize) -> (usize, bool) {
+/// An upper bound on the depth of `code`'s syntax tree, computed from its tokens; stops as soon as the
+/// depth exceeds `stop_above`.
+pub fn nesting_estimate(code: &str, stop_above: usize) -> usize {
     // One entry per open bracket level: (chain length, floor a `,` resets the chain to).
     let mut levels: Vec<(usize, usize)> = vec![(0, 0)];
     // Sum over `levels` of (chain + 1), kept incrementally.
@@ -152,11 +157,11 @@ pub fn nesting_estimate(code: &str, stop_above: usize) -> (usize, bool) {
         if depth > max {
             max = depth;
             if max > stop_above {
-                return (max, true);
+                return max;
             }
         }
     }
-    (max, false)
+    max
 }
 
 /// Whether SQL text is within the bounds for `sqlparser`. Its parser limits recursion, but builds
@@ -165,18 +170,7 @@ pub fn nesting_estimate(code: &str, stop_above: usize) -> (usize, bool) {
 /// Python, over a character scan (strings, quoted names and comments skipped): operator characters and
 /// the keywords that chain (`AND`, `OR`, `NOT`, `UNION`, `CASE`…) add a level; `,` and `;` end a chain.
 pub fn check_sql(sql: &str) -> Result<(), Refusal> {
-    if sql.len() > MAX_CELL_BYTES {
-        return Err(Refusal::TooLarge { bytes: sql.len() });
-    }
-    if sql.len() <= MAX_NESTING {
-        return Ok(());
-    }
-    let depth = sql_nesting_estimate(sql, MAX_NESTING);
-    if depth > MAX_NESTING {
-        Err(Refusal::TooDeep { depth })
-    } else {
-        Ok(())
-    }
+    bounded(sql, sql_nesting_estimate)
 }
 
 /// An upper bound on the depth of the tree `sqlparser` builds for `sql`; stops once past `stop_above`.
@@ -321,7 +315,7 @@ mod tests {
     use super::*;
 
     fn depth(code: &str) -> usize {
-        nesting_estimate(code, usize::MAX).0
+        nesting_estimate(code, usize::MAX)
     }
 
     #[test]

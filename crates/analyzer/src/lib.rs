@@ -189,9 +189,10 @@ fn analyze_parsed(cells: &[Cell], rules: &Rules, parsed: &[Option<Parse>]) -> An
                 continue;
             }
             Parse::Refused(why) => {
+                let loc = cell_start();
                 let message = format!("cell not analyzed: {why}");
                 diagnostics.push(Diagnostic {
-                    loc: cell_start(),
+                    loc: loc.clone(),
                     message: message.clone(),
                 });
                 refused.push(Finding {
@@ -200,12 +201,12 @@ fn analyze_parsed(cells: &[Cell], rules: &Rules, parsed: &[Option<Parse>]) -> An
                     pysa_code: None,
                     severity: "medium".into(),
                     message,
-                    location: cell_start(),
+                    location: loc.clone(),
                     source_kind: String::new(),
                     sink_kind: None,
                     // Findings always trace back to where they start (stores key them by it).
                     trace: vec![Step {
-                        loc: cell_start(),
+                        loc,
                         note: "the cell as logged; not parsed".into(),
                     }],
                 });

@@ -501,12 +501,7 @@ impl SearchIndex {
                     meta.push('\n');
                 }
                 if let Some(code) = &code {
-                    let (text, cut) = indexable(code);
-                    doc.add_text(f.code, &text);
-                    if cut {
-                        meta.push_str(CUT_MARK);
-                        meta.push('\n');
-                    }
+                    add_bounded(&mut doc, f.code, code, &mut meta);
                     for t in table_memo.tables(code, language.as_deref()) {
                         let access_field = match t.access {
                             nbtrail_analyzer::tables::Access::Read => f.table_read,
@@ -526,12 +521,7 @@ impl SearchIndex {
                     // What the user was shown: captured outputs carry their text in the parameters.
                     let p = payloads.get(conn, r.get(16)?, r.get(17)?)?;
                     if let Some(text) = output_text(&p.params) {
-                        let (text, cut) = indexable(&text);
-                        doc.add_text(f.output, &text);
-                        if cut {
-                            meta.push_str(CUT_MARK);
-                            meta.push('\n');
-                        }
+                        add_bounded(&mut doc, f.output, &text, &mut meta);
                     }
                 }
                 doc.add_text(f.meta, &meta);
@@ -735,11 +725,17 @@ pub const MAX_INDEXED_TEXT_BYTES: usize = 16 << 20;
 /// The word added to the metadata of an event whose text was indexed in part.
 pub const CUT_MARK: &str = "nbtrail_index_cut";
 
-/// `text` within [`MAX_INDEXED_TEXT_BYTES`] (head and tail, cut at character boundaries), and whether it
-/// was cut.
-fn indexable(text: &str) -> (std::borrow::Cow<'_, str>, bool) {
+/// Adds `text` to `field` within [`MAX_INDEXED_TEXT_BYTES`] (head and tail, cut at character boundaries),
+/// noting [`CUT_MARK`] in `meta` when it was cut.
+fn add_bounded(
+    doc: &mut TantivyDocument,
+    field: tantivy::schema::Field,
+    text: &str,
+    meta: &mut String,
+) {
     if text.len() <= MAX_INDEXED_TEXT_BYTES {
-        return (std::borrow::Cow::Borrowed(text), false);
+        doc.add_text(field, text);
+        return;
     }
     let half = MAX_INDEXED_TEXT_BYTES / 2;
     let mut head_end = half;
@@ -754,7 +750,9 @@ fn indexable(text: &str) -> (std::borrow::Cow<'_, str>, bool) {
     out.push_str(&text[..head_end]);
     out.push('\n');
     out.push_str(&text[tail_start..]);
-    (std::borrow::Cow::Owned(out), true)
+    doc.add_text(field, &out);
+    meta.push_str(CUT_MARK);
+    meta.push('\n');
 }
 
 /// Indexing threads: one per core up to 4 (`NBTRAIL_INDEX_THREADS` overrides, for benchmarks).
