@@ -46,6 +46,19 @@ pub struct Frame {
     pub structural_error: Option<String>,
 }
 
+impl Frame {
+    /// A record's frame (no structural problem).
+    fn record(line: u64, byte_offset: u64, bytes: Vec<u8>, oversize: Option<u64>) -> Frame {
+        Frame {
+            line,
+            byte_offset,
+            bytes,
+            oversize,
+            structural_error: None,
+        }
+    }
+}
+
 /// Decides the framing from the first bytes of a stream (after any BOM and leading whitespace).
 pub fn detect(first: &[u8]) -> Framing {
     let trimmed = first
@@ -177,13 +190,12 @@ impl<R: BufRead> Framer<R> {
             bytes.pop();
         }
         let oversize = (len > MAX_RECORD_BYTES as u64).then_some(len);
-        Ok(Some(Frame {
-            line: start_line,
-            byte_offset: start_offset,
+        Ok(Some(Frame::record(
+            start_line,
+            start_offset,
             bytes,
             oversize,
-            structural_error: None,
-        }))
+        )))
     }
 
     /// Scans one element of a JSON array, or notes that the framing changed (array opened or closed, or
@@ -384,13 +396,12 @@ impl<R: BufRead> Framer<R> {
             if len > MAX_RECORD_BYTES as u64 || total > MAX_RECORD_BYTES as u64 {
                 if lines.is_empty() || len > MAX_RECORD_BYTES as u64 {
                     // Too long to keep: reported by length, as for the other framings.
-                    return Ok(Some(Frame {
-                        line: start_line,
-                        byte_offset: start_offset,
-                        bytes: Vec::new(),
-                        oversize: Some(total),
-                        structural_error: None,
-                    }));
+                    return Ok(Some(Frame::record(
+                        start_line,
+                        start_offset,
+                        Vec::new(),
+                        Some(total),
+                    )));
                 }
                 // A quoted field ran past the bound: treat like an unclosed quote (below).
                 lines.push((line, newline));
@@ -417,20 +428,16 @@ impl<R: BufRead> Framer<R> {
         };
         let record = joined(&lines);
         if record.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Some(Frame {
-                line: start_line,
-                byte_offset: start_offset,
-                bytes: record,
-                oversize: None,
-                structural_error: None,
-            }));
+            return Ok(Some(Frame::record(start_line, start_offset, record, None)));
         }
-        let fields = csv_fields(&record, self.csv_fields);
-        let fits = !scan.in_quotes()
-            && fields
-                .as_ref()
-                .is_ok_and(|f| self.csv_fields.is_none_or(|n| f.len() == n));
-        if lines.len() > 1 && !fits {
+        // The fields are read here only where framing depends on them — the header (it sets the count) and
+        // records spanning lines; a one-line record is read (once) by the caller.
+        let header = self.csv_fields.is_none();
+        let fits_header = |r: &[u8]| {
+            csv_fields(r, self.csv_fields)
+                .is_ok_and(|f| self.csv_fields.is_none_or(|n| f.len() == n))
+        };
+        if lines.len() > 1 && (scan.in_quotes() || !fits_header(&record)) {
             // A record spanning lines that does not parse to the header's fields: report its first line
             // and frame the lines after it again.
             let (first, _) = &lines[0];
@@ -443,26 +450,12 @@ impl<R: BufRead> Framer<R> {
             if bytes.last() == Some(&b'\r') {
                 bytes.pop();
             }
-            return Ok(Some(Frame {
-                line: start_line,
-                byte_offset: start_offset,
-                bytes,
-                oversize: None,
-                structural_error: None,
-            }));
+            return Ok(Some(Frame::record(start_line, start_offset, bytes, None)));
         }
-        if self.csv_fields.is_none()
-            && let Ok(f) = &fields
-        {
+        if header && let Ok(f) = csv_fields(&record, None) {
             self.csv_fields = Some(f.len());
         }
-        Ok(Some(Frame {
-            line: start_line,
-            byte_offset: start_offset,
-            bytes: record,
-            oversize: None,
-            structural_error: None,
-        }))
+        Ok(Some(Frame::record(start_line, start_offset, record, None)))
     }
 }
 

@@ -203,6 +203,18 @@ pub const GZIP_SLACK_BYTES: u64 = 16 << 20;
 /// No file decompresses to more than this, whatever its ratio.
 pub const MAX_DECOMPRESSED_BYTES: u64 = 64 << 30;
 
+/// The error a [`BombGuard`] stops a stream with (told apart from a damaged stream by its type).
+#[derive(Debug)]
+struct DecompressionRefused(String);
+
+impl std::fmt::Display for DecompressionRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecompressionRefused {}
+
 /// Stops a gzip stream that inflates past [`MAX_GZIP_RATIO`] or [`MAX_DECOMPRESSED_BYTES`] with a clear
 /// error (reported at the line and offset reached; the rest of the file is not read).
 struct BombGuard<R> {
@@ -219,12 +231,12 @@ impl<R: Read> Read for BombGuard<R> {
         if self.out > MAX_DECOMPRESSED_BYTES
             || self.out > compressed.saturating_mul(MAX_GZIP_RATIO) + GZIP_SLACK_BYTES
         {
-            return Err(io::Error::other(format!(
+            return Err(io::Error::other(DecompressionRefused(format!(
                 "decompression stopped: {} bytes inflated from {compressed} compressed bytes, past the \
                  limit of {MAX_GZIP_RATIO}× (+{GZIP_SLACK_BYTES} bytes) or {MAX_DECOMPRESSED_BYTES} bytes \
                  (a decompression bomb?)",
                 self.out
-            )));
+            ))));
         }
         Ok(n)
     }
@@ -323,11 +335,18 @@ impl CaptureChain {
         if stated != computed {
             return Err("its hash does not match its bytes (altered)".into());
         }
-        let v: Value = serde_json::from_str(raw).map_err(|e| e.to_string())?;
-        let seq = v["seq"].as_u64().ok_or("no `seq`")?;
-        let prev = v["prev"].as_str().unwrap_or_default();
+        // Only the chain members are read (a record may carry megabytes of output).
+        #[derive(serde::Deserialize)]
+        struct Link<'a> {
+            seq: u64,
+            #[serde(borrow)]
+            prev: std::borrow::Cow<'a, str>,
+            #[serde(rename = "type", borrow)]
+            kind: std::borrow::Cow<'a, str>,
+        }
+        let Link { seq, prev, kind } = serde_json::from_str(raw).map_err(|e| e.to_string())?;
         match &self.last {
-            None if v["type"] != "segment_start" => {
+            None if kind != "segment_start" => {
                 return Err("the file does not start with a `segment_start` record".into());
             }
             None => {}
@@ -335,7 +354,7 @@ impl CaptureChain {
                 if seq != last_seq + 1 {
                     return Err(format!("seq {seq} does not follow {last_seq}"));
                 }
-                if prev != last_hash {
+                if prev != last_hash.as_str() {
                     return Err(format!("its `prev` does not link to record {last_seq}"));
                 }
             }
@@ -448,7 +467,10 @@ impl FileReader {
                 Ok(None) => return None,
                 Err(e) => {
                     self.failed = true;
-                    let what = if self.gzip && e.to_string().starts_with("decompression stopped") {
+                    let refused = e
+                        .get_ref()
+                        .is_some_and(|inner| inner.is::<DecompressionRefused>());
+                    let what = if refused {
                         "refused to decompress further"
                     } else if self.gzip {
                         "the gzip stream is damaged or truncated"
