@@ -127,15 +127,14 @@ pub fn load_trusted(path: &Path) -> Result<Vec<Pinned>> {
             continue;
         }
         let (key, name) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-        let k = key.to_ascii_lowercase();
-        let k = k.strip_prefix("sha256:").unwrap_or(&k).to_string();
-        if k.len() != 64 || !k.chars().all(|c| c.is_ascii_hexdigit()) {
+        let lower = key.to_ascii_lowercase();
+        let Some(k) = full_hex(lower.strip_prefix("sha256:").unwrap_or(&lower)) else {
             return Err(EvidenceError::Key(format!(
                 "{}:{}: expected `<public key hex or SHA256:fingerprint> <name>` (64 hex digits)",
                 path.display(),
                 i + 1
             )));
-        }
+        };
         out.push(Pinned {
             name: if name.trim().is_empty() {
                 format!("{}…", &k[..16])
@@ -157,14 +156,18 @@ pub fn default_trusted(dir: &Path) -> Result<Vec<Pinned>> {
         out = load_trusted(&file)?;
     }
     let own = dir.join(PUBLIC_KEY_FILE);
-    if let Ok(text) = std::fs::read_to_string(&own) {
-        let hex = text.trim().to_ascii_lowercase();
-        if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            out.push(Pinned {
-                name: "this examiner's own key".into(),
-                hex,
-            });
-        }
+    if let Ok(text) = std::fs::read_to_string(&own)
+        && let Some(hex) = full_hex(&text.trim().to_ascii_lowercase())
+    {
+        out.push(Pinned {
+            name: "this examiner's own key".into(),
+            hex,
+        });
     }
     Ok(out)
+}
+
+/// `s` when it is exactly 64 hex digits (a whole key or fingerprint, never a prefix).
+fn full_hex(s: &str) -> Option<String> {
+    (s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit())).then(|| s.to_string())
 }

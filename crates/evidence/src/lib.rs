@@ -707,21 +707,12 @@ pub fn verify(path: &Path, expected_key: Option<&str>, pinned: &[keys::Pinned]) 
             ));
         }
     };
-    let mut names: Vec<String> = Vec::new();
-    for i in 0..zip.len() {
-        match zip.by_index_raw(i) {
-            Ok(f) if f.is_dir() => {}
-            Ok(f) => names.push(f.name().to_string()),
-            Err(e) => {
-                return Ok(fail(
-                    format!("zip entry {i}: {e}"),
-                    0,
-                    None,
-                    BTreeMap::new(),
-                ));
-            }
-        }
-    }
+    // Members in file order, as the structure check read them (names unique, checked there).
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e.name.as_str())
+        .filter(|n| !n.ends_with('/'))
+        .collect();
     let root = match names.first().and_then(|n| n.split_once('/')) {
         Some((r, _)) => r.to_string(),
         None => {
@@ -733,19 +724,10 @@ pub fn verify(path: &Path, expected_key: Option<&str>, pinned: &[keys::Pinned]) 
             ));
         }
     };
-    let mut seen = BTreeSet::new();
     for n in &names {
         if !n.starts_with(&format!("{root}/")) {
             return Ok(fail(
                 format!("unexpected member {n} (outside the bag folder {root}/)"),
-                0,
-                None,
-                BTreeMap::new(),
-            ));
-        }
-        if !seen.insert(n.clone()) {
-            return Ok(fail(
-                format!("member {n} appears twice"),
                 0,
                 None,
                 BTreeMap::new(),
