@@ -755,3 +755,238 @@ async fn capture_megabyte_comment_then_payload_nan_metadata_and_oversize_frames(
         assert!(v["total"].as_u64().unwrap() >= 1, "{needle}: {v}");
     }
 }
+
+/// Ingests a capture log into `dir/case`, analyzes it, and returns the case path and the replayed
+/// cells of the kernel's session.
+fn ingest_and_replay(
+    log_dir: &Path,
+    dir: &Path,
+    kernel_id: &str,
+) -> (std::path::PathBuf, Vec<Value>) {
+    let case = dir.join("case");
+    let report = common::json([
+        "ingest",
+        "--case",
+        case.to_str().unwrap(),
+        log_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(report["errors"].as_array().unwrap().len(), 0, "{report}");
+    // Exit status 1 means "findings reported".
+    let out = common::nbtrail(["analyze", "--case", case.to_str().unwrap()]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sessions = common::json(["sessions", "--case", case.to_str().unwrap(), "--json"]);
+    let s = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["cluster_id"] == kernel_id)
+        .unwrap_or_else(|| panic!("no session for the kernel: {sessions}"))
+        .clone();
+    let replay = common::json([
+        "replay",
+        "--case",
+        case.to_str().unwrap(),
+        s["id"].as_str().unwrap(),
+        "--json",
+    ]);
+    (case, replay["cells"].as_array().unwrap().clone())
+}
+
+/// Asserts `needle` is found by `code:` search, in a cell of kind `kind` that the replay shows.
+fn assert_reviewable(case: &Path, cells: &[Value], needle: &str, kind: &str) -> Value {
+    let hits = common::search(case, &format!("code:{needle}"));
+    assert!(
+        hits["total"].as_u64().unwrap() >= 1,
+        "code:{needle}: {hits}"
+    );
+    let cell = cells
+        .iter()
+        .find(|c| c["code"].as_str().unwrap_or("").contains(needle))
+        .unwrap_or_else(|| panic!("no replayed cell with {needle}: {cells:?}"))
+        .clone();
+    assert_eq!(cell["kind"], kind, "{cell}");
+    assert_eq!(cell["user"], "dora", "{cell}");
+    cell
+}
+
+/// Code smuggled into `user_expressions` of an empty, silent `execute_request`: ipykernel evaluates it.
+/// It must be in the log, a cell of kind `user_expressions` in replay, found by `code:` search, and analyzed
+/// with the cells before it (the secret read in cell 1 printed by the expression: NBT001).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_code_in_user_expressions() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("capture");
+    std::fs::create_dir(&log_dir).unwrap();
+    let jupyter = Jupyter::start(dir.path());
+    let gw = Gateway::start(
+        jupyter.port,
+        &log_dir,
+        &["--user-header", "X-Auth-User"],
+        false,
+    );
+    let kernel_id = start_session(&gw.addr, "ue.ipynb", "dora");
+    let h = auth("dora");
+    let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
+    let marker = dir.path().join("ue-marker");
+    k.execute(
+        "import os\napi_key = os.environ.get('API_TOKEN', 'tok')",
+        false,
+        &[],
+    )
+    .await;
+    let expr = format!(
+        "print(api_key) or open({:?}, 'w').write('ran_user_expression')",
+        marker.display().to_string()
+    );
+    let content = json!({"code": "", "silent": true, "store_history": false,
+        "user_expressions": {"x": expr}, "allow_stdin": false, "stop_on_error": false});
+    let id = k.send("shell", "execute_request", content, json!({})).await;
+    let ex = k.collect(&id, &[], true).await;
+    assert_eq!(
+        ex.of_type("execute_reply")[0]["content"]["user_expressions"]["x"]["status"],
+        "ok"
+    );
+    k.close().await;
+    gw.stop();
+    drop(jupyter);
+    assert!(marker.exists(), "the kernel evaluated the user expression");
+
+    let (case, cells) = ingest_and_replay(&log_dir, dir.path(), &kernel_id);
+    let cell = assert_reviewable(&case, &cells, "ran_user_expression", "user_expressions");
+    assert_eq!(cell["silent"], true);
+    assert!(
+        cell["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["output_type"] == "user_expressions"),
+        "the expression's value is shown: {cell}"
+    );
+    let findings = common::json(["findings", "--case", case.to_str().unwrap(), "--json"]);
+    assert!(
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "NBT001" && f["cell"]["event_id"] == cell["event_id"]),
+        "the secret printed by the user expression is a finding: {findings}"
+    );
+}
+
+/// Code in comm data: a comm target registered by an earlier (recorded) cell executes what a `comm_open`
+/// carries. The comm message is a cell of kind `comm`, found by `code:` search.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_code_in_comm_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("capture");
+    std::fs::create_dir(&log_dir).unwrap();
+    let jupyter = Jupyter::start(dir.path());
+    let gw = Gateway::start(
+        jupyter.port,
+        &log_dir,
+        &["--user-header", "X-Auth-User"],
+        false,
+    );
+    let kernel_id = start_session(&gw.addr, "comm.ipynb", "dora");
+    let h = auth("dora");
+    let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
+    let marker = dir.path().join("comm-marker");
+    let ex = k
+        .execute(
+            "get_ipython().kernel.comm_manager.register_target('runner', lambda comm, msg: exec(msg['content']['data']['code']))",
+            false,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        ex.of_type("execute_reply")[0]["content"]["status"],
+        "ok",
+        "{:?}",
+        ex.messages
+    );
+    let code = format!(
+        "open({:?}, 'w').write('ran_comm_payload')",
+        marker.display().to_string()
+    );
+    let id = k
+        .send(
+            "shell",
+            "comm_open",
+            json!({"comm_id": "c0ffee", "target_name": "runner", "data": {"code": code}}),
+            json!({}),
+        )
+        .await;
+    k.collect(&id, &[], false).await;
+    for _ in 0..100 {
+        if marker.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    k.close().await;
+    gw.stop();
+    drop(jupyter);
+    assert!(marker.exists(), "the comm target ran the comm data");
+
+    let (case, cells) = ingest_and_replay(&log_dir, dir.path(), &kernel_id);
+    assert_reviewable(&case, &cells, "ran_comm_payload", "comm");
+}
+
+/// Code in a debugger request: `evaluate` (and `setVariable`, breakpoint conditions) are expressions the
+/// kernel's debugger evaluates. Whether or not this kernel's debugger ran it, the request is in the log, a
+/// cell of kind `debugger`, found by `code:` search.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_code_in_debugger_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("capture");
+    std::fs::create_dir(&log_dir).unwrap();
+    let jupyter = Jupyter::start(dir.path());
+    let gw = Gateway::start(
+        jupyter.port,
+        &log_dir,
+        &["--user-header", "X-Auth-User"],
+        false,
+    );
+    let kernel_id = start_session(&gw.addr, "dbg.ipynb", "dora");
+    let h = auth("dora");
+    let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
+    k.execute("x = 1", false, &[]).await;
+    let marker = dir.path().join("dbg-marker");
+    for (command, arguments) in [
+        (
+            "initialize",
+            json!({"clientID": "test", "adapterID": "python", "pathFormat": "path",
+            "linesStartAt1": true, "columnsStartAt1": true, "supportsVariableType": true}),
+        ),
+        ("attach", json!({})),
+        (
+            "evaluate",
+            json!({"expression": format!("open({:?}, 'w').write('ran_debugger_eval')", marker.display().to_string()), "context": "repl"}),
+        ),
+    ] {
+        let id = k
+            .send(
+                "control",
+                "debug_request",
+                json!({"seq": 1, "type": "request", "command": command, "arguments": arguments}),
+                json!({}),
+            )
+            .await;
+        k.collect(&id, &[], true).await;
+    }
+    k.close().await;
+    gw.stop();
+    drop(jupyter);
+    let (case, cells) = ingest_and_replay(&log_dir, dir.path(), &kernel_id);
+    assert_reviewable(&case, &cells, "ran_debugger_eval", "debugger");
+    // The debugger's own handshake evaluates nothing and is not a cell.
+    assert!(
+        !cells
+            .iter()
+            .any(|c| c["code"].as_str().unwrap_or("").contains("clientID"))
+    );
+}

@@ -178,6 +178,19 @@ pub fn replay(
         if c.silent == Some(true) {
             println!("    (silent execution: not shown as an input, not in the kernel's history)");
         }
+        match c.kind.as_deref() {
+            Some("user_expressions") => println!(
+                "    (user_expressions: evaluated by the kernel after the cell, not part of its source)"
+            ),
+            Some("comm") => {
+                println!("    (comm message: data sent to a comm target in the kernel, not a cell)")
+            }
+            Some("debugger") => {
+                println!("    (debugger: expressions the kernel's debugger evaluated, not a cell)")
+            }
+            Some(other) => println!("    (execution of kind {})", visible(other)),
+            None => {}
+        }
         for o in &c.outputs {
             let label = match (&o.output_type[..], &o.name) {
                 ("stream", Some(n)) => n.clone(),

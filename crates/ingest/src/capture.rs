@@ -5,10 +5,18 @@
 //!
 //! | record | service.action | notes |
 //! |---|---|---|
-//! | `kernel_message` `execute_request` (to the kernel) | `notebook.runCommand` | `commandId` = msg id, `commandText` = code |
+//! | `kernel_message` `execute_request` (to the kernel) | `notebook.runCommand` | `commandId` = msg id, `commandText` = code, then any `user_expressions` |
+//! | `comm_open` / `comm_msg` (to the kernel) | `notebook.runCommand`, `execution_kind` = `comm` | `commandText` = every leaf of the comm data, strings verbatim |
+//! | `debug_request` carrying expressions (to the kernel) | `notebook.runCommand`, `execution_kind` = `debugger` | `commandText` = each expression the debugger evaluates (evaluate, setVariable, setExpression, breakpoint conditions and log messages) |
 //! | other `kernel_message` | `jupyter.<msg_type>` | `commandId` = the parent's msg id, so outputs and replies join their cell; `output_text` = searchable text of an output |
 //! | `ws_open` / `ws_close` | `notebook.attachNotebook` / `notebook.detachNotebook` | one session per kernel websocket connection |
 //! | `http`, `http_response`, `segment_*`, `checkpoint` | `gateway.<type>` | |
+//!
+//! Code reaches a kernel through more than `content.code`: ipykernel evaluates an `execute_request`'s
+//! `user_expressions` after the cell, comm targets registered by earlier cells act on comm data, and the
+//! debugger evaluates expressions. Each of those messages is an execution of its own kind
+//! ([`executed_code`]): a cell in its session, marked with its `execution_kind`, searchable with `code:`
+//! and analyzed in order with the cells around it. Their replies and outputs join them like a cell's.
 //!
 //! The notebook id and the "cluster" of a capture event are the kernel id; its path is the notebook path
 //! the gateway learnt from the sessions API. The natural key's request id is the record's own hash, so a
@@ -58,18 +66,20 @@ pub fn normalize(
     let kind = st("type").unwrap_or_default();
     let msg_type = st("msg_type");
     let direction = st("direction");
+    let null = Value::Null;
+    let content = v.get("content").unwrap_or(&null);
+    let executed = match (kind, msg_type, direction) {
+        ("kernel_message", Some(t), Some("to_kernel")) => executed_code(t, content),
+        _ => None,
+    };
     let (service, action) = match (kind, msg_type, direction) {
-        ("kernel_message", Some("execute_request"), Some("to_kernel")) => {
-            ("notebook", "runCommand".to_string())
-        }
+        _ if executed.is_some() => ("notebook", "runCommand".to_string()),
         ("kernel_message", Some(t), _) => ("jupyter", t.to_string()),
         ("kernel_message", None, _) => ("jupyter", "undecodable_frame".to_string()),
         ("ws_open", ..) => ("notebook", "attachNotebook".to_string()),
         ("ws_close", ..) => ("notebook", "detachNotebook".to_string()),
         (t, ..) => ("gateway", t.to_string()),
     };
-    let null = Value::Null;
-    let content = v.get("content").unwrap_or(&null);
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     let mut put = |k: &str, val: Option<&Value>| {
         if let Some(t) = val.and_then(value_text) {
@@ -115,14 +125,21 @@ pub fn normalize(
         v.get("parent_msg_id")
     };
     put("commandId", command_id);
-    if action == "runCommand" {
-        put("commandText", content.get("code"));
+    if let Some(ex) = &executed {
+        put("commandText", Some(&Value::String(ex.text.clone())));
+        if let Some(k) = ex.kind {
+            put("execution_kind", Some(&Value::String(k.to_string())));
+        }
+    }
+    if msg_type == Some("execute_request") {
         put("silent", content.get("silent"));
         put("store_history", content.get("store_history"));
     } else if msg_type == Some("comm_msg") || msg_type == Some("comm_open") {
         put("comm_id", content.get("comm_id"));
         put("target_name", content.get("target_name"));
         put("comm_data", content.get("data"));
+    } else if msg_type == Some("debug_request") {
+        put("debug_command", content.get("command"));
     }
     if let Some(t) = msg_type
         && OUTPUT_TYPES.contains(&t)
@@ -160,6 +177,151 @@ pub fn normalize(
         ev.language = ev.language.or_else(|| Some("python".into()));
     }
     Ok(ev)
+}
+
+/// Code a browser → kernel message makes the kernel run, as one reviewable text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executed {
+    /// `None` for an ordinary cell; else `user_expressions`, `comm` or `debugger`.
+    pub kind: Option<&'static str>,
+    /// What is run, verbatim; pieces other than a cell's code each start with a `# nbtrail:` comment line
+    /// naming where they came from (so the text stays one Python program for the analyzer).
+    pub text: String,
+}
+
+/// The code a message to the kernel carries, if it carries any: an `execute_request`'s code and
+/// `user_expressions`, a comm's data, a debugger request's expressions. `None` for messages that run
+/// nothing (kernel_info, complete, inspect, input replies, …) and debugger requests without expressions.
+pub fn executed_code(msg_type: &str, content: &Value) -> Option<Executed> {
+    let mut text = String::new();
+    let mut piece = |label: String, code: &str| {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("# nbtrail: {label}\n"));
+        text.push_str(code);
+    };
+    match msg_type {
+        "execute_request" => {
+            let code = content.get("code").and_then(Value::as_str).unwrap_or("");
+            let exprs: Vec<(&String, &Value)> = content
+                .get("user_expressions")
+                .and_then(Value::as_object)
+                .map(|m| m.iter().collect())
+                .unwrap_or_default();
+            if exprs.is_empty() {
+                return Some(Executed {
+                    kind: None,
+                    text: code.to_string(),
+                });
+            }
+            let mut out = code.to_string();
+            let mut text = String::new();
+            for (name, e) in exprs {
+                let expr = e
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| e.to_string());
+                text.push_str(&format!(
+                    "# nbtrail: user_expressions[{}], evaluated by the kernel after the cell\n{expr}\n",
+                    serde_json::to_string(name).unwrap_or_default()
+                ));
+            }
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&text);
+            Some(Executed {
+                kind: Some("user_expressions"),
+                text: out,
+            })
+        }
+        "comm_open" | "comm_msg" => {
+            let target = content.get("target_name").and_then(Value::as_str);
+            let head = match target {
+                Some(t) => format!(
+                    "{msg_type} to target {}",
+                    serde_json::to_string(t).unwrap_or_default()
+                ),
+                None => msg_type.to_string(),
+            };
+            piece(head, "");
+            leaves(
+                content.get("data").unwrap_or(&Value::Null),
+                "data",
+                &mut piece,
+                0,
+            );
+            Some(Executed {
+                kind: Some("comm"),
+                text,
+            })
+        }
+        "debug_request" => {
+            let command = content.get("command").and_then(Value::as_str).unwrap_or("");
+            let args = content.get("arguments").unwrap_or(&Value::Null);
+            let mut any = false;
+            let mut take = |label: String, v: Option<&Value>| {
+                if let Some(code) = v.and_then(Value::as_str).filter(|c| !c.trim().is_empty()) {
+                    piece(label, code);
+                    any = true;
+                }
+            };
+            match command {
+                "evaluate" => take("debugger evaluate".into(), args.get("expression")),
+                "setVariable" => take(
+                    format!(
+                        "debugger setVariable {}",
+                        args.get("name").and_then(Value::as_str).unwrap_or("")
+                    ),
+                    args.get("value"),
+                ),
+                "setExpression" => {
+                    take(
+                        "debugger setExpression (target)".into(),
+                        args.get("expression"),
+                    );
+                    take("debugger setExpression (value)".into(), args.get("value"));
+                }
+                _ => {}
+            }
+            for bp in args
+                .get("breakpoints")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for k in ["condition", "hitCondition", "logMessage"] {
+                    take(format!("debugger breakpoint {k}"), bp.get(k));
+                }
+            }
+            any.then_some(Executed {
+                kind: Some("debugger"),
+                text,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Every leaf of a comm's data, depth first: strings verbatim after a `# nbtrail: data.path` line (they are
+/// what a comm target may execute), other leaves as `# nbtrail: data.path = JSON`. Depth is bounded by the
+/// decoder that parsed the record; the walk also stops at 256 levels, writing the rest as JSON.
+fn leaves(v: &Value, path: &str, piece: &mut dyn FnMut(String, &str), depth: usize) {
+    match v {
+        Value::String(s) => piece(path.to_string(), s),
+        Value::Object(m) if depth < 256 => {
+            for (k, x) in m {
+                leaves(x, &format!("{path}.{k}"), piece, depth + 1);
+            }
+        }
+        Value::Array(a) if depth < 256 => {
+            for (i, x) in a.iter().enumerate() {
+                leaves(x, &format!("{path}[{i}]"), piece, depth + 1);
+            }
+        }
+        other => piece(format!("{path} = {other}"), ""),
+    }
 }
 
 /// The output a kernel message shows under its cell, from the message content.
@@ -240,6 +402,45 @@ pub fn output_of_record(raw: &str) -> Option<CellOutput> {
     Some(out)
 }
 
+/// The values of an `execute_reply`'s `user_expressions` (what the client that asked for them was shown),
+/// as one output of type `user_expressions`: `name: value` per expression (`name: Ename: evalue` for one
+/// that failed). `None` when the reply has none.
+pub fn user_expressions_of(raw: &str) -> Option<CellOutput> {
+    let v: Value = serde_json::from_str(raw).ok()?;
+    let m = v.get("content")?.get("user_expressions")?.as_object()?;
+    if m.is_empty() {
+        return None;
+    }
+    let mut text = String::new();
+    for (name, r) in m {
+        let value = match r.get("status").and_then(Value::as_str) {
+            Some("ok") => r
+                .get("data")
+                .and_then(|d| d.get("text/plain"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            _ => format!(
+                "{}: {}",
+                r.get("ename").and_then(Value::as_str).unwrap_or("error"),
+                r.get("evalue").and_then(Value::as_str).unwrap_or("")
+            ),
+        };
+        text.push_str(&format!("{name}: {value}\n"));
+    }
+    Some(CellOutput {
+        event_id: 0,
+        time: None,
+        output_type: "user_expressions".into(),
+        name: None,
+        text: Some(text),
+        data: None,
+        ename: None,
+        evalue: None,
+        truncated: false,
+    })
+}
+
 /// Removes ANSI escape sequences (tracebacks are coloured).
 pub fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -304,6 +505,87 @@ mod tests {
         assert_eq!(e.params["silent"], "true");
         assert_eq!(e.shape, Shape::Capture);
         assert_eq!(e.time.timestamp_subsec_millis(), 123);
+    }
+
+    #[test]
+    fn code_outside_content_code_is_an_execution_of_its_own_kind() {
+        let ue = rec(
+            json!({"type": "kernel_message", "direction": "to_kernel", "msg_type": "execute_request",
+            "msg_id": "u1", "kernel_id": "k1", "user": "alice",
+            "content": {"code": "", "silent": true,
+                        "user_expressions": {"x": "__import__('os').system('id')"}}}),
+        );
+        let e = normalize(&ue, "raw".into(), prov()).unwrap();
+        assert!(e.is_notebook_command());
+        assert_eq!(e.command_id.as_deref(), Some("u1"));
+        assert_eq!(e.params["execution_kind"], "user_expressions");
+        let code = e.command_text.as_deref().unwrap();
+        assert!(code.contains("user_expressions[\"x\"]"), "{code}");
+        assert!(code.ends_with("__import__('os').system('id')\n"), "{code}");
+
+        let comm = rec(
+            json!({"type": "kernel_message", "direction": "to_kernel", "msg_type": "comm_msg",
+            "msg_id": "c1", "kernel_id": "k1", "user": "alice",
+            "content": {"comm_id": "abc", "data": {"cmd": "run", "code": "import os\nos.remove('x')", "n": [1, null]}}}),
+        );
+        let e = normalize(&comm, "raw".into(), prov()).unwrap();
+        assert!(e.is_notebook_command());
+        assert_eq!(e.params["execution_kind"], "comm");
+        let code = e.command_text.as_deref().unwrap();
+        assert!(
+            code.contains("# nbtrail: data.code\nimport os\nos.remove('x')"),
+            "{code}"
+        );
+        assert!(code.contains("# nbtrail: data.n[1] = null"), "{code}");
+
+        let dbg = rec(
+            json!({"type": "kernel_message", "direction": "to_kernel", "msg_type": "debug_request",
+            "channel": "control", "msg_id": "d1", "kernel_id": "k1", "user": "alice",
+            "content": {"command": "evaluate", "arguments": {"expression": "open('/etc/passwd').read()"}}}),
+        );
+        let e = normalize(&dbg, "raw".into(), prov()).unwrap();
+        assert!(e.is_notebook_command());
+        assert_eq!(e.params["execution_kind"], "debugger");
+        assert!(
+            e.command_text
+                .as_deref()
+                .unwrap()
+                .ends_with("open('/etc/passwd').read()")
+        );
+        // Breakpoint conditions are evaluated too.
+        let bp = json!({"command": "setBreakpoints",
+            "arguments": {"breakpoints": [{"line": 1, "condition": "leak(secret)"}]}});
+        assert!(
+            executed_code("debug_request", &bp)
+                .unwrap()
+                .text
+                .contains("leak(secret)")
+        );
+        // Debugger requests that evaluate nothing, and messages that run nothing, stay what they are.
+        let plain = json!({"command": "stackTrace", "arguments": {"threadId": 1}});
+        assert_eq!(executed_code("debug_request", &plain), None);
+        assert_eq!(executed_code("kernel_info_request", &json!({})), None);
+        assert_eq!(
+            executed_code(
+                "execute_request",
+                &json!({"code": "1", "user_expressions": {}})
+            )
+            .unwrap(),
+            Executed {
+                kind: None,
+                text: "1".into()
+            }
+        );
+        // From the kernel, the same message types are not executions.
+        let back = rec(
+            json!({"type": "kernel_message", "direction": "to_client", "msg_type": "comm_msg",
+            "msg_id": "c2", "parent_msg_id": "c1", "kernel_id": "k1", "content": {"data": {"x": 1}}}),
+        );
+        assert!(
+            !normalize(&back, "raw".into(), prov())
+                .unwrap()
+                .is_notebook_command()
+        );
     }
 
     #[test]

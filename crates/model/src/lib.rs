@@ -309,6 +309,11 @@ pub struct SessionCell {
     /// no history).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silent: Option<bool>,
+    /// For captured Jupyter executions that are not an ordinary cell: `user_expressions`, `comm` or
+    /// `debugger` (code the kernel ran from somewhere other than a cell's source; see
+    /// `nbtrail_ingest::capture::executed_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// What the user was shown under the cell, in order (only sources that carry outputs: the gateway's
     /// capture log; Databricks audit logs never do).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -364,6 +364,7 @@ impl Case {
                     code: r.get(7)?,
                     user: r.get(8)?,
                     silent: None,
+                    kind: None,
                     outputs: Vec::new(),
                 },
                 (shape == Shape::Capture.as_str())
@@ -392,6 +393,7 @@ impl Case {
             let params = reader.get(&self.conn, block, index)?.params;
             let params: serde_json::Value = serde_json::from_str(&params).unwrap_or_default();
             cell.silent = params["silent"].as_str().map(|s| s == "true");
+            cell.kind = params["execution_kind"].as_str().map(str::to_string);
             let Some(command) = cell.command_id.clone() else {
                 continue;
             };
@@ -417,6 +419,13 @@ impl Case {
                     cell.time = ms(time_ms);
                     cell.duration_s =
                         Some((time_ms - started.timestamp_millis()).max(0) as f64 / 1000.0);
+                    if cell.kind.is_some()
+                        && let Some(mut out) = nbtrail_ingest::capture::user_expressions_of(&p.raw)
+                    {
+                        out.event_id = id;
+                        out.time = Some(ms(time_ms));
+                        cell.outputs.push(out);
+                    }
                 } else if nbtrail_ingest::capture::OUTPUT_TYPES.contains(&action.as_str()) {
                     let p = reader.get(&self.conn, block, index)?;
                     if let Some(mut out) = nbtrail_ingest::capture::output_of_record(&p.raw) {

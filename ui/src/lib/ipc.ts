@@ -25,7 +25,7 @@ export interface CellOutput {
 export interface SessionCell {
   seq: number; event_id: number; command_id: string | null; time: string; language: string | null;
   status: string | null; duration_s: number | null; code: string | null; user: string | null;
-  silent?: boolean; outputs?: CellOutput[];
+  silent?: boolean; kind?: string; outputs?: CellOutput[];
 }
 export interface Span { line: number; col: number; end_line: number; end_col: number }
 export interface CellRef { seq: number; command_id: string | null; event_id?: number }
