@@ -15,6 +15,7 @@ fn auth(user: &str) -> Vec<(&'static str, String)> {
     vec![
         ("Authorization", format!("token {JUPYTER_TOKEN}")),
         ("X-Auth-User", user.to_string()),
+        ("X-Nbtrail-Proxy-Secret", PROXY_SECRET.to_string()),
     ]
 }
 
@@ -989,4 +990,133 @@ async fn capture_code_in_debugger_evaluate() {
             .iter()
             .any(|c| c["code"].as_str().unwrap_or("").contains("clientID"))
     );
+}
+
+/// A kernel on the gateway's host sends the identity header itself (it can reach the gateway's port and
+/// may know the Jupyter token): without the trusted proxy's secret the gateway refuses it, so no session is
+/// ever recorded under the forged name and the forged request's code never runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_forged_identity_header_from_the_kernel_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("capture");
+    std::fs::create_dir(&log_dir).unwrap();
+    let jupyter = Jupyter::start(dir.path());
+    let gw = Gateway::start(
+        jupyter.port,
+        &log_dir,
+        &["--user-header", "X-Auth-User"],
+        false,
+    );
+    let kernel_id = start_session(&gw.addr, "forge.ipynb", "erin");
+    let h = auth("erin");
+    let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
+    // From inside the kernel: create a session as "ceo", twice (one header, then two copies of it).
+    let code = format!(
+        r#"import json, urllib.request, urllib.error
+statuses = []
+for headers in ([("X-Auth-User", "ceo")], [("X-Auth-User", "ceo"), ("X-Auth-User", "erin")]):
+    req = urllib.request.Request("http://{gw}/api/sessions", method="POST",
+        data=json.dumps({{"path": "ceo.ipynb", "type": "notebook", "kernel": {{"name": "python3"}}}}).encode())
+    req.add_header("Authorization", "token {token}")
+    req.add_header("Content-Type", "application/json")
+    for k, v in headers:
+        req.add_header(k, v) if k not in req.headers else req.headers.update({{k: req.headers[k] + ", " + v}})
+    try:
+        statuses.append(urllib.request.urlopen(req).status)
+    except urllib.error.HTTPError as e:
+        statuses.append(e.code)
+print("forged:", statuses)"#,
+        gw = gw.addr,
+        token = JUPYTER_TOKEN
+    );
+    let ex = k.execute(&code, false, &[]).await;
+    assert_eq!(
+        ex.stdout().trim(),
+        "forged: [401, 401]",
+        "{:?}",
+        ex.messages
+    );
+    // The same from a client that knows the secret but sends the header twice: refused too.
+    let mut twice = as_refs(&h);
+    twice.push(("X-Auth-User", "ceo"));
+    let (status, body) = http(&gw.addr, "GET", "/api/sessions", &twice, None).unwrap();
+    assert_eq!(status, 401, "{body}");
+    k.close().await;
+    gw.stop();
+    let (status, body) = http(
+        &format!("127.0.0.1:{}", jupyter.port),
+        "GET",
+        "/api/sessions",
+        &[("Authorization", &format!("token {JUPYTER_TOKEN}"))],
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains("ceo.ipynb"),
+        "a forged request reached the server: {body}"
+    );
+    drop(jupyter);
+    let recs = records(&log_dir);
+    assert!(
+        recs.iter().all(|r| r["user"] != "ceo"),
+        "a record carries the forged user"
+    );
+    let refused: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["type"] == "http" && r["status"] == 401)
+        .collect();
+    assert_eq!(refused.len(), 3, "each forged request is logged as refused");
+    assert!(
+        refused
+            .iter()
+            .all(|r| r["refused"].as_str().unwrap().contains("X-Auth-User")
+                || r["refused"].as_str().unwrap().contains("x-auth-user"))
+    );
+}
+
+/// REST execution endpoints (as extensions such as jupyter_server_nbmodel add) would run code the gateway
+/// does not decode: refused before the server sees them, and the refusal is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_rest_execute_call_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("capture");
+    std::fs::create_dir(&log_dir).unwrap();
+    let jupyter = Jupyter::start(dir.path());
+    let gw = Gateway::start(
+        jupyter.port,
+        &log_dir,
+        &["--user-header", "X-Auth-User"],
+        false,
+    );
+    let kernel_id = start_session(&gw.addr, "rest.ipynb", "erin");
+    let h = auth("erin");
+    let mut headers = as_refs(&h);
+    headers.push(("Content-Type", "application/json"));
+    let marker = dir.path().join("rest-marker");
+    let code = format!("open({:?}, 'w').write('ran')", marker.display().to_string());
+    for path in [
+        format!("/api/kernels/{kernel_id}/execute"),
+        format!("/api/kernels/{kernel_id}/execute_cell"),
+        "/api/nbmodel/execute".to_string(),
+    ] {
+        let (status, body) = http(
+            &gw.addr,
+            "POST",
+            &path,
+            &headers,
+            Some(&json!({"code": code})),
+        )
+        .unwrap();
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    gw.stop();
+    drop(jupyter);
+    assert!(!marker.exists());
+    let recs = records(&log_dir);
+    let refused = recs
+        .iter()
+        .filter(|r| r["type"] == "http" && r["status"] == 403 && r["method"] == "POST")
+        .count();
+    assert_eq!(refused, 3);
 }

@@ -206,6 +206,9 @@ impl Jupyter {
     }
 }
 
+/// The secret the tests' "authenticating proxy" presents with its identity header.
+pub const PROXY_SECRET: &str = "test-proxy-secret-0123456789";
+
 /// A running `nbtrail-gateway`.
 pub struct Gateway {
     pub addr: String,
@@ -234,6 +237,16 @@ impl Gateway {
         } else {
             Command::new(&bin)
         };
+        if extra.contains(&"--user-header") && !extra.contains(&"--trusted-proxy") {
+            // The tests play the authenticating proxy, from 127.0.0.1, with the shared secret.
+            let secret = log_dir
+                .parent()
+                .expect("log dir has a parent")
+                .join("proxy-secret");
+            std::fs::write(&secret, format!("{PROXY_SECRET}\n")).unwrap();
+            cmd.args(["--trusted-proxy", "127.0.0.1", "--proxy-secret-file"])
+                .arg(&secret);
+        }
         cmd.args(["--listen", "127.0.0.1:0", "--upstream"])
             .arg(format!("http://127.0.0.1:{upstream_port}"))
             .arg("--log-dir")

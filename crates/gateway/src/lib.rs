@@ -26,8 +26,10 @@
 //! HTTP request that cannot be recorded is answered 503.
 //!
 //! ## Identity
-//! Taken from the authenticated request ([`identity`]): a trusted header from the authenticating proxy
-//! or the gateway's own token map — never from the `username` a client writes into message headers.
+//! Fixed by whoever started the gateway (the JupyterHub integration: one gateway per user server), or
+//! taken from the authenticated request ([`identity`]): a header from a trusted proxy that also presents
+//! the shared secret, or the gateway's own token map — never from the `username` a client writes into
+//! message headers.
 
 #![warn(missing_docs)]
 
@@ -170,7 +172,10 @@ fn is_sessions_api(path: &str) -> bool {
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
-    let identity = shared.cfg.identity.user(req.headers(), query.as_deref());
+    let identity = shared
+        .cfg
+        .identity
+        .user(req.headers(), query.as_deref(), remote.ip());
     let id = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let mut fields = json!({
         "id": id,
@@ -308,7 +313,11 @@ async fn forward_http(shared: &Shared, req: Request<Incoming>) -> Response<Body>
         .method(parts.method.clone())
         .uri(uri.clone());
     for (k, v) in &parts.headers {
-        if HOP_BY_HOP.contains(&k.as_str()) || k == header::HOST || k == header::ORIGIN {
+        if HOP_BY_HOP.contains(&k.as_str())
+            || k == header::HOST
+            || k == header::ORIGIN
+            || k == identity::PROXY_SECRET_HEADER
+        {
             continue;
         }
         out = out.header(k, v);

@@ -24,14 +24,25 @@ struct Args {
     /// Directory of the capture log (must exist; the users must not be able to write it).
     #[arg(long)]
     log_dir: Option<PathBuf>,
-    /// Take the user from this header, set by the authenticating proxy in front of the gateway.
-    #[arg(long, conflicts_with = "users")]
+    /// Every request is this user's: the gateway serves one user's server (how JupyterHub starts it, one
+    /// gateway per user; see docs/gateway.md). No header is believed.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["users", "user_header"])]
+    user: Option<String>,
+    /// Take the user from this header, set by the authenticating proxy in front of the gateway; believed
+    /// only from a --trusted-proxy that sends the --proxy-secret-file secret.
+    #[arg(long, conflicts_with = "users", requires_all = ["trusted_proxy", "proxy_secret_file"])]
     user_header: Option<String>,
+    /// With --user-header: an address (IP or CIDR) of the proxy that sets it (repeatable).
+    #[arg(long, value_name = "IP[/PREFIX]")]
+    trusted_proxy: Vec<String>,
+    /// With --user-header: file whose first line is the secret the proxy sends in X-Nbtrail-Proxy-Secret.
+    #[arg(long, value_name = "FILE")]
+    proxy_secret_file: Option<PathBuf>,
     /// Take the user from the request's token: file of `USER TOKEN` or `USER sha256:HEX` lines.
     #[arg(long)]
     users: Option<PathBuf>,
     /// Run without any identity (records carry no user). For trials only.
-    #[arg(long, conflicts_with_all = ["users", "user_header"])]
+    #[arg(long, conflicts_with_all = ["users", "user_header", "user"])]
     anonymous: bool,
     /// Sign checkpoints with this ed25519 key (hex seed file; create one with --generate-key).
     #[arg(long)]
@@ -91,14 +102,21 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let log_dir = args.log_dir.clone().context("--log-dir DIR is required")?;
-    let identity = match (&args.user_header, &args.users, args.anonymous) {
-        (Some(h), _, _) => {
-            Identity::Header(h.parse().context("--user-header is not a header name")?)
-        }
-        (_, Some(f), _) => Identity::load_tokens(f)?,
-        (_, _, true) => Identity::None,
+    let identity = match (&args.user, &args.user_header, &args.users, args.anonymous) {
+        (Some(u), ..) if !u.trim().is_empty() => Identity::Fixed(u.trim().to_string()),
+        (_, Some(h), _, _) => Identity::header(
+            h,
+            &args.trusted_proxy,
+            args.proxy_secret_file
+                .as_deref()
+                .context("--proxy-secret-file FILE is required")?,
+        )?,
+        (_, _, Some(f), _) => Identity::load_tokens(f)?,
+        (_, _, _, true) => Identity::None,
         _ => anyhow::bail!(
-            "say how users are identified: --user-header NAME, --users FILE (or --anonymous for a trial)"
+            "say how users are identified: --user NAME (one user's server, as JupyterHub starts it), \
+             --user-header NAME with --trusted-proxy and --proxy-secret-file, --users FILE \
+             (or --anonymous for a trial)"
         ),
     };
     let signer = args
@@ -116,6 +134,8 @@ fn main() -> anyhow::Result<()> {
         "upstream": upstream.to_string(),
         "identity": identity.mode(),
         "user_header": args.user_header,
+        "fixed_user": args.user,
+        "trusted_proxies": args.trusted_proxy,
         "max_field_bytes": args.max_field_bytes,
         "max_message_bytes": args.max_message_bytes,
         "record_input_values": args.record_input_values,
