@@ -37,16 +37,22 @@ fn target_dir() -> PathBuf {
 
 /// The venv with jupyter_server and ipykernel, created from tests/jupyter-requirements.txt on first use.
 pub fn jupyter_venv() -> PathBuf {
+    venv("jupyter-venv", "jupyter-requirements.txt")
+}
+
+/// `target/NAME`, a venv with `tests/REQUIREMENTS` installed, created on first use (and again when the
+/// requirements change).
+pub fn venv(name: &str, requirements: &str) -> PathBuf {
     let root = workspace_root();
-    let venv = root.join("target").join("jupyter-venv");
-    let reqs = root.join("tests").join("jupyter-requirements.txt");
+    let venv = root.join("target").join(name);
+    let reqs = root.join("tests").join(requirements);
     let stamp = venv.join("nbtrail-requirements.txt");
     let wanted = std::fs::read_to_string(&reqs).expect("requirements");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return venv;
     }
     // One process at a time creates it (test binaries may run in parallel).
-    let lock = root.join("target").join("jupyter-venv.lock");
+    let lock = root.join("target").join(format!("{name}.lock"));
     let start = Instant::now();
     while std::fs::create_dir(&lock).is_err() {
         assert!(
@@ -76,7 +82,7 @@ pub fn jupyter_venv() -> PathBuf {
     let _ = std::fs::remove_dir(&lock);
     assert!(
         ok.is_some(),
-        "could not create the Jupyter venv at {}",
+        "could not create the venv at {}",
         venv.display()
     );
     std::fs::write(&stamp, wanted).unwrap();
@@ -121,7 +127,7 @@ pub fn generate_key(path: &Path) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
