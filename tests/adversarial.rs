@@ -475,3 +475,122 @@ fn capture_records_outside_a_verifiable_capture_log_are_rejected() {
     // Neither forged cell is searchable as code someone ran.
     assert_eq!(search(&case, "smuggled")["total"], 0);
 }
+
+/// Issue 15, provenance at ingest: a record the gateway wrote but never acknowledged (its write failed, so
+/// the message was refused and never reached the kernel) must not become a cell that ran; every captured
+/// cell says how far it is verified (signed checkpoint and by which key, or hash chain only); and a log
+/// whose first segments were rotated away still verifies (with a note) and ingests.
+#[cfg(unix)]
+#[test]
+fn capture_unacknowledged_record_is_a_refusal_and_rotated_logs_verify() {
+    use nbtrail_capture::RecordType;
+    use nbtrail_capture::writer::{Entry, LogWriter, WriterConfig};
+    let (d, case) = tmp_case();
+    let logs = d.path().join("capture");
+    std::fs::create_dir(&logs).unwrap();
+    let key = nbtrail_capture::generate_signing_key(&d.path().join("k")).unwrap();
+    let pubkey = nbtrail_capture::public_key_hex(&key);
+    let mut w = LogWriter::open(
+        &logs,
+        WriterConfig {
+            signer: Some(key),
+            checkpoint_every: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let exec = |seq: u32, code: &str| {
+        Entry::new(
+            RecordType::KernelMessage,
+            j!({"conn": 1, "direction": "to_kernel", "user": "carol", "kernel_id": "k1",
+                "msg_type": "execute_request", "msg_id": format!("m{seq}"), "channel": "shell",
+                "header": {"msg_id": format!("m{seq}"), "msg_type": "execute_request"},
+                "parent_header": {}, "metadata": {}, "content": {"code": code}}),
+        )
+    };
+    w.append(&[exec(1, "print('acknowledged_one')")]).unwrap();
+    let seg = w.current_segment().unwrap().to_path_buf();
+    // The write of the next message fails (the segment is gone for a moment): refused, not forwarded...
+    let away = d.path().join("away");
+    std::fs::rename(&seg, &away).unwrap();
+    w.append(&[exec(2, "print('never_ran')")]).unwrap_err();
+    std::fs::rename(&away, &seg).unwrap();
+    // ...but its bytes did reach the disk: a whole, correctly chained record.
+    let text = std::fs::read_to_string(&seg).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let fields = j!({"conn": 1, "direction": "to_kernel", "user": "carol", "kernel_id": "k1",
+        "msg_type": "execute_request", "msg_id": "m2", "channel": "shell",
+        "content": {"code": "print('never_ran')"}});
+    let (line, _) = nbtrail_capture::encode_record(
+        last["seq"].as_u64().unwrap() + 1,
+        last["hash"].as_str().unwrap(),
+        &nbtrail_capture::now(),
+        "kernel_message",
+        fields.as_object().unwrap(),
+    );
+    std::fs::write(&seg, format!("{text}{line}\n")).unwrap();
+    // The gateway recovers in a new segment that says where the acknowledged records end.
+    w.append(&[exec(3, "print('acknowledged_two')")]).unwrap();
+    w.close().unwrap();
+
+    let r = ingest(&case, &[&logs]);
+    assert_eq!(u(&r["error_count"]), 0, "{r}");
+    let refused = json([
+        "events".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--action".as_ref(),
+        "gateway.unacknowledged_write".as_ref(),
+        "--json".as_ref(),
+    ]);
+    assert_eq!(refused.as_array().unwrap().len(), 1, "{refused}");
+    let sessions = json([
+        "sessions".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    let s = &sessions[0];
+    assert_eq!(
+        s["cells"], 2,
+        "only acknowledged executions are cells: {sessions}"
+    );
+    let replay = json([
+        "replay".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        s["id"].as_str().unwrap().as_ref(),
+        "--json".as_ref(),
+    ]);
+    for c in replay["cells"].as_array().unwrap() {
+        assert!(!c["code"].as_str().unwrap().contains("never_ran"));
+        assert_eq!(c["verified"], "signed", "{c}");
+        assert_eq!(c["signer"], pubkey.as_str());
+    }
+    assert_eq!(search(&case, "code:never_ran")["total"], 0);
+
+    // Rotated away: without segment 1 the log verifies from segment 2 (and says so), and ingests.
+    std::fs::remove_file(&seg).unwrap();
+    let v = json([
+        "verify-log".as_ref(),
+        "--json".as_ref(),
+        "--key".as_ref(),
+        pubkey.as_ref(),
+        logs.as_os_str(),
+    ]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(
+        v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("rotated away")),
+        "{v}"
+    );
+    let r = ingest(&d.path().join("case2"), &[&logs]);
+    assert_eq!(u(&r["error_count"]), 0, "{r}");
+    assert_eq!(
+        search(&d.path().join("case2"), "code:acknowledged_two")["total"],
+        1
+    );
+}

@@ -1120,3 +1120,102 @@ async fn capture_rest_execute_call_is_refused() {
         .count();
     assert_eq!(refused, 3);
 }
+
+/// A page reload opens a new websocket to the same kernel, whose variables live on: the capture session
+/// continues across it (replay shows the reconnect; the analyzer follows a secret read before the reload to
+/// its leak after it). A kernel restart ends the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_page_reload_continues_the_kernel_session_and_a_restart_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("capture");
+    std::fs::create_dir(&log_dir).unwrap();
+    let jupyter = Jupyter::start(dir.path());
+    let gw = Gateway::start(
+        jupyter.port,
+        &log_dir,
+        &["--user-header", "X-Auth-User"],
+        false,
+    );
+    let kernel_id = start_session(&gw.addr, "reload.ipynb", "fay");
+    let h = auth("fay");
+    let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
+    k.execute(
+        "import os\ntoken = os.environ.get('API_TOKEN', 'tok')",
+        false,
+        &[],
+    )
+    .await;
+    k.close().await;
+    // The reload.
+    let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), true).await;
+    let ex = k.execute("print('after reload', token)", false, &[]).await;
+    assert_eq!(ex.stdout(), "after reload tok\n");
+    k.close().await;
+    // The restart (as JupyterLab does it), then a cell in the restarted kernel.
+    let (status, body) = http(
+        &gw.addr,
+        "POST",
+        &format!("/api/kernels/{kernel_id}/restart"),
+        &as_refs(&h),
+        Some(&json!({})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
+    k.execute("print('after restart')", false, &[]).await;
+    k.close().await;
+    let start = std::time::Instant::now();
+    while records(&log_dir)
+        .iter()
+        .filter(|r| r["type"] == "ws_close")
+        .count()
+        < 3
+        && start.elapsed() < std::time::Duration::from_secs(10)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    gw.stop();
+    drop(jupyter);
+
+    let (case, _) = ingest_and_replay(&log_dir, dir.path(), &kernel_id);
+    let sessions = common::json(["sessions", "--case", case.to_str().unwrap(), "--json"]);
+    let mut mine: Vec<&Value> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["cluster_id"] == kernel_id)
+        .collect();
+    mine.sort_by_key(|s| s["start"].as_str().unwrap().to_string());
+    assert_eq!(mine.len(), 2, "{sessions}");
+    assert_eq!(mine[0]["cells"], 2);
+    assert_eq!(mine[0]["end_reason"], "detach");
+    assert_eq!(mine[1]["cells"], 1);
+    let replay = common::json([
+        "replay",
+        "--case",
+        case.to_str().unwrap(),
+        mine[0]["id"].as_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        replay["attachments"].as_array().unwrap().len(),
+        2,
+        "the first connection and the reconnect: {replay}"
+    );
+    let text = common::nbtrail([
+        "replay",
+        "--case",
+        case.to_str().unwrap(),
+        mine[0]["id"].as_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("reconnected 1 time(s)"));
+    let findings = common::json(["findings", "--case", case.to_str().unwrap(), "--json"]);
+    assert!(
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "NBT001" && f["session_id"] == mine[0]["id"]),
+        "the secret read before the reload and printed after it: {findings}"
+    );
+}

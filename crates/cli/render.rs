@@ -125,6 +125,7 @@ fn code(text: &str, lang: Option<&str>, color: bool) {
 pub fn replay(
     s: &Session,
     cells: &[SessionCell],
+    attachments: &[nbtrail_model::Attachment],
     findings: &[nbtrail_store::StoredFinding],
     color: bool,
 ) -> anyhow::Result<()> {
@@ -152,6 +153,23 @@ pub fn replay(
         },
         visible(&s.users.join(", "))
     );
+    if attachments.len() > 1 {
+        // A captured kernel's session goes on across reconnects: show each, so a reload is not a gap.
+        println!(
+            "reconnected {} time(s): {}",
+            attachments.len() - 1,
+            attachments[1..]
+                .iter()
+                .map(|a| format!(
+                    "{} by {} from {}",
+                    format_time(a.time),
+                    visible(a.user.as_deref().unwrap_or("?")),
+                    visible(a.source_ip.as_deref().unwrap_or("?"))
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     for c in cells {
         let head = format!(
             "[{}] {}  {}  {}  {}  cmd {}  {}",
@@ -177,6 +195,15 @@ pub fn replay(
         }
         if c.silent == Some(true) {
             println!("    (silent execution: not shown as an input, not in the kernel's history)");
+        }
+        match (c.verified.as_deref(), c.signer.as_deref()) {
+            (Some("signed"), Some(k)) => {
+                println!("    (capture record signed: checkpoint verified with key {k})")
+            }
+            (Some("chain"), _) => println!(
+                "    (capture record: hash chain verified; no signed checkpoint covers it)"
+            ),
+            _ => {}
         }
         match c.kind.as_deref() {
             Some("user_expressions") => println!(

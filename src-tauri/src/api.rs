@@ -425,6 +425,8 @@ pub struct Replay {
     pub session: Session,
     /// Cells in execution order.
     pub cells: Vec<SessionCell>,
+    /// Attaches while the session lasted: its start, then each reconnect (captured kernels).
+    pub attachments: Vec<nbtrail_model::Attachment>,
     /// Findings in this session.
     pub findings: Vec<FindingView>,
 }
@@ -434,11 +436,13 @@ pub fn replay(st: &AppState, session_id: &str) -> Result<Replay> {
     st.with_case(|o| {
         let session = o.case.session(session_id)?;
         let cells = o.case.session_cells(&session.id)?;
+        let attachments = o.case.session_attachments(&session.id)?;
         let stored = o.case.findings(Some(&session.id))?;
         let findings = nbtrail_ops::views_of_stored(&o.case, &stored)?;
         Ok(Replay {
             session,
             cells,
+            attachments,
             findings,
         })
     })

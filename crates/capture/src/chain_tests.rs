@@ -218,3 +218,83 @@ fn missing_segment_is_reported() {
     assert!(p.message.contains("segment missing"), "{p}");
     assert_eq!(p.file, "capture-000002.jsonl");
 }
+
+/// Issue 15: the docs advise rotating old segments away; `verify-log` must then verify from the first
+/// segment present (and say so) instead of reporting a false gap — and still catch damage there.
+#[test]
+fn rotated_away_first_segments_verify_from_the_first_present_one() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 30, signed_cfg()).close().unwrap();
+    let segs = list_segments(dir.path()).unwrap();
+    assert!(segs.len() >= 4);
+    for (_, p) in &segs[..2] {
+        std::fs::remove_file(p).unwrap();
+    }
+    let key = crate::public_key_hex(&SigningKey::from_bytes(&[3u8; 32]));
+    let r = verify_dir(dir.path(), Some(&key)).unwrap();
+    assert!(r.ok, "{r:?}");
+    assert!(r.notes.iter().any(|n| n.contains("rotated away")), "{r:?}");
+    assert_eq!(r.segments as usize, segs.len() - 2);
+    // An edit in the first present segment is still caught at its record.
+    let first = &segs[2].1;
+    let mut l = lines(first);
+    l[1] = l[1].replacen("x = ", "y = ", 1);
+    write_lines(first, &l);
+    let r = verify_dir(dir.path(), Some(&key)).unwrap();
+    assert!(!r.ok);
+    assert_eq!(r.problem.unwrap().line, 2);
+}
+
+/// A record fully written but never acknowledged (its fsync failed, so the gateway refused the message):
+/// the next segment says where the acknowledged records end, and `segment_facts` reports it, so ingest
+/// can show the record as refused rather than as something that ran.
+#[cfg(unix)]
+#[test]
+fn segment_facts_name_the_unacknowledged_tail_and_the_signed_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = WriterConfig {
+        signer: Some(SigningKey::from_bytes(&[3u8; 32])),
+        checkpoint_every: 2,
+        ..Default::default()
+    };
+    let mut w = write_log(dir.path(), 3, cfg);
+    let seg = w.current_segment().unwrap().to_path_buf();
+    let acked = std::fs::metadata(&seg).unwrap().len();
+    let moved = dir.path().join("moved-away");
+    std::fs::rename(&seg, &moved).unwrap();
+    w.append(&[Entry::new(
+        RecordType::KernelMessage,
+        json!({"i": "refused"}),
+    )])
+    .unwrap_err();
+    std::fs::rename(&moved, &seg).unwrap();
+    // The bytes of the refused record that did reach the disk: a whole, correctly chained record.
+    let l = lines(&seg);
+    let last: serde_json::Value = serde_json::from_str(l.last().unwrap()).unwrap();
+    let fields = json!({"content": {"code": "refused_code()"}});
+    let (line, _) = crate::encode_record(
+        last["seq"].as_u64().unwrap() + 1,
+        last["hash"].as_str().unwrap(),
+        &crate::now(),
+        "kernel_message",
+        fields.as_object().unwrap(),
+    );
+    let mut text = std::fs::read_to_string(&seg).unwrap();
+    text.push_str(&line);
+    text.push('\n');
+    std::fs::write(&seg, &text).unwrap();
+    w.append(&[Entry::new(RecordType::KernelMessage, json!({"i": "after"}))])
+        .unwrap();
+    w.close().unwrap();
+    let facts = crate::segment_facts(&seg).unwrap();
+    assert_eq!(facts.acknowledged_end, Some(acked));
+    let key = crate::public_key_hex(&SigningKey::from_bytes(&[3u8; 32]));
+    assert_eq!(facts.signer.as_deref(), Some(key.as_str()));
+    // Checkpoints after every two records: the third message is not yet covered by one.
+    assert!(facts.signed_through.is_some_and(|s| s >= 3), "{facts:?}");
+    // The last segment has no successor: nothing is known about an unacknowledged tail.
+    let segs = list_segments(dir.path()).unwrap();
+    let last_facts = crate::segment_facts(&segs.last().unwrap().1).unwrap();
+    assert_eq!(last_facts.acknowledged_end, None);
+    assert!(verify_dir(dir.path(), Some(&key)).unwrap().ok);
+}

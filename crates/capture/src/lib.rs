@@ -41,7 +41,7 @@ use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-pub use verify::{Problem, VerifyReport, verify_dir};
+pub use verify::{Problem, SegmentFacts, VerifyReport, segment_facts, verify_dir};
 pub use writer::{LogWriter, WriterConfig};
 
 /// The `prev` of the first record of a log.

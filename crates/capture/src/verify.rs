@@ -85,6 +85,8 @@ struct State<'a> {
     prev: String,
     /// (name, end of last record, last seq, last hash) of the previous valid segment.
     last_segment: Option<(String, u64, u64, String)>,
+    /// The first segments were rotated away: the chain starts where the first present one says.
+    rotated: bool,
 }
 
 /// Verifies the log in `dir`. `expected_signer` (hex public key) demands that every segment is signed
@@ -97,6 +99,7 @@ pub fn verify_dir(dir: &Path, expected_signer: Option<&str>) -> Result<VerifyRep
         seq: 0,
         prev: GENESIS.to_string(),
         last_segment: None,
+        rotated: false,
     };
     if segments.is_empty() {
         st.report.problem = Some(Problem {
@@ -115,8 +118,23 @@ pub fn verify_dir(dir: &Path, expected_signer: Option<&str>) -> Result<VerifyRep
     let first_number = segments[0].0;
     if first_number != 1 {
         st.report.notes.push(format!(
-            "log starts at segment {first_number}: earlier segments were rotated away"
+            "log starts at segment {first_number}: earlier segments were rotated away; verified from \
+             there (what the missing segments held cannot be checked)"
         ));
+        // The chain is taken up where the first present segment says it continues: its segment_start
+        // names the last record before it (checked against that record's own `seq` and `prev` below).
+        if let Some(first) = datas.iter().find_map(|d| {
+            let nl = d.iter().position(|&b| b == b'\n')?;
+            serde_json::from_slice::<Value>(&d[..nl]).ok()
+        }) && let (Some(seq), Some(prev)) = (first["seq"].as_u64(), first["prev"].as_str())
+            && seq > 1
+            && first["previous_segment"]["last_seq"].as_u64() == Some(seq - 1)
+            && first["previous_segment"]["last_hash"].as_str() == Some(prev)
+        {
+            st.seq = seq - 1;
+            st.prev = prev.to_string();
+            st.rotated = true;
+        }
     }
     for (i, ((n, path), data)) in segments.iter().zip(&datas).enumerate() {
         let expected_number = first_number + i as u64;
@@ -323,7 +341,13 @@ impl State<'_> {
                 }
                 let prev_seg = &v["previous_segment"];
                 let link_ok = match &self.last_segment {
-                    None => prev_seg.is_null() || self.seq == 0,
+                    None => {
+                        prev_seg.is_null()
+                            || self.seq == 0
+                            || (self.rotated
+                                && prev_seg["last_seq"].as_u64() == Some(self.seq)
+                                && prev_seg["last_hash"].as_str() == Some(self.prev.as_str()))
+                    }
                     Some((pname, pend, pseq, phash)) => {
                         prev_seg["name"].as_str() == Some(pname)
                             && prev_seg["bytes"].as_u64() == Some(*pend)
@@ -336,7 +360,7 @@ impl State<'_> {
                         "segment_start does not name the previous segment's end, last record and hash".into(),
                     ));
                 }
-                if self.seq == 0 && !prev_seg.is_null() {
+                if self.last_segment.is_none() && !prev_seg.is_null() {
                     self.report.notes.push(format!(
                         "{name}: continues a chain from {} whose segments are not here",
                         prev_seg["name"].as_str().unwrap_or("?")
@@ -405,4 +429,103 @@ impl State<'_> {
         self.last_segment = Some((name.to_string(), end as u64, self.seq, self.prev.clone()));
         Ok(())
     }
+}
+
+/// What one segment file says about its own records, for ingest to record per event: where its
+/// acknowledged records end (from the next segment's `segment_start`, when that segment is beside it), and
+/// how far valid signed checkpoints cover it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SegmentFacts {
+    /// Bytes of the segment whose records were acknowledged (the next segment's `previous_segment.bytes`);
+    /// records starting at or after it were written but never acknowledged — the gateway refused them.
+    /// `None` when no next segment is beside this one (then nothing is known about an unacknowledged tail).
+    pub acknowledged_end: Option<u64>,
+    /// The key (hex) named by the segment's `segment_start`.
+    pub signer: Option<String>,
+    /// The highest `seq` covered by a checkpoint in this segment whose signature verifies with `signer`
+    /// over an unbroken chain from the segment's start.
+    pub signed_through: Option<u64>,
+}
+
+/// Reads a segment (`path`, plain JSON lines) and the first line of the segment after it, if present,
+/// into [`SegmentFacts`]. Only the chain as far as it holds counts for `signed_through`; a break stops
+/// the scan (ingest rejects what follows a break itself).
+pub fn segment_facts(path: &Path) -> Result<SegmentFacts> {
+    use std::io::{BufRead, Read};
+    let mut facts = SegmentFacts::default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    if let Some(n) = crate::segment_number(&name)
+        && let Some(dir) = path.parent()
+    {
+        let next = dir.join(segment_name(n + 1));
+        if let Ok(f) = std::fs::File::open(&next) {
+            let mut first = Vec::new();
+            let _ = std::io::BufReader::new(f)
+                .take(16 * 1024 * 1024)
+                .read_until(b'\n', &mut first);
+            if let Ok(v) = serde_json::from_slice::<Value>(&first)
+                && v["type"] == "segment_start"
+                && v["previous_segment"]["name"].as_str() == Some(name.as_str())
+            {
+                facts.acknowledged_end = v["previous_segment"]["bytes"].as_u64();
+            }
+        }
+    }
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut r = std::io::BufReader::with_capacity(256 * 1024, file);
+    let mut line = Vec::new();
+    let mut pos = 0u64;
+    let mut chain: Option<(u64, String)> = None;
+    loop {
+        line.clear();
+        let n = r.read_until(b'\n', &mut line).map_err(io_err(path))?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        if facts.acknowledged_end.is_some_and(|end| pos >= end) {
+            break;
+        }
+        pos += n as u64;
+        let Ok(text) = std::str::from_utf8(&line[..n - 1]) else {
+            break;
+        };
+        let Some((stated, computed)) = line_hashes(text) else {
+            break;
+        };
+        if stated != computed {
+            break;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(text) else {
+            break;
+        };
+        let seq = v["seq"].as_u64().unwrap_or(0);
+        match &chain {
+            None => {
+                if v["type"] != "segment_start" {
+                    break;
+                }
+                facts.signer = v["signer"].as_str().map(str::to_string);
+            }
+            Some((s, h)) => {
+                if seq != s + 1 || v["prev"].as_str() != Some(h.as_str()) {
+                    break;
+                }
+                if v["type"] == "checkpoint"
+                    && let Some(k) = facts.signer.as_deref()
+                    && v["signer"].as_str() == Some(k)
+                    && v["signed_seq"].as_u64() == Some(*s)
+                    && v["signed_hash"].as_str() == Some(h.as_str())
+                    && check_checkpoint(k, *s, h, v["signature"].as_str().unwrap_or(""))
+                {
+                    facts.signed_through = Some(seq);
+                }
+            }
+        }
+        chain = Some((seq, stated));
+    }
+    Ok(facts)
 }

@@ -91,6 +91,8 @@ struct Shared {
     client: Client<HttpConnector, Body>,
     /// kernel id → notebook path, from the sessions API.
     paths: Mutex<HashMap<String, String>>,
+    /// session id → kernel id, from the sessions API (a session's deletion shuts its kernel down).
+    session_kernels: Mutex<HashMap<String, String>>,
     conns: AtomicU64,
     requests: AtomicU64,
 }
@@ -123,6 +125,7 @@ pub async fn serve(
         logger: logger.clone(),
         client: Client::builder(TokioExecutor::new()).build_http(),
         paths: Mutex::new(HashMap::new()),
+        session_kernels: Mutex::new(HashMap::new()),
         conns: AtomicU64::new(0),
         requests: AtomicU64::new(0),
     });
@@ -165,6 +168,25 @@ pub fn kernel_channels_id(path: &str) -> Option<&str> {
     (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
+/// `("restart" | "shutdown", kernel id)` when a request restarts or shuts down a kernel: `POST
+/// …/api/kernels/<id>/restart`, `DELETE …/api/kernels/<id>`, `DELETE …/api/sessions/<id>` (of a session
+/// whose kernel the gateway has seen).
+fn lifecycle(shared: &Shared, method: &str, path: &str) -> Option<(&'static str, String)> {
+    let i = path.find("/api/")?;
+    let seg: Vec<&str> = path[i + 5..].split('/').collect();
+    match (method, seg.as_slice()) {
+        ("POST", ["kernels", id, "restart"]) => Some(("restart", id.to_string())),
+        ("DELETE", ["kernels", id]) => Some(("shutdown", id.to_string())),
+        ("DELETE", ["sessions", id]) => shared
+            .session_kernels
+            .lock()
+            .expect("sessions lock")
+            .get(*id)
+            .map(|k| ("shutdown", k.clone())),
+        _ => None,
+    }
+}
+
 fn is_sessions_api(path: &str) -> bool {
     path.ends_with("/api/sessions") || path.contains("/api/sessions/")
 }
@@ -188,6 +210,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, remote: SocketAddr)
         "user_agent": req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()),
     });
     let route = routes::decide(req.method().as_str(), &path);
+    // A kernel restart or shutdown ends the kernel's capture session (replay starts a new one).
+    if let Some((what, kernel)) = lifecycle(&shared, req.method().as_str(), &path) {
+        fields["lifecycle"] = json!(what);
+        fields["kernel_id"] = json!(kernel);
+    }
     let refusal = match (&identity, origin_mismatch(req.headers()), route) {
         (Err(reason), _, _) => Some((StatusCode::UNAUTHORIZED, reason.clone())),
         (_, Some(reason), _) => Some((StatusCode::FORBIDDEN, reason)),
@@ -379,11 +406,15 @@ fn remember_sessions(shared: &Shared, v: &Value) {
         o => vec![o],
     };
     let mut map = shared.paths.lock().expect("paths lock");
+    let mut sessions = shared.session_kernels.lock().expect("sessions lock");
     for s in items {
         let kernel = s["kernel"]["id"].as_str();
         let path = s["path"].as_str().or(s["notebook"]["path"].as_str());
         if let (Some(k), Some(p)) = (kernel, path) {
             map.insert(k.to_string(), p.to_string());
+        }
+        if let (Some(k), Some(id)) = (kernel, s["id"].as_str()) {
+            sessions.insert(id.to_string(), k.to_string());
         }
     }
 }

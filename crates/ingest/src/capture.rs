@@ -9,7 +9,9 @@
 //! | `comm_open` / `comm_msg` (to the kernel) | `notebook.runCommand`, `execution_kind` = `comm` | `commandText` = every leaf of the comm data, strings verbatim |
 //! | `debug_request` carrying expressions (to the kernel) | `notebook.runCommand`, `execution_kind` = `debugger` | `commandText` = each expression the debugger evaluates (evaluate, setVariable, setExpression, breakpoint conditions and log messages) |
 //! | other `kernel_message` | `jupyter.<msg_type>` | `commandId` = the parent's msg id, so outputs and replies join their cell; `output_text` = searchable text of an output |
-//! | `ws_open` / `ws_close` | `notebook.attachNotebook` / `notebook.detachNotebook` | one session per kernel websocket connection |
+//! | `ws_open` | `notebook.attachNotebook` | a browser (re)connecting to the kernel: continues the kernel's session |
+//! | `http` with `lifecycle` (kernel restart / shutdown), `shutdown_request` (to the kernel) | `notebook.detachNotebook` | ends the kernel's session |
+//! | `ws_close` | `jupyter.ws_close` | the kernel lives on: not the end of its session |
 //! | `http`, `http_response`, `segment_*`, `checkpoint` | `gateway.<type>` | |
 //!
 //! Code reaches a kernel through more than `content.code`: ipykernel evaluates an `execute_request`'s
@@ -74,10 +76,19 @@ pub fn normalize(
     };
     let (service, action) = match (kind, msg_type, direction) {
         _ if executed.is_some() => ("notebook", "runCommand".to_string()),
+        ("kernel_message", Some("shutdown_request"), Some("to_kernel")) => {
+            ("notebook", "detachNotebook".to_string())
+        }
         ("kernel_message", Some(t), _) => ("jupyter", t.to_string()),
         ("kernel_message", None, _) => ("jupyter", "undecodable_frame".to_string()),
+        // A capture session is a kernel's lifetime: a websocket opening (again, after a page reload)
+        // attaches to it; a websocket closing does not end it, a kernel restart or shutdown does.
         ("ws_open", ..) => ("notebook", "attachNotebook".to_string()),
-        ("ws_close", ..) => ("notebook", "detachNotebook".to_string()),
+        ("ws_close", ..) => ("jupyter", "ws_close".to_string()),
+        // A refused restart restarted nothing.
+        ("http", ..) if v.get("lifecycle").is_some() && v.get("refused").is_none() => {
+            ("notebook", "detachNotebook".to_string())
+        }
         (t, ..) => ("gateway", t.to_string()),
     };
     let mut params: BTreeMap<String, String> = BTreeMap::new();
@@ -106,6 +117,7 @@ pub fn normalize(
         "segment",
         "reason",
         "parse_error",
+        "lifecycle",
         "frame_bytes",
         "frame_sha256",
     ] {

@@ -292,12 +292,24 @@ pub struct FileSummary {
 /// `nbtrail verify-log` checks the same across segments and the signed checkpoints.
 #[derive(Default)]
 struct CaptureChain {
+    /// What the segment says of itself (acknowledged end, signed part), for a plain capture file.
+    facts: Option<nbtrail_capture::SegmentFacts>,
     /// The last accepted capture record's (seq, hash).
     last: Option<(u64, String)>,
     /// A record that is not a capture record was read from this file.
     other_seen: bool,
     /// The chain broke: later capture records of the file are rejected too.
     broken: bool,
+}
+
+/// True when a file starts with a capture log's `segment_start` record.
+fn prefix_is_capture_start(prefix: &[u8]) -> bool {
+    let first = prefix.split(|&b| b == b'\n').next().unwrap_or_default();
+    first.starts_with(b"{\"seq\":") && memchr_str(first, b"\"type\":\"segment_start\"")
+}
+
+fn memchr_str(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 impl CaptureChain {
@@ -311,7 +323,7 @@ impl CaptureChain {
             other => return other,
         };
         match self.link(&ev.raw) {
-            Ok(()) => Item::Event(ev),
+            Ok(seq) => Item::Event(self.provenance(ev, seq)),
             Err(why) => {
                 self.broken = true;
                 Item::Error(RecordError {
@@ -323,7 +335,43 @@ impl CaptureChain {
         }
     }
 
-    fn link(&mut self, raw: &str) -> Result<(), String> {
+    /// Records how far the event is verified; an unacknowledged record becomes a refusal, never a cell.
+    fn provenance(&self, mut ev: Box<Event>, seq: u64) -> Box<Event> {
+        let facts = self.facts.as_ref();
+        if let Some(end) = facts.and_then(|f| f.acknowledged_end)
+            && ev.provenance.byte_offset >= end
+        {
+            ev.params
+                .insert("capture_verified".into(), "unacknowledged".into());
+            if let Some(code) = ev.params.remove("commandText") {
+                ev.params.insert("refused_code".into(), code);
+            }
+            ev.command_text = None;
+            ev.language = None;
+            ev.service = "gateway".into();
+            ev.action = "unacknowledged_write".into();
+            ev.status = Some("refused".into());
+            ev.response_error = Some(
+                "written to the log but never acknowledged (the write failed): the gateway refused \
+                 this message, it was not forwarded"
+                    .into(),
+            );
+            return ev;
+        }
+        let signed = facts.and_then(|f| Some((f.signer.as_deref()?, f.signed_through?)));
+        match signed {
+            Some((key, through)) if seq <= through => {
+                ev.params.insert("capture_verified".into(), "signed".into());
+                ev.params.insert("capture_signer".into(), key.to_string());
+            }
+            _ => {
+                ev.params.insert("capture_verified".into(), "chain".into());
+            }
+        }
+        ev
+    }
+
+    fn link(&mut self, raw: &str) -> Result<u64, String> {
         if self.other_seen {
             return Err("in a file that is not a capture log (it holds other records)".into());
         }
@@ -360,7 +408,7 @@ impl CaptureChain {
             }
         }
         self.last = Some((seq, stated));
-        Ok(())
+        Ok(seq)
     }
 }
 
@@ -442,7 +490,14 @@ impl FileReader {
             state,
             progress,
             failed: false,
-            chain: CaptureChain::default(),
+            chain: CaptureChain {
+                // A plain capture segment (gzip ones are checked record by record only): read once ahead for
+                // its acknowledged end and signed checkpoints.
+                facts: (!gzip && prefix_is_capture_start(&prefix[bom..]))
+                    .then(|| nbtrail_capture::segment_facts(path).ok())
+                    .flatten(),
+                ..CaptureChain::default()
+            },
         })
     }
 

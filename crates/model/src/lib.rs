@@ -284,6 +284,21 @@ pub struct Session {
     pub end_reason: SessionEnd,
 }
 
+/// A client attaching to a session's notebook: for a kernel captured by the gateway, each time a browser
+/// connected (or reconnected, after a page reload or a network drop) to the kernel's websocket; the
+/// session goes on across them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The `attachNotebook` event.
+    pub event_id: i64,
+    /// When.
+    pub time: DateTime<Utc>,
+    /// Who.
+    pub user: Option<String>,
+    /// From where.
+    pub source_ip: Option<String>,
+}
+
 /// One cell of a session, in execution order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionCell {
@@ -314,6 +329,13 @@ pub struct SessionCell {
     /// `nbtrail_ingest::capture::executed_code`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// For captured cells, how far the record is verified at ingest: `signed` (covered by a checkpoint
+    /// whose signature verifies with `signer`) or `chain` (hash chain holds; no signed checkpoint covers it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
+    /// The key (hex) that signed the checkpoint covering a `signed` cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
     /// What the user was shown under the cell, in order (only sources that carry outputs: the gateway's
     /// capture log; Databricks audit logs never do).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1408,12 +1408,12 @@ fn rebuild_derived(
     // notebook id are skipped here rather than in SQL, which would make SQLite sort instead.
     let mut st = tx.prepare(match scope {
         Derive::All => {
-            "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, service
+            "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, service, shape
              FROM events WHERE notebook_id IS NOT NULL
              ORDER BY notebook_id, coalesce(cluster_id, ''), time_ms"
         }
         Derive::Since(_) => {
-            "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, service
+            "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, service, shape
              FROM events WHERE notebook_id IS NOT NULL AND notebook_id IN temp.touched_notebooks
              ORDER BY notebook_id, coalesce(cluster_id, ''), time_ms"
         }
@@ -1428,12 +1428,15 @@ fn rebuild_derived(
     let mut group: Option<(String, String)> = None;
     let mut buf: Vec<Row> = Vec::new();
     let mut n_sessions = 0u64;
-    let mut flush = |key: &(String, String), buf: Vec<Row>| -> Result<()> {
+    // A group holding captured events is one kernel: its sessions are the kernel's lifetimes.
+    let mut kernel_lifetime = false;
+    let mut flush = |key: &(String, String), buf: Vec<Row>, kernel_lifetime: bool| -> Result<()> {
         let cluster = (!key.1.is_empty()).then_some(key.1.as_str());
         for s in sessions::sessionize(
             &key.0,
             cluster,
             buf,
+            kernel_lifetime,
             idle_gap_ms,
             trail_end,
             &mut natural_key,
@@ -1469,9 +1472,10 @@ fn rebuild_derived(
             .is_none_or(|(n, c)| n != notebook || c != cluster)
         {
             if let Some(k) = group.take() {
-                flush(&k, std::mem::take(&mut buf))?;
+                flush(&k, std::mem::take(&mut buf), kernel_lifetime)?;
             }
             group = Some((notebook.to_owned(), cluster.to_owned()));
+            kernel_lifetime = false;
         }
         let action = text(r, 3)?;
         let service = text(r, 8)?;
@@ -1483,6 +1487,7 @@ fn rebuild_derived(
         if !session_row {
             continue;
         }
+        kernel_lifetime |= text(r, 9)? == nbtrail_model::Shape::Capture.as_str();
         buf.push(Row {
             event_id: r.get(0)?,
             kind: match action {
@@ -1497,7 +1502,7 @@ fn rebuild_derived(
         });
     }
     if let Some(k) = group.take() {
-        flush(&k, buf)?;
+        flush(&k, buf, kernel_lifetime)?;
     }
     drop(rows);
     drop(st);

@@ -339,6 +339,35 @@ impl Case {
         }
     }
 
+    /// Every attach to a session's notebook while the session lasted, oldest first: its start and, for a
+    /// kernel captured by the gateway, each reconnect.
+    pub fn session_attachments(&self, session_id: &str) -> Result<Vec<nbtrail_model::Attachment>> {
+        let s = self.session(session_id)?;
+        let mut st = self.conn.prepare(
+            "SELECT id, time_ms, user, source_ip FROM events
+             WHERE notebook_id = ?1 AND coalesce(cluster_id, '') = ?2 AND action = 'attachNotebook'
+               AND service = 'notebook' AND time_ms >= ?3 AND time_ms <= ?4
+             ORDER BY time_ms, id",
+        )?;
+        let rows = st.query_map(
+            rusqlite::params![
+                s.notebook_id,
+                s.cluster_id.clone().unwrap_or_default(),
+                s.start.timestamp_millis(),
+                s.end.timestamp_millis()
+            ],
+            |r| {
+                Ok(nbtrail_model::Attachment {
+                    event_id: r.get(0)?,
+                    time: ms(r.get(1)?),
+                    user: r.get(2)?,
+                    source_ip: r.get(3)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The cells of a session, in execution order. Cells captured by the gateway also get what the user
     /// was shown (their outputs), whether they ran silently, and status, duration and finish time from
     /// the kernel's `execute_reply`.
@@ -365,6 +394,8 @@ impl Case {
                     user: r.get(8)?,
                     silent: None,
                     kind: None,
+                    verified: None,
+                    signer: None,
                     outputs: Vec::new(),
                 },
                 (shape == Shape::Capture.as_str())
@@ -394,6 +425,8 @@ impl Case {
             let params: serde_json::Value = serde_json::from_str(&params).unwrap_or_default();
             cell.silent = params["silent"].as_str().map(|s| s == "true");
             cell.kind = params["execution_kind"].as_str().map(str::to_string);
+            cell.verified = params["capture_verified"].as_str().map(str::to_string);
+            cell.signer = params["capture_signer"].as_str().map(str::to_string);
             let Some(command) = cell.command_id.clone() else {
                 continue;
             };

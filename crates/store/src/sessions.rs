@@ -91,15 +91,26 @@ pub struct Built {
 /// in the case: a session still running at the end of the trail is `open`, one idle for longer than the gap
 /// before it is `idle`. `natural_key` gives a row's natural key (only asked for each session's first row):
 /// session ids hash it, so they stay stable however the case was loaded.
+///
+/// With `kernel_lifetime` (a kernel seen by the capture gateway, where the group is one kernel) a session
+/// is the kernel's lifetime: a re-attach (the browser reconnecting, a page reload) continues it, idle time
+/// does not end it (the kernel and its variables live on), and only a detach — the kernel restarted or
+/// shut down — does.
 pub fn sessionize(
     notebook_id: &str,
     cluster_id: Option<&str>,
     mut rows: Vec<Row>,
+    kernel_lifetime: bool,
     idle_gap_ms: i64,
     trail_end_ms: i64,
     natural_key: &mut dyn FnMut(&Row) -> Vec<u8>,
 ) -> Vec<Built> {
     use nbtrail_model::SessionEnd;
+    let idle_gap_ms = if kernel_lifetime {
+        i64::MAX
+    } else {
+        idle_gap_ms
+    };
     rows.sort_by(row_order);
     let mut out = Vec::new();
     let mut cur: Option<Built> = None;
@@ -137,6 +148,13 @@ pub fn sessionize(
     };
     for row in &rows {
         match row.kind {
+            RowKind::Attach if kernel_lifetime && cur.is_some() => {
+                if let Some(s) = cur.as_mut() {
+                    s.users.extend(row.user.clone());
+                    s.end_ms = s.end_ms.max(row.time_ms);
+                }
+                last_activity = last_activity.max(row.time_ms);
+            }
             RowKind::Attach => {
                 if let Some(s) = cur.take() {
                     close(s, SessionEnd::Reattach, &mut out);
@@ -148,7 +166,7 @@ pub fn sessionize(
             }
             RowKind::Command => {
                 if let Some(s) = cur.take() {
-                    if row.start_ms() - last_activity > idle_gap_ms {
+                    if row.start_ms().saturating_sub(last_activity) > idle_gap_ms {
                         close(s, SessionEnd::Idle, &mut out);
                     } else {
                         cur = Some(s);
@@ -163,7 +181,7 @@ pub fn sessionize(
             RowKind::Detach => {
                 // A detach with no open session (e.g. the attach predates the trail) closes nothing.
                 if let Some(mut s) = cur.take() {
-                    if row.time_ms - last_activity > idle_gap_ms {
+                    if row.time_ms.saturating_sub(last_activity) > idle_gap_ms {
                         close(s, SessionEnd::Idle, &mut out);
                     } else {
                         s.end_ms = row.time_ms;
@@ -175,7 +193,7 @@ pub fn sessionize(
         }
     }
     if let Some(s) = cur {
-        let reason = if trail_end_ms - last_activity > idle_gap_ms {
+        let reason = if trail_end_ms.saturating_sub(last_activity) > idle_gap_ms {
             SessionEnd::Idle
         } else {
             SessionEnd::Open
@@ -304,7 +322,7 @@ mod tests {
             row(7, Command, 50 + 3 * H, Some("12"), "a"), // idle gap
             row(8, Attach, 60 + 3 * H, None, "c"), // re-attach ends the previous session
         ];
-        let s = sessionize("nb", Some("c1"), rows, 2 * H, 60 + 3 * H, &mut key);
+        let s = sessionize("nb", Some("c1"), rows, false, 2 * H, 60 + 3 * H, &mut key);
         assert_eq!(
             summary(&s),
             vec![
@@ -322,6 +340,7 @@ mod tests {
             "nb",
             Some("c1"),
             vec![row(1, Command, 0, Some("1"), "a")],
+            false,
             2 * H,
             0,
             &mut key,
@@ -331,11 +350,34 @@ mod tests {
     }
 
     #[test]
+    fn a_captured_kernel_session_survives_reconnects_and_idle_and_ends_at_restart() {
+        use RowKind::*;
+        let mut key = |r: &Row| r.event_id.to_le_bytes().to_vec();
+        let rows = vec![
+            row(1, Attach, 0, None, "a"),
+            row(2, Command, 10, Some("m1"), "a"),
+            row(3, Attach, 20, None, "a"), // page reload: a new websocket, the same kernel
+            row(4, Command, 30 + 5 * H, Some("m2"), "a"), // hours later: the variables are still there
+            row(5, Detach, 40 + 5 * H, None, "a"),        // kernel restart
+            row(6, Attach, 50 + 5 * H, None, "a"),
+            row(7, Command, 60 + 5 * H, Some("m3"), "a"),
+        ];
+        let s = sessionize("k", Some("k"), rows, true, 2 * H, 100 * H, &mut key);
+        assert_eq!(
+            summary(&s),
+            vec![
+                (vec![2, 4], SessionEnd::Detach, true),
+                (vec![7], SessionEnd::Open, true),
+            ]
+        );
+    }
+
+    #[test]
     fn long_running_cell_is_not_idle() {
         let mut r = row(2, RowKind::Command, 5 * H, Some("2"), "a");
         r.duration_ms = Some(4 * H);
         let rows = vec![row(1, RowKind::Command, 0, Some("1"), "a"), r];
-        let s = sessionize("nb", None, rows, 2 * H, 5 * H, &mut key);
+        let s = sessionize("nb", None, rows, false, 2 * H, 5 * H, &mut key);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].cells, vec![1, 2]);
     }

@@ -25,7 +25,7 @@ export interface CellOutput {
 export interface SessionCell {
   seq: number; event_id: number; command_id: string | null; time: string; language: string | null;
   status: string | null; duration_s: number | null; code: string | null; user: string | null;
-  silent?: boolean; kind?: string; outputs?: CellOutput[];
+  silent?: boolean; kind?: string; verified?: string; signer?: string; outputs?: CellOutput[];
 }
 export interface Span { line: number; col: number; end_line: number; end_col: number }
 export interface CellRef { seq: number; command_id: string | null; event_id?: number }
@@ -35,7 +35,8 @@ export interface Finding {
   cell: CellRef; span: Span; trace: TraceStep[]; status: string;
 }
 export interface FindingRow extends Finding { notebook_path: string | null; users: string[]; time: string | null }
-export interface Replay { session: Session; cells: SessionCell[]; findings: Finding[] }
+export interface Attachment { event_id: number; time: string; user: string | null; source_ip: string | null }
+export interface Replay { session: Session; cells: SessionCell[]; attachments?: Attachment[]; findings: Finding[] }
 export interface Token { text: string; color: string; marks?: string[] }
 export interface TrailGap { workspace_id: string | null; start: string; end: string | null; off_by: string | null; on_by: string | null }
 export interface CaseSummary {
