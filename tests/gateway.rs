@@ -1219,3 +1219,87 @@ async fn capture_page_reload_continues_the_kernel_session_and_a_restart_ends_it(
         "the secret read before the reload and printed after it: {findings}"
     );
 }
+
+/// One user flooding the log (a cell printing megabytes) is stopped by the per-user quota with a clear
+/// refusal: the flood is withheld and recorded by size and hash, the next cell is refused and never runs,
+/// and the notebook says why; another user is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_one_user_flooding_the_log_is_refused_by_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("capture");
+    std::fs::create_dir(&log_dir).unwrap();
+    let jupyter = Jupyter::start(dir.path());
+    let gw = Gateway::start(
+        jupyter.port,
+        &log_dir,
+        &[
+            "--user-header",
+            "X-Auth-User",
+            "--quota-bytes-per-hour",
+            "400000",
+        ],
+        false,
+    );
+    let kernel_id = start_session(&gw.addr, "flood.ipynb", "gus");
+    let h = auth("gus");
+    let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
+    let ex = k.execute("print('x' * 1_000_000)", false, &[]).await;
+    assert!(
+        ex.stdout().contains("quota"),
+        "the flood is withheld with the reason: {:?}",
+        ex.stdout().get(..200)
+    );
+    let marker = dir.path().join("quota-marker");
+    let ex = k
+        .execute(
+            &format!("open({:?}, 'w').write('ran')", marker.display().to_string()),
+            false,
+            &[],
+        )
+        .await;
+    let reply = &ex.of_type("execute_reply")[0];
+    assert_eq!(reply["content"]["status"], "error");
+    assert!(
+        reply["content"]["evalue"]
+            .as_str()
+            .unwrap()
+            .contains("quota"),
+        "{reply}"
+    );
+    k.close().await;
+    // Another user's work goes on.
+    let other = start_session(&gw.addr, "other.ipynb", "hana");
+    let h2 = auth("hana");
+    let mut k2 = KernelClient::connect(&gw.addr, &other, &as_refs(&h2), false).await;
+    assert_eq!(
+        k2.execute("print('fine')", false, &[]).await.stdout(),
+        "fine\n"
+    );
+    k2.close().await;
+    gw.stop();
+    drop(jupyter);
+    assert!(!marker.exists(), "a refused cell ran");
+    let recs = records(&log_dir);
+    let withheld: Vec<&Value> = recs
+        .iter()
+        .filter(|r| {
+            r["refused"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("output withheld: quota"))
+        })
+        .collect();
+    assert!(!withheld.is_empty());
+    assert!(withheld.iter().all(|r| r["frame_sha256"].is_string()));
+    let total: usize = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len() as usize)
+        .sum();
+    assert!(
+        total < 400_000,
+        "the flood did not reach the log: {total} bytes"
+    );
+    // Ingested, the refused cell is not a cell that ran.
+    let (_, cells) = ingest_and_replay(&log_dir, dir.path(), &kernel_id);
+    assert_eq!(cells.len(), 1, "{cells:?}");
+    assert_eq!(cells[0]["code"], "print('x' * 1_000_000)");
+}

@@ -36,6 +36,7 @@
 pub mod frames;
 pub mod identity;
 pub mod logger;
+pub mod quota;
 pub mod record;
 pub mod routes;
 
@@ -83,6 +84,8 @@ pub struct Config {
     pub identity: Identity,
     /// Content bounds.
     pub bounds: Bounds,
+    /// Bytes recorded per user per hour (0: no quota).
+    pub quota_bytes_per_hour: u64,
 }
 
 struct Shared {
@@ -95,6 +98,7 @@ struct Shared {
     session_kernels: Mutex<HashMap<String, String>>,
     conns: AtomicU64,
     requests: AtomicU64,
+    quota: quota::Quota,
 }
 
 fn full(text: impl Into<Bytes>) -> Body {
@@ -121,13 +125,14 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
-        cfg,
         logger: logger.clone(),
         client: Client::builder(TokioExecutor::new()).build_http(),
         paths: Mutex::new(HashMap::new()),
         session_kernels: Mutex::new(HashMap::new()),
         conns: AtomicU64::new(0),
         requests: AtomicU64::new(0),
+        quota: quota::Quota::new(cfg.quota_bytes_per_hour),
+        cfg,
     });
     tokio::pin!(shutdown);
     loop {
@@ -635,15 +640,15 @@ async fn read_side<S>(
     mut rx: S,
     dir: Direction,
     info: &ConnInfo,
-    bounds: Bounds,
     v1: bool,
-    logger: Logger,
+    shared: &Shared,
     queue: mpsc::Sender<InFlight>,
 ) -> &'static str
 where
     S: futures_util::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>>
         + Unpin,
 {
+    let (bounds, logger, quota) = (shared.cfg.bounds, &shared.logger, &shared.quota);
     let (closed, failed) = match dir {
         Direction::ToKernel => ("client", "client error"),
         Direction::ToClient => ("kernel", "kernel error"),
@@ -656,9 +661,45 @@ where
         let to_kernel = dir == Direction::ToKernel;
         let oversize = to_kernel && bytes.len() > bounds.max_message_bytes;
         let decoded = decode(&frame, v1);
+        // Past the user's quota: refused (to the kernel) or withheld (to the browser), kept by size and hash.
+        // Towards the browser only what is shown (outputs) is withheld; status and replies, which keep
+        // the notebook working, pass (recorded as usual).
+        let over_quota = match &decoded {
+            Some(d) => {
+                let charged = quota.charge(info.user.as_deref(), bytes.len()).err();
+                let shown = to_kernel
+                    || d.as_ref().is_ok_and(|m| {
+                        matches!(
+                            m.header.get("msg_type").and_then(Value::as_str),
+                            Some(
+                                "stream"
+                                    | "display_data"
+                                    | "update_display_data"
+                                    | "execute_result"
+                                    | "error"
+                            )
+                        )
+                    });
+                charged.filter(|_| shown)
+            }
+            None => None,
+        };
         // Fail closed towards the kernel: a frame too large to record whole, or one the gateway cannot
         // decode (so cannot show as what it is), is recorded by size and hash and never forwarded.
         let (entry, heads, refuse) = match decoded {
+            Some(Ok(m)) if over_quota.is_some() => {
+                let why = format!(
+                    "{}: {}",
+                    if to_kernel {
+                        "not forwarded"
+                    } else {
+                        "output withheld"
+                    },
+                    over_quota.unwrap_or_default()
+                );
+                let e = record::quota_entry(info, dir, &m, bytes, &why);
+                (Some(e), Some(m.heads()), Some(why))
+            }
             Some(Ok(m)) if oversize => {
                 let why = format!(
                     "not forwarded: frame of {} bytes is larger than the gateway's --max-message-bytes {}",
@@ -727,7 +768,6 @@ async fn pump<C, U>(
 {
     let (mut client_tx, client_rx) = client.split();
     let (mut up_tx, up_rx) = upstream.split();
-    let bounds = shared.cfg.bounds;
     // Everything to the browser goes through one queue: forwarded output and the gateway's own notices.
     let (to_client, mut to_client_rx) = mpsc::channel::<WsMessage>(PIPELINE_DEPTH);
     let client_writer = tokio::spawn(async move {
@@ -742,15 +782,7 @@ async fn pump<C, U>(
 
     // Browser → kernel.
     let (q_tx, mut q_rx) = mpsc::channel::<InFlight>(PIPELINE_DEPTH);
-    let up_reader = read_side(
-        client_rx,
-        Direction::ToKernel,
-        &info,
-        bounds,
-        v1,
-        shared.logger.clone(),
-        q_tx,
-    );
+    let up_reader = read_side(client_rx, Direction::ToKernel, &info, v1, &shared, q_tx);
     let to_client_k = to_client.clone();
     let up_forward = async move {
         while let Some(mut item) = q_rx.recv().await {
@@ -775,20 +807,19 @@ async fn pump<C, U>(
 
     // Kernel → browser.
     let (k_tx, mut k_rx) = mpsc::channel::<InFlight>(PIPELINE_DEPTH);
-    let down_reader = read_side(
-        up_rx,
-        Direction::ToClient,
-        &info,
-        bounds,
-        v1,
-        shared.logger.clone(),
-        k_tx,
-    );
+    let down_reader = read_side(up_rx, Direction::ToClient, &info, v1, &shared, k_tx);
     let to_client_d = to_client.clone();
     let down_forward = async move {
         let mut told: HashSet<String> = HashSet::new();
         while let Some(mut item) = k_rx.recv().await {
-            match item.durable().await {
+            let outcome = match (item.durable().await, item.refuse.take()) {
+                (Ok(()), None) => Ok(()),
+                (Ok(()), Some(why)) => Err(why),
+                (Err(reason), _) => Err(format!(
+                    "output withheld: the capture log cannot be written: {reason}"
+                )),
+            };
+            match outcome {
                 Ok(()) => {
                     if to_client_d.send(item.frame).await.is_err() {
                         break;
@@ -799,9 +830,7 @@ async fn pump<C, U>(
                         && let Some(parent) = m.parent_header.get("msg_id").and_then(Value::as_str)
                         && told.insert(parent.to_string())
                     {
-                        let text = format!(
-                            "[nbtrail-gateway] output withheld: the capture log cannot be written: {reason}\n"
-                        );
+                        let text = format!("[nbtrail-gateway] {reason}\n");
                         let notice = notice(
                             &m.parent_header,
                             "iopub",

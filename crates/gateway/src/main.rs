@@ -58,6 +58,10 @@ struct Args {
     /// SHA-256), so nothing that can execute is ever recorded in part.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     max_message_bytes: usize,
+    /// Bytes of traffic recorded per user per hour; past it the user's messages are refused and outputs
+    /// withheld (recorded by size and hash), with the reason shown in the notebook. 0: no quota.
+    #[arg(long, default_value_t = 8 * 1024 * 1024 * 1024)]
+    quota_bytes_per_hour: u64,
     /// Record the values typed at input()/getpass() prompts (redacted by default).
     #[arg(long)]
     record_input_values: bool,
@@ -138,6 +142,7 @@ fn main() -> anyhow::Result<()> {
         "trusted_proxies": args.trusted_proxy,
         "max_field_bytes": args.max_field_bytes,
         "max_message_bytes": args.max_message_bytes,
+        "quota_bytes_per_hour": args.quota_bytes_per_hour,
         "record_input_values": args.record_input_values,
     });
     let cfg = WriterConfig {
@@ -174,6 +179,7 @@ fn main() -> anyhow::Result<()> {
                 max_message_bytes: args.max_message_bytes,
                 keep_input_values: args.record_input_values,
             },
+            quota_bytes_per_hour: args.quota_bytes_per_hour,
         };
         let shutdown = async {
             let mut term =

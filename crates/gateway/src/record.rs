@@ -169,6 +169,38 @@ pub fn refused_entry(
     frame_entry(info, dir, frame, Some(refused), bounds)
 }
 
+/// The record of a message refused or withheld for the user's quota: its links (type, id, parent) so it
+/// joins its cell, its size and SHA-256 — no content (the quota bounds what the user can put in the log).
+pub fn quota_entry(
+    info: &ConnInfo,
+    dir: Direction,
+    msg: &Message,
+    frame: &[u8],
+    why: &str,
+) -> Entry {
+    let mut m = base(info, dir);
+    m.insert("channel".into(), json!(msg.channel));
+    m.insert(
+        "msg_type".into(),
+        msg.header.get("msg_type").cloned().unwrap_or(Value::Null),
+    );
+    m.insert("msg_id".into(), json!(msg.msg_id()));
+    m.insert(
+        "parent_msg_id".into(),
+        msg.parent_header
+            .get("msg_id")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    m.insert("refused".into(), json!(why));
+    m.insert("frame_bytes".into(), json!(frame.len()));
+    m.insert("frame_sha256".into(), json!(sha256_hex(frame)));
+    Entry {
+        kind: RecordType::KernelMessage,
+        fields: m,
+    }
+}
+
 /// A record of a frame as bytes: size, SHA-256, the first `max_field_bytes` in base64.
 fn frame_entry(
     info: &ConnInfo,

@@ -70,8 +70,10 @@ pub fn normalize(
     let direction = st("direction");
     let null = Value::Null;
     let content = v.get("content").unwrap_or(&null);
+    // A message the gateway refused (quota, size, undecodable) never reached the kernel: not a cell.
+    let refused = v.get("refused").is_some_and(|r| !r.is_null());
     let executed = match (kind, msg_type, direction) {
-        ("kernel_message", Some(t), Some("to_kernel")) => executed_code(t, content),
+        ("kernel_message", Some(t), Some("to_kernel")) if !refused => executed_code(t, content),
         _ => None,
     };
     let (service, action) = match (kind, msg_type, direction) {
