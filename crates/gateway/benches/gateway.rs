@@ -4,9 +4,9 @@
 //!
 //! `cargo bench -p nbtrail-gateway --bench gateway`. Needs the Jupyter venv that the tests create
 //! (target/jupyter-venv). Two kernels, one per path, so neither sees the other's broadcast output; rounds
-//! alternate between the paths so drift hits both alike. Then [`USERS`] connections at once, each to its own
-//! kernel, per path (alternating again): what many notebooks executing at the same time cost the gateway's
-//! one log writer.
+//! alternate between the paths so drift hits both alike. Then [`users`] (50) connections at once, each to its
+//! own kernel, per path (alternating again): what many notebooks executing at the same time cost the
+//! gateway's one log writer, and the gateway's peak memory (VmHWM) over the whole run.
 
 #![allow(missing_docs)]
 
@@ -20,9 +20,15 @@ use support::*;
 const ROUNDS: usize = 5;
 const REQUESTS_PER_ROUND: usize = 100;
 const DISPLAYS: usize = 3000;
-/// Concurrent connections (each its own kernel) in the many-users measurement.
-const USERS: usize = 8;
-const REQUESTS_PER_USER: usize = 60;
+/// Concurrent connections (each its own kernel) in the many-users measurement (`NBTRAIL_BENCH_USERS`,
+/// default 50).
+fn users() -> usize {
+    std::env::var("NBTRAIL_BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+const REQUESTS_PER_USER: usize = 20;
 const CONCURRENT_ROUNDS: usize = 2;
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -142,7 +148,8 @@ fn main() {
         via.close().await;
 
         // Many notebooks at once: USERS kernels per path, every connection executing concurrently.
-        // Many notebooks at once: USERS kernels per path, every connection executing concurrently.
+        #[allow(non_snake_case)]
+        let USERS = users();
         let many_direct: Vec<String> = (0..USERS).map(|_| new_kernel(&direct_addr)).collect();
         let many_via: Vec<String> = (0..USERS).map(|_| new_kernel(&gw.addr)).collect();
         let mut clients_direct = connect_all(&direct_addr, &many_direct).await;
@@ -162,6 +169,17 @@ fn main() {
         for c in clients_direct.into_iter().chain(clients_via) {
             c.close().await;
         }
+        let rss = |what: &str| {
+            std::fs::read_to_string(format!("/proc/{}/status", gw.proc.0.id()))
+                .ok()
+                .and_then(|t| {
+                    t.lines()
+                        .find(|l| l.starts_with(what))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                })
+                .unwrap_or(0)
+        };
+        let (peak_kb, now_kb) = (rss("VmHWM:"), rss("VmRSS:"));
         gw.stop();
         let records = records(&log_dir).len();
         let bytes: u64 = std::fs::read_dir(&log_dir)
@@ -207,6 +225,11 @@ fn main() {
         println!("  round trip p50: direct {cd50:.2} ms, via gateway {cv50:.2} ms (x{:.2})", cv50 / cd50);
         println!("  round trip p95: direct {cd95:.2} ms, via gateway {cv95:.2} ms (x{:.2})", cv95 / cd95);
         println!("  capture log: {records} records, {:.1} MB", bytes as f64 / 1e6);
+        println!(
+            "  gateway memory: peak RSS (VmHWM) {:.1} MB, RSS at the end {:.1} MB",
+            peak_kb as f64 / 1024.0,
+            now_kb as f64 / 1024.0
+        );
     });
 }
 
