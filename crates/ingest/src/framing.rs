@@ -1,8 +1,10 @@
 //! Splitting a decompressed byte stream into records, without ever holding more than one record.
 //!
-//! Three framings exist: JSON lines (one object per line), a JSON array (possibly pretty-printed, elements
-//! spanning many lines; scanned byte by byte so one bad element does not lose the rest), and CSV (see
-//! below). Each [`Frame`]
+//! Four framings exist: JSON lines (one object per line), a JSON array (possibly pretty-printed, elements
+//! spanning many lines; scanned byte by byte so one bad element does not lose the rest), JSON documents
+//! (values one after another, each possibly spanning lines: a pretty-printed object, objects concatenated
+//! without separators) and CSV (see below). JSON lines are chosen when the first line holds exactly one
+//! complete value, because a line-by-line read confines a broken record to its line. Each [`Frame`]
 //! carries the line and byte offset where the record starts and its bytes verbatim (line terminator
 //! excluded). Records longer than [`MAX_RECORD_BYTES`] are reported, not buffered.
 //!
@@ -27,6 +29,9 @@ pub enum Framing {
     JsonLines,
     /// A top-level JSON array of records.
     JsonArray,
+    /// JSON values one after another, each possibly spanning lines (pretty-printed documents,
+    /// concatenated objects).
+    JsonDocuments,
     /// CSV with a header row.
     Csv,
 }
@@ -67,7 +72,13 @@ pub fn detect(first: &[u8]) -> Framing {
         .map(|i| &first[i..])
         .unwrap_or(&[]);
     match trimmed.first() {
-        Some(b'{') => Framing::JsonLines,
+        Some(b'{') => {
+            if first_line_holds_one_value(trimmed) {
+                Framing::JsonLines
+            } else {
+                Framing::JsonDocuments
+            }
+        }
         Some(b'[') => Framing::JsonArray,
         Some(_) => {
             let line_end = memchr::memchr(b'\n', trimmed).unwrap_or(trimmed.len());
@@ -93,6 +104,43 @@ pub fn detect(first: &[u8]) -> Framing {
         }
         None => Framing::JsonLines,
     }
+}
+
+/// True when the first line of `text` (which starts with `{`) is one complete JSON value and nothing else:
+/// then the file is read as JSON lines. A value still open at the line's end (a pretty-printed document)
+/// or followed by more on the same line (concatenated objects), or a string broken by a raw newline, is not.
+fn first_line_holds_one_value(text: &[u8]) -> bool {
+    let (mut depth, mut in_str, mut esc) = (0u32, false, false);
+    for (i, &b) in text.iter().enumerate() {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                // A raw newline inside a string (typed into SQL text; not strict JSON): the record spans
+                // lines, so read documents (the record parser then reports its lenient reading).
+                (false, b'\n') => return false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    let rest = &text[i + 1..];
+                    let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                    return rest[..line_end].iter().all(u8::is_ascii_whitespace);
+                }
+            }
+            b'\n' => return false,
+            _ => {}
+        }
+    }
+    // The peeked prefix ended inside the first line: a very long line, read as JSON lines.
+    true
 }
 
 /// Streams frames out of a reader. Blank lines between records are skipped and counted.
@@ -126,6 +174,7 @@ enum Mode {
     Array {
         opened: bool,
     },
+    Documents,
     Csv,
 }
 
@@ -137,6 +186,7 @@ impl<R: BufRead> Framer<R> {
             mode: match framing {
                 Framing::JsonLines => Mode::Lines,
                 Framing::JsonArray => Mode::Array { opened: false },
+                Framing::JsonDocuments => Mode::Documents,
                 Framing::Csv => Mode::Csv,
             },
             line: 1,
@@ -146,6 +196,14 @@ impl<R: BufRead> Framer<R> {
             csv_fields: None,
             pushback: Vec::new(),
         }
+    }
+
+    /// A framer whose first byte is at `line`, `offset` of an enclosing stream (for the records array
+    /// inside a `{"records":[…]}` batch).
+    pub fn nested(reader: R, framing: Framing, line: u64, offset: u64) -> Self {
+        let mut f = Framer::new(reader, framing, offset);
+        f.line = line;
+        f
     }
 
     /// Line and byte offset of the next unread byte.
@@ -162,6 +220,7 @@ impl<R: BufRead> Framer<R> {
             let frame = match self.mode {
                 Mode::Lines => self.next_line()?,
                 Mode::Csv => self.next_csv_record()?,
+                Mode::Documents => self.next_document()?,
                 Mode::Array { opened } => match self.next_array_element(opened)? {
                     Step::Frame(f) => return Ok(f),
                     Step::ModeChanged => continue,
@@ -250,6 +309,46 @@ impl<R: BufRead> Framer<R> {
                 _ => break,
             }
         }
+        Ok(Step::Frame(Some(self.scan_value("an array element")?)))
+    }
+
+    /// The next top-level JSON value of a documents stream (whitespace between values skipped).
+    fn next_document(&mut self) -> io::Result<Option<Frame>> {
+        loop {
+            let buf = self.reader.fill_buf()?;
+            let Some(&b) = buf.first() else {
+                return Ok(None);
+            };
+            match b {
+                b'\n' => {
+                    self.line += 1;
+                    self.advance(1);
+                }
+                b' ' | b'\t' | b'\r' => self.advance(1),
+                b',' | b']' | b'}' => {
+                    // Not where a document can start (a stray separator): reported, and skipped.
+                    let (line, offset) = (self.line, self.offset);
+                    self.advance(1);
+                    return Ok(Some(Frame {
+                        line,
+                        byte_offset: offset,
+                        bytes: Vec::new(),
+                        oversize: None,
+                        structural_error: Some(format!(
+                            "unexpected `{}` between JSON documents",
+                            b as char
+                        )),
+                    }));
+                }
+                _ => break,
+            }
+        }
+        self.scan_value("a JSON document").map(Some)
+    }
+
+    /// Scans one JSON value starting at the next byte: an object or array up to its matching close, a
+    /// scalar up to a `,` or `]` (left for the caller). `what` names it in a truncation error.
+    fn scan_value(&mut self, what: &str) -> io::Result<Frame> {
         let start_line = self.line;
         let start_offset = self.offset;
         let mut bytes = Vec::new();
@@ -262,15 +361,15 @@ impl<R: BufRead> Framer<R> {
             if buf.is_empty() {
                 self.done = true;
                 let oversize = (len > MAX_RECORD_BYTES as u64).then_some(len);
-                return Ok(Step::Frame(Some(Frame {
+                return Ok(Frame {
                     line: start_line,
                     byte_offset: start_offset,
                     bytes,
                     oversize,
                     structural_error: Some(format!(
-                        "end of file inside an array element that starts at line {start_line}: the file may be truncated"
+                        "end of file inside {what} that starts at line {start_line}: the file may be truncated"
                     )),
-                })));
+                });
             }
             let mut end: Option<(usize, bool)> = None; // (bytes of this chunk in the element, consume terminator)
             for (i, &b) in buf.iter().enumerate() {
@@ -322,13 +421,13 @@ impl<R: BufRead> Framer<R> {
             bytes.pop();
         }
         let oversize = (len > MAX_RECORD_BYTES as u64).then_some(len);
-        Ok(Step::Frame(Some(Frame {
+        Ok(Frame {
             line: start_line,
             byte_offset: start_offset,
             bytes,
             oversize,
             structural_error: None,
-        })))
+        })
     }
 
     fn advance(&mut self, n: usize) {

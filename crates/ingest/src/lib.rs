@@ -425,6 +425,8 @@ pub struct FileReader {
     progress: Arc<AtomicU64>,
     failed: bool,
     chain: CaptureChain,
+    /// Records of a `{"records":[…]}` batch still to be read, in order.
+    pending: std::collections::VecDeque<Frame>,
 }
 
 const PEEK: usize = 64 * 1024;
@@ -498,6 +500,7 @@ impl FileReader {
                     .flatten(),
                 ..CaptureChain::default()
             },
+            pending: std::collections::VecDeque::new(),
         })
     }
 
@@ -517,7 +520,11 @@ impl FileReader {
             return None;
         }
         loop {
-            let frame = match self.framer.next_frame() {
+            let next = match self.pending.pop_front() {
+                Some(f) => Ok(Some(f)),
+                None => self.framer.next_frame(),
+            };
+            let frame = match next {
                 Ok(Some(f)) => f,
                 Ok(None) => return None,
                 Err(e) => {
@@ -556,6 +563,15 @@ impl FileReader {
                         ));
                     }
                 }
+            }
+            if self.framing != Framing::Csv
+                && let Some(records) = records_batch(&frame)
+            {
+                // A batch's records are read in its place, each at its own line.
+                for f in records.into_iter().rev() {
+                    self.pending.push_front(f);
+                }
+                continue;
             }
             let item = self.frame_to_item(frame);
             return Some(self.chain.check(item));
@@ -635,20 +651,32 @@ impl FileReader {
                     Err(m) => return err(m),
                 }
             }
-            Framing::JsonLines | Framing::JsonArray => match serde_json::from_str::<Value>(&raw) {
-                Ok(Value::Object(o)) => o,
-                Ok(other) => {
-                    let kind = match other {
-                        Value::Array(_) => "an array",
-                        Value::String(_) => "a string",
-                        Value::Number(_) => "a number",
-                        Value::Bool(_) => "a boolean",
-                        _ => "null",
-                    };
-                    return err(format!("record is {kind}, not a JSON object"));
+            Framing::JsonLines | Framing::JsonArray | Framing::JsonDocuments => {
+                match parse_json(&raw) {
+                    Ok((Value::Object(o), lenient)) => {
+                        return match normalize::normalize(&o, raw, provenance) {
+                            Ok(mut ev) => {
+                                if let Some(why) = lenient {
+                                    ev.params.insert("nbtrail_lenient".into(), why.into());
+                                }
+                                Item::Event(Box::new(ev))
+                            }
+                            Err(m) => err(m),
+                        };
+                    }
+                    Ok((other, _)) => {
+                        let kind = match other {
+                            Value::Array(_) => "an array",
+                            Value::String(_) => "a string",
+                            Value::Number(_) => "a number",
+                            Value::Bool(_) => "a boolean",
+                            _ => "null",
+                        };
+                        return err(format!("record is {kind}, not a JSON object"));
+                    }
+                    Err(e) => return err(format!("not valid JSON: {e}")),
                 }
-                Err(e) => return err(format!("not valid JSON: {e}")),
-            },
+            }
         };
         match normalize::normalize(&obj, raw, provenance) {
             Ok(ev) => Item::Event(Box::new(ev)),
@@ -690,6 +718,115 @@ impl FileReader {
             header_lines: self.header_lines,
         })
     }
+}
+
+/// Parses a record. Strict JSON first; if that fails only because a string holds a raw control character
+/// (a newline or tab typed into SQL text, seen in real exports), the record is read with those characters
+/// escaped — an explicit fallback, reported on the event as `nbtrail_lenient` (the raw record is kept
+/// verbatim).
+pub(crate) fn parse_json(raw: &str) -> Result<(Value, Option<&'static str>), serde_json::Error> {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(v) => Ok((v, None)),
+        Err(e) if e.to_string().starts_with("control character") => {
+            let mut fixed = String::with_capacity(raw.len() + 16);
+            let (mut in_str, mut esc) = (false, false);
+            for c in raw.chars() {
+                if in_str {
+                    if esc {
+                        esc = false;
+                    } else if c == '\\' {
+                        esc = true;
+                    } else if c == '"' {
+                        in_str = false;
+                    } else if (c as u32) < 0x20 {
+                        fixed.push_str(&format!("\\u{:04x}", c as u32));
+                        continue;
+                    }
+                } else if c == '"' {
+                    in_str = true;
+                }
+                fixed.push(c);
+            }
+            serde_json::from_str::<Value>(&fixed)
+                .map(|v| {
+                    (
+                        v,
+                        Some("raw control character inside a string, read escaped"),
+                    )
+                })
+                .map_err(|_| e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The records of a `{"records":[…]}` batch (Azure diagnostic settings → Event Hubs, Event Hub capture
+/// bodies), each framed at its own line and offset; `None` for anything else.
+fn records_batch(frame: &Frame) -> Option<Vec<Frame>> {
+    if frame.structural_error.is_some()
+        || frame.oversize.is_some()
+        || memchr::memmem::find(&frame.bytes, b"\"records\"").is_none()
+    {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Batch<'a> {
+        #[serde(borrow)]
+        records: &'a serde_json::value::RawValue,
+    }
+    let text = std::str::from_utf8(&frame.bytes).ok()?;
+    let (at, inner) = match batch_array_start(&frame.bytes) {
+        // `{"records": [` first (how Azure writes it): framed without parsing the whole batch, so one
+        // bad record inside costs only itself.
+        Some(at) => {
+            let end = frame.bytes.iter().rposition(|&b| b == b'}')?;
+            (at, &frame.bytes[at..end])
+        }
+        None => {
+            // A batch is an object whose only array member of note is `records` (a record that merely has
+            // a `records` field is not one: it would carry audit fields too).
+            let obj: Map<String, Value> = serde_json::from_str(text).ok()?;
+            if obj.len() > 3 || !obj.get("records").is_some_and(Value::is_array) {
+                return None;
+            }
+            drop(obj);
+            let batch: Batch = serde_json::from_str(text).ok()?;
+            let inner = batch.records.get();
+            let at = inner.as_ptr() as usize - text.as_ptr() as usize;
+            (at, inner.as_bytes())
+        }
+    };
+    let line = frame.line + memchr::memchr_iter(b'\n', &frame.bytes[..at]).count() as u64;
+    let mut framer = Framer::nested(
+        Cursor::new(inner.to_vec()),
+        Framing::JsonArray,
+        line,
+        frame.byte_offset + at as u64,
+    );
+    let mut out = Vec::new();
+    while let Ok(Some(f)) = framer.next_frame() {
+        out.push(f);
+    }
+    Some(out)
+}
+
+/// Where the `[` of a record that starts `{ "records" : [` is, if it does.
+fn batch_array_start(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    let ws = |i: &mut usize| {
+        while b.get(*i).is_some_and(u8::is_ascii_whitespace) {
+            *i += 1;
+        }
+    };
+    ws(&mut i);
+    for part in [&b"{"[..], b"\"records\"", b":", b"["] {
+        ws(&mut i);
+        if !b.get(i..)?.starts_with(part) {
+            return None;
+        }
+        i += part.len();
+    }
+    Some(i - 1)
 }
 
 /// A reader that yields a stored error once (used to replay an error hit while peeking).

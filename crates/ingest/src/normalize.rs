@@ -45,7 +45,7 @@ fn object_field<'a>(
         None => Ok(None),
         Some(Value::Object(m)) => Ok(Some(Cow::Borrowed(m))),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+        Some(Value::String(s)) => match crate::parse_json(s).map(|(v, _)| v) {
             Ok(Value::Object(m)) => Ok(Some(Cow::Owned(m))),
             Ok(Value::Null) => Ok(None),
             Ok(_) | Err(_) => Err(format!(
@@ -53,6 +53,28 @@ fn object_field<'a>(
             )),
         },
         Some(_) => Err(format!("field `{key}` is not an object")),
+    }
+}
+
+/// An address as written, without a port suffix (`18.193.11.166:0`, `[2001:db8::1]:443`); the raw
+/// record keeps what was written. A bare IPv6 address (colons, no brackets) is left alone.
+pub fn ip_without_port(ip: &str) -> String {
+    let ip = ip.trim();
+    if let Some(rest) = ip.strip_prefix('[')
+        && let Some((host, port)) = rest.split_once("]:")
+        && port.bytes().all(|b| b.is_ascii_digit())
+    {
+        return host.to_string();
+    }
+    match ip.rsplit_once(':') {
+        Some((host, port))
+            if !host.contains(':')
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            host.to_string()
+        }
+        _ => ip.to_string(),
     }
 }
 
@@ -98,7 +120,7 @@ fn params_of(v: Option<&Value>, key: &str) -> Result<BTreeMap<String, String>, S
         None | Some(Value::Null) => return Ok(BTreeMap::new()),
         Some(Value::Object(m)) => m,
         Some(Value::String(s)) if s.trim().is_empty() => return Ok(BTreeMap::new()),
-        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+        Some(Value::String(s)) => match crate::parse_json(s).map(|(v, _)| v) {
             Ok(Value::Object(m)) => {
                 parsed = m;
                 &parsed
@@ -321,10 +343,15 @@ pub fn normalize(
         Common {
             time,
             user,
-            workspace_id: text(obj, names.workspace).or_else(|| text(envelope, names.workspace)),
+            // Some shapes carry the workspace only as the request's `orgId` (jobs events from Event Hubs).
+            workspace_id: text(obj, names.workspace)
+                .or_else(|| text(envelope, names.workspace))
+                .or_else(|| params.get("orgId").filter(|v| !v.is_empty()).cloned()),
             service,
             action,
-            source_ip: text(obj, names.source_ip).or_else(|| text(envelope, "callerIpAddress")),
+            source_ip: text(obj, names.source_ip)
+                .or_else(|| text(envelope, "callerIpAddress"))
+                .map(|ip| ip_without_port(&ip)),
             user_agent: text(obj, names.user_agent),
             request_id: text(obj, names.request_id),
             web_session_id: text(obj, names.session),
@@ -486,6 +513,14 @@ mod tests {
         assert_eq!(e.user.as_deref(), Some("d@example.com"));
         assert_eq!(e.language.as_deref(), Some("sql"));
         assert_eq!(e.source_ip.as_deref(), Some("9.9.9.9"));
+        for (written, ip) in [
+            ("18.193.11.166:0", "18.193.11.166"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("10.0.0.1", "10.0.0.1"),
+        ] {
+            assert_eq!(ip_without_port(written), ip);
+        }
     }
 
     #[test]

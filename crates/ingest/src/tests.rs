@@ -235,3 +235,147 @@ proptest! {
         if !array { prop_assert_eq!(sum.blank_lines, blank as u64); }
     }
 }
+
+fn pretty(i: u64) -> String {
+    let v: Value = serde_json::from_str(&line(i)).unwrap();
+    serde_json::to_string_pretty(&v).unwrap()
+}
+
+fn event_lines(items: &[Item]) -> Vec<u64> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Event(e) => Some(e.provenance.line),
+            Item::Error(_) => None,
+        })
+        .collect()
+}
+
+/// Issue 18: a pretty-printed document (what documentation and API answers look like) was read line by
+/// line and refused as "not valid JSON" N times.
+#[test]
+fn pretty_printed_and_concatenated_documents_are_records() {
+    let one = pretty(1);
+    let (items, sum) = read_bytes(one.as_bytes());
+    assert_eq!(sum.framing, Framing::JsonDocuments);
+    assert_eq!(event_lines(&items), vec![1]);
+    // Several, separated by blank lines or nothing at all, and objects concatenated on one line.
+    let text = format!(
+        "{}\n\n{}{}\n{}{}\n",
+        pretty(1),
+        pretty(2),
+        pretty(3),
+        line(4),
+        line(5)
+    );
+    let (items, _) = read_bytes(text.as_bytes());
+    assert!(errors(&items).is_empty(), "{:?}", errors(&items));
+    let l2 = 1 + one.lines().count() as u64 + 1;
+    let l3 = l2 + pretty(2).lines().count() as u64 - 1;
+    let l4 = l3 + pretty(3).lines().count() as u64;
+    assert_eq!(event_lines(&items), vec![1, l2, l3, l4, l4]);
+    // A document that never closes is reported where it starts, the ones before it kept.
+    let text = format!("{}\n{{\"a\": [1,\n", pretty(1));
+    let (items, _) = read_bytes(text.as_bytes());
+    assert_eq!(event_lines(&items), vec![1]);
+    let errs = errors(&items);
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].1.contains("truncated"), "{}", errs[0].1);
+}
+
+/// Issue 18: Azure diagnostic settings send `{"records":[…]}` batches (pretty, one per line, or in an
+/// array); each record is an event at its own line.
+#[test]
+fn records_batches_are_unwrapped_at_each_records_line() {
+    let batch = format!(
+        "{{\n  \"records\": [\n    {},\n    {}\n  ]\n}}\n",
+        line(1),
+        line(2)
+    );
+    let (items, _) = read_bytes(batch.as_bytes());
+    assert!(errors(&items).is_empty(), "{:?}", errors(&items));
+    assert_eq!(event_lines(&items), vec![3, 4]);
+    // One batch per line (Event Hub capture bodies).
+    let text = format!(
+        "{{\"records\":[{},{}]}}\n{{\"records\":[{}]}}\n",
+        line(1),
+        line(2),
+        line(3)
+    );
+    let (items, sum) = read_bytes(text.as_bytes());
+    assert_eq!(sum.framing, Framing::JsonLines);
+    assert_eq!(event_lines(&items), vec![1, 1, 2]);
+    // Batches inside an array; a bad record inside a batch is an error at its line, the rest kept.
+    let text = format!(
+        "[\n{{\"records\": [\n{},\nnot json\n]}},\n{{\"records\": [{}]}}\n]\n",
+        line(1),
+        line(2)
+    );
+    let (items, _) = read_bytes(text.as_bytes());
+    assert_eq!(event_lines(&items), vec![3, 6]);
+    assert_eq!(
+        errors(&items).iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![4]
+    );
+    // An object that merely has a `records` member among audit fields is a record, not a batch.
+    let v: Value = serde_json::from_str(&line(7)).unwrap();
+    let mut o = v.as_object().unwrap().clone();
+    o.insert("records".into(), serde_json::json!([1, 2]));
+    let (items, _) = read_bytes(serde_json::to_string(&o).unwrap().as_bytes());
+    assert_eq!(event_lines(&items), vec![1]);
+}
+
+/// Issue 18: a raw control character inside a string (a newline typed into SQL) is read only as an
+/// explicit fallback, marked on the event; the raw record is kept as written.
+#[test]
+fn raw_newline_in_a_string_is_a_reported_lenient_read() {
+    let rec = line(1).replace("x = 1", "SELECT 1\nFROM t");
+    let (items, sum) = read_bytes(format!("{rec}\n").as_bytes());
+    assert_eq!(sum.framing, Framing::JsonDocuments);
+    assert!(errors(&items).is_empty(), "{:?}", errors(&items));
+    let Item::Event(e) = &items[0] else {
+        panic!("not an event")
+    };
+    assert_eq!(e.command_text.as_deref(), Some("SELECT 1\nFROM t"));
+    assert!(e.params["nbtrail_lenient"].contains("control character"));
+    assert!(e.raw.contains("SELECT 1\nFROM t"));
+    // Strict JSON records carry no such mark.
+    let (items, _) = read_bytes(format!("{}\n", line(2)).as_bytes());
+    let Item::Event(e) = &items[0] else {
+        panic!("not an event")
+    };
+    assert!(!e.params.contains_key("nbtrail_lenient"));
+}
+
+proptest! {
+    /// Any sequence of records written pretty-printed, compact, or batched, in any mix, reads back as the
+    /// same records in order, none lost.
+    #[test]
+    fn documents_of_any_layout_read_back_in_order(layouts in proptest::collection::vec(0u8..3, 1..12)) {
+        let mut text = String::new();
+        let mut expected = Vec::new();
+        for (i, l) in layouts.iter().enumerate() {
+            let i = i as u64 * 10;
+            match l {
+                0 => { text.push_str(&pretty(i)); expected.push(format!("r{i}")); }
+                1 => { text.push_str(&line(i)); expected.push(format!("r{i}")); }
+                _ => {
+                    text.push_str(&format!("{{\"records\": [\n{},\n{}\n]}}", pretty(i), line(i + 1)));
+                    expected.push(format!("r{i}"));
+                    expected.push(format!("r{}", i + 1));
+                }
+            }
+            text.push('\n');
+        }
+        // Start with a pretty document so the file is read as documents whatever follows.
+        let text = format!("{}\n{text}", pretty(999));
+        expected.insert(0, "r999".into());
+        let (items, _) = read_bytes(text.as_bytes());
+        let got: Vec<String> = items.iter().filter_map(|i| match i {
+            Item::Event(e) => e.request_id.clone(),
+            Item::Error(_) => None,
+        }).collect();
+        prop_assert!(errors(&items).is_empty(), "{:?}", errors(&items));
+        prop_assert_eq!(got, expected);
+    }
+}

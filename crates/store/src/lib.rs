@@ -103,7 +103,7 @@ pub enum StoreError {
     Input(#[from] IngestError),
     /// A file that holds no audit record at all.
     #[error(
-        "{file}: not a Databricks audit log: none of its {records} records is an audit event (line {line}: {message})"
+        "{file}: not a Databricks audit log: none of its {records} records is an audit event (line {line}: {message}); expected audit records as JSON lines, a JSON array, JSON documents (pretty-printed or concatenated), {{\"records\":[…]}} batches, CSV with a header, or a capture log"
     )]
     NotALog {
         /// The file.
@@ -681,6 +681,7 @@ fn framing_name(f: nbtrail_ingest::framing::Framing) -> &'static str {
     match f {
         nbtrail_ingest::framing::Framing::JsonLines => "json_lines",
         nbtrail_ingest::framing::Framing::JsonArray => "json_array",
+        nbtrail_ingest::framing::Framing::JsonDocuments => "json_documents",
         nbtrail_ingest::framing::Framing::Csv => "csv",
     }
 }
