@@ -24,6 +24,16 @@ const MAX_FLOWS: usize = 8;
 const MAX_STEPS: usize = 16;
 const MAX_DEPTH: usize = 4;
 
+/// Calls that set a configuration value by key: a literal set under a credential key is a hardcoded
+/// credential (checked against the literal sources' `credential_name` with the key as the name).
+const CONFIG_SETTERS: &[&str] = &[
+    "spark.conf.set",
+    "*.conf.set",
+    "*.hadoopConfiguration().set",
+    "*.option",
+    "*.setConfig",
+];
+
 fn credential_name() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
     R.get_or_init(|| {
@@ -57,6 +67,14 @@ struct Val {
 impl Val {
     fn clean() -> Val {
         Val::default()
+    }
+
+    /// Adds `other`'s flows, keeping this value's constant (a literal that is also a credential is still
+    /// that literal).
+    fn add_taint(&mut self, other: &Val) {
+        let konst = self.konst.take();
+        self.add(other);
+        self.konst = konst;
     }
 
     fn add(&mut self, other: &Val) {
@@ -338,6 +356,21 @@ impl<'a> Engine<'a> {
                 self.eval(&e.value);
             }
             Stmt::FunctionDef(f) => {
+                // `def connect(password="…")`: a credential-named parameter's literal default.
+                for p in f
+                    .parameters
+                    .posonlyargs
+                    .iter()
+                    .chain(&f.parameters.args)
+                    .chain(&f.parameters.kwonlyargs)
+                {
+                    if let Some(d) = p.default.as_deref() {
+                        let v = self.eval(d);
+                        if let Some(k) = v.konst {
+                            self.named_literal_flows(p.parameter.name.as_str(), &k, d.range());
+                        }
+                    }
+                }
                 let name = f.name.to_string();
                 self.scope_mut().remove(&name);
                 self.functions.insert(name.clone(), Func::Def(self.cell, f));
@@ -529,8 +562,16 @@ impl<'a> Engine<'a> {
             // `x.attr = v` / `x[k] = v`: x now also holds v (weak update).
             Expr::Attribute(ast::ExprAttribute { value: base, .. })
             | Expr::Subscript(ast::ExprSubscript { value: base, .. }) => {
-                if let Expr::Subscript(s) = target {
-                    self.eval(&s.slice);
+                let mut val = val;
+                // `self.password = "…"`, `conf["password"] = "…"`: the attribute or key names it.
+                let name = match target {
+                    Expr::Subscript(s) => self.eval(&s.slice).konst,
+                    Expr::Attribute(a) => Some(a.attr.to_string()),
+                    _ => None,
+                };
+                if let (Some(n), Some(k), Some(value)) = (name, val.konst.clone(), value) {
+                    let named = self.named_literal_flows(&n, &k, value.range());
+                    val.add_taint(&named);
                 }
                 if let Some(name) = base_name(base) {
                     if self.callee(target).starts_with("os.environ") {
@@ -584,6 +625,7 @@ impl<'a> Engine<'a> {
             };
             if !applies
                 || !spec.pattern.is_match(s)
+                || spec.not_pattern.as_ref().is_some_and(|n| n.is_match(s))
                 || spec.min_entropy.is_some_and(|m| entropy(s) < m)
             {
                 continue;
@@ -670,11 +712,18 @@ impl<'a> Engine<'a> {
             Expr::Dict(d) => {
                 let mut out = Val::clean();
                 for item in &d.items {
+                    let mut key = None;
                     if let Some(k) = &item.key {
                         let kv = self.eval(k);
+                        key = kv.konst.clone();
                         out.add(&kv);
                     }
                     let vv = self.eval(&item.value);
+                    // `{"password": "…"}`, `extra_configs={"fs.azure.account.key.…": "…"}`.
+                    if let (Some(k), Some(v)) = (key, vv.konst.clone()) {
+                        let named = self.named_literal_flows(&k, &v, item.value.range());
+                        out.add_taint(&named);
+                    }
                     out.add(&vv);
                 }
                 out.konst = None;
@@ -834,13 +883,31 @@ impl<'a> Engine<'a> {
             Expr::Attribute(a) => Some((self.eval(&a.value), a.value.range())),
             _ => None,
         };
-        let args: Vec<Val> = c.arguments.args.iter().map(|a| self.eval(a)).collect();
-        let kws: Vec<(Option<String>, Val)> = c
+        let mut args: Vec<Val> = c.arguments.args.iter().map(|a| self.eval(a)).collect();
+        let mut kws: Vec<(Option<String>, Val)> = c
             .arguments
             .keywords
             .iter()
             .map(|k| (k.arg.as_ref().map(|a| a.to_string()), self.eval(&k.value)))
             .collect();
+        // A literal passed as a credential-named keyword (`password="…"`), or set under a credential
+        // configuration key (`spark.conf.set("fs.azure.account.key.…", "…")`): a hardcoded credential
+        // whatever the value looks like.
+        for (i, (name, v)) in kws.iter_mut().enumerate() {
+            if let (Some(n), Some(k)) = (name.as_deref(), v.konst.clone()) {
+                let named = self.named_literal_flows(n, &k, c.arguments.keywords[i].value.range());
+                v.add_taint(&named);
+            }
+        }
+        if CONFIG_SETTERS.iter().any(|g| glob(g, &callee))
+            && let (Some(key), Some(value)) = (
+                args.first().and_then(|a| a.konst.clone()),
+                args.get(1).and_then(|a| a.konst.clone()),
+            )
+        {
+            let named = self.named_literal_flows(&key, &value, c.arguments.args[1].range());
+            args[1].add_taint(&named);
+        }
 
         self.patterns(&callee, c);
         let arg_parts: Vec<(&Val, TextRange)> = args
@@ -1135,9 +1202,11 @@ impl<'a> Engine<'a> {
                 continue;
             }
             if let Some(cond) = &p.unless_keyword_in
-                && let Some(k) = kw(&cond.keyword)
+                && let Some(value) = kw(&cond.keyword)
+                    .map(|k| &k.value)
+                    .or_else(|| cond.position.and_then(|i| c.arguments.args.get(i)))
             {
-                let v = self.callee(&k.value);
+                let v = self.callee(value);
                 if cond
                     .values
                     .iter()

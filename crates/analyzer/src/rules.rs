@@ -76,6 +76,8 @@ struct LiteralSpecFile {
     min_entropy: Option<f64>,
     #[serde(default)]
     credential_name: Option<String>,
+    #[serde(default)]
+    not_pattern: Option<String>,
 }
 
 /// String literals that are themselves sources.
@@ -91,6 +93,8 @@ pub struct LiteralSpec {
     pub min_entropy: Option<f64>,
     /// When set, the literal counts only when assigned to (or passed as) a name matching this.
     pub credential_name: Option<Regex>,
+    /// Values matching this are not the source (placeholders such as `changeme`).
+    pub not_pattern: Option<Regex>,
 }
 
 /// Calls whose arguments (or receiver) are a sink of `kind`.
@@ -177,6 +181,9 @@ impl Rule {
 pub struct KeywordIn {
     /// Keyword name.
     pub keyword: String,
+    /// The same argument's position when passed positionally (`yaml.load(s, SafeLoader)`).
+    #[serde(default)]
+    pub position: Option<usize>,
     /// Accepted values (names or dotted names).
     pub values: Vec<String>,
 }
@@ -269,9 +276,16 @@ impl Rules {
                     })?),
                     None => None,
                 };
+                let not_pattern = match &l.not_pattern {
+                    Some(p) => Some(Regex::new(p).map_err(|e| {
+                        invalid(format!("literal source {:?}: bad not_pattern: {e}", l.name))
+                    })?),
+                    None => None,
+                };
                 out.literal_sources.push(LiteralSpec {
                     kind: l.kind,
                     name: l.name,
+                    not_pattern,
                     pattern,
                     min_entropy: l.min_entropy,
                     credential_name,

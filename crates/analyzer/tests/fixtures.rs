@@ -120,7 +120,7 @@ fn comprehensions_and_with() {
     );
     expect(
         &[SECRET, "with open('/tmp/t', 'w') as f:\n    f.write(tok)"],
-        &[("NBT001", 1, 2)],
+        &[("NBT001", 1, 2), ("NBT009", 1, 1)],
     );
     expect(
         &["with dbutils.secrets.get('s', 'k') as s:\n    print(s)"],
@@ -191,7 +191,7 @@ fn every_leak_sink() {
     );
     expect(
         &[SECRET, "dbutils.fs.put('/tmp/t.txt', tok)"],
-        &[("NBT001", 1, 1)],
+        &[("NBT001", 1, 1), ("NBT009", 1, 1)],
     );
     expect(
         &[SECRET, "spark.sql(f\"SELECT '{tok}'\")"],
@@ -470,4 +470,145 @@ fn traces_lead_from_the_source_cell_to_the_sink_cell() {
         vec!["https://hooks.example.net".to_string()]
     );
     assert_eq!(a.facts[1].secrets, vec!["prod/api".to_string()]);
+}
+
+// ---------------------------------------------------------------- issue 17: recall on ordinary Python
+
+/// Hardcoded passwords whatever they look like, wherever the name is: variables, attributes, subscripts,
+/// keyword arguments, defaults, class attributes, dict literals — short ones too.
+#[test]
+fn hardcoded_passwords_in_every_position() {
+    for (code, line) in [
+        ("password = 'blerg'", 1),
+        ("DB_PASSWORD = \"hunter2\"", 1),
+        ("class Config:\n    client_secret = 's3cr3t-value'", 2),
+        ("conf = {}\nconf['password'] = 'blerg'", 2),
+        (
+            "import pymysql\ncon = pymysql.connect(host='db', user='app', password='blerg')",
+            2,
+        ),
+        ("def connect(host, pwd='blerg'):\n    return host", 1),
+        ("settings = {'api_key': 'abc123', 'env': 'prod'}", 1),
+        (
+            "class C:\n    def __init__(self):\n        self.token = 'abc123xyz'",
+            3,
+        ),
+    ] {
+        expect(&[code], &[("NBT003", 0, line)]);
+    }
+    // Not credentials: empty, placeholders, names that only contain the word, values from elsewhere.
+    expect(
+        &[
+            "password = ''",
+            "api_key = '<your key>'",
+            "token = '${TOKEN}'",
+            "password = 'changeme'",
+            "password_field = 'pw_input'",
+            "token_url = 'https://login.example/token'",
+            "secret_scope = 'prod'",
+            "import os\npassword = os.environ['DB_PASSWORD']",
+            "def f(password=None):\n    return password",
+        ],
+        &[],
+    );
+}
+
+/// Credentials in configuration are found by key, whatever the value looks like.
+#[test]
+fn credentials_in_configuration_by_key() {
+    expect(
+        &["spark.conf.set('fs.azure.account.key.acct.dfs.core.windows.net', 'short-key')"],
+        &[("NBT002", 0, 1), ("NBT003", 0, 1)],
+    );
+    expect(
+        &["sc._jsc.hadoopConfiguration().set('fs.s3a.secret.key', 'abc/def')"],
+        &[("NBT002", 0, 1), ("NBT003", 0, 1)],
+    );
+    expect(
+        &[
+            "df = spark.read.format('jdbc').option('url', 'jdbc:x').option('password', 'pw123').load()",
+        ],
+        &[("NBT002", 0, 1), ("NBT003", 0, 1)],
+    );
+    expect(
+        &[
+            "dbutils.fs.mount(source='wasbs://c@a.blob.core.windows.net', mount_point='/mnt/a', extra_configs={'fs.azure.sas.c.a.blob.core.windows.net': 'sv=2020&sig=abc'})",
+        ],
+        &[("NBT002", 0, 1), ("NBT003", 0, 1)],
+    );
+    // Non-credential keys with literal values are configuration, not secrets.
+    expect(
+        &[
+            "spark.conf.set('spark.sql.shuffle.partitions', '200')\nspark.conf.set('fs.s3a.endpoint', 's3.eu-west-1.amazonaws.com')",
+        ],
+        &[],
+    );
+}
+
+/// verify=False on any client method; the safe default is not reported.
+#[test]
+fn tls_verification_disabled_on_sessions_and_clients() {
+    for code in [
+        "import requests\nrequests.Session().put('https://h', data=b'x', verify=False)",
+        "import requests\ns = requests.Session()\ns.delete('https://h', verify=False)",
+        "import httpx\nhttpx.Client().get('https://h', verify=False)",
+    ] {
+        let line = code.lines().count() as u32;
+        expect(&[code], &[("NBT006", 0, line)]);
+    }
+    expect(
+        &[
+            "import requests\nrequests.Session().put('https://h', verify=True)\nrequests.get('https://h', verify='/etc/ca.pem')",
+        ],
+        &[],
+    );
+}
+
+/// Unpicklers and jsonpickle deserialize arbitrary objects; yaml with a safe loader (keyword or positional)
+/// does not.
+#[test]
+fn deserialization_by_unpicklers_and_safe_yaml() {
+    for code in [
+        "import pickle\nobj = pickle.Unpickler(open('m.pkl', 'rb')).load()",
+        "import dill\nobj = dill.Unpickler(f).load()",
+        "import jsonpickle\nobj = jsonpickle.decode(text)",
+    ] {
+        expect(&[code], &[("NBT008", 0, 2)]);
+    }
+    expect(
+        &[
+            "import yaml\ncfg = yaml.load(s, yaml.SafeLoader)",
+            "import yaml\nfrom yaml import SafeLoader\ncfg = yaml.load(s, Loader=SafeLoader)",
+        ],
+        &[],
+    );
+    expect(
+        &["import yaml\ncfg = yaml.load(s, yaml.Loader)"],
+        &[("NBT008", 0, 2)],
+    );
+}
+
+/// Hardcoded temporary paths: a low-severity finding at the literal.
+#[test]
+fn hardcoded_temporary_paths() {
+    expect(&["p = '/tmp/export.csv'"], &[("NBT009", 0, 1)]);
+    expect(
+        &["p = '/var/tmp'\nq = '/dev/shm/x'"],
+        &[("NBT009", 0, 1), ("NBT009", 0, 2)],
+    );
+    expect(&["p = '/tmpfile'\nq = '/dbfs/tmp/x'\nr = 'tmp/x'"], &[]);
+}
+
+/// Secret sources beyond bare `dbutils`: the Databricks SDK's spellings and keyring, reaching print or
+/// logging.
+#[test]
+fn secret_sources_of_the_sdk_and_keyring() {
+    for code in [
+        "from databricks.sdk.runtime import dbutils\ns = dbutils.secrets.get('prod', 'api')\nprint(s)",
+        "from databricks.sdk import WorkspaceClient\nw = WorkspaceClient()\ns = w.dbutils.secrets.get(scope='prod', key='api')\nprint(s)",
+        "import keyring\ns = keyring.get_password('svc', 'me')\nimport logging\nlogging.info(s)",
+    ] {
+        let line = code.lines().count() as u32;
+        expect(&[code], &[("NBT001", 0, line)]);
+    }
 }
