@@ -34,6 +34,25 @@ const CONFIG_SETTERS: &[&str] = &[
     "*.setConfig",
 ];
 
+/// Request headers that carry credentials to the service they authenticate to.
+fn auth_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(
+        n.as_str(),
+        "authorization"
+            | "proxy-authorization"
+            | "x-api-key"
+            | "api-key"
+            | "apikey"
+            | "x-auth-token"
+            | "x-access-token"
+            | "private-token"
+            | "x-functions-key"
+            | "ocp-apim-subscription-key"
+            | "x-databricks-azure-sp-management-token"
+    )
+}
+
 fn credential_name() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
     R.get_or_init(|| {
@@ -915,11 +934,55 @@ impl<'a> Engine<'a> {
             .zip(c.arguments.args.iter())
             .map(|(v, e)| (v, e.range()))
             .collect();
-        let kw_parts: Vec<(Option<&str>, &Val, TextRange)> = kws
+        // `headers={"Authorization": "Bearer " + tok, …}`: an authentication header authenticates the
+        // request, it is not data sent to the service; the other headers still are.
+        let sent_headers: Option<Val> = c.arguments.keywords.iter().find_map(|k| {
+            let Expr::Dict(d) = &k.value else {
+                return None;
+            };
+            (k.arg.as_ref()?.as_str() == "headers").then(|| {
+                let parts: Vec<Val> = d
+                    .items
+                    .iter()
+                    .filter(|item| {
+                        !item.key.as_ref().is_some_and(|key| {
+                            matches!(key, Expr::StringLiteral(s) if auth_header(s.value.to_str()))
+                        })
+                    })
+                    .map(|item| self.eval(&item.value))
+                    .collect();
+                Val::union(&parts)
+            })
+        });
+        let auth_headers: Option<(Val, TextRange)> = c.arguments.keywords.iter().find_map(|k| {
+            let Expr::Dict(d) = &k.value else {
+                return None;
+            };
+            (k.arg.as_ref()?.as_str() == "headers").then(|| {
+                let parts: Vec<Val> = d
+                    .items
+                    .iter()
+                    .filter(|item| {
+                        item.key.as_ref().is_some_and(|key| {
+                            matches!(key, Expr::StringLiteral(s) if auth_header(s.value.to_str()))
+                        })
+                    })
+                    .map(|item| self.eval(&item.value))
+                    .collect();
+                (Val::union(&parts), k.value.range())
+            })
+        });
+        let mut kw_parts: Vec<(Option<&str>, &Val, TextRange)> = kws
             .iter()
             .zip(c.arguments.keywords.iter())
-            .map(|((n, v), k)| (n.as_deref(), v, k.value.range()))
+            .map(|((n, v), k)| match (n.as_deref(), &sent_headers) {
+                (Some("headers"), Some(h)) => (Some("headers"), h, k.value.range()),
+                _ => (n.as_deref(), v, k.value.range()),
+            })
             .collect();
+        if let Some((v, r)) = &auth_headers {
+            kw_parts.push((Some("auth"), v, *r));
+        }
         self.sink_check(
             &callee,
             c.range(),
@@ -928,9 +991,17 @@ impl<'a> Engine<'a> {
             &kw_parts,
         );
         self.collect_facts(&callee, &args, &kws);
+        let clean_result = self.rules.sinks.iter().any(|spec| {
+            spec.clean_result
+                && spec.calls.iter().any(|p| glob(p, &callee))
+                && !spec.except_calls.iter().any(|p| glob(p, &callee))
+        });
 
         if let Some(v) = self.source_for(&callee, &args, c.range()) {
             return v;
+        }
+        if clean_result {
+            return Val::clean();
         }
         // User-defined function or lambda (by plain name).
         if let Expr::Name(n) = c.func.as_ref()
@@ -1081,7 +1152,9 @@ impl<'a> Engine<'a> {
     ) {
         let rules = self.rules;
         for (i, spec) in rules.sinks.iter().enumerate() {
-            if !spec.calls.iter().any(|p| glob(p, callee)) {
+            if !spec.calls.iter().any(|p| glob(p, callee))
+                || spec.except_calls.iter().any(|p| glob(p, callee))
+            {
                 continue;
             }
             if let Some(re) = &rules.sink_paths[i] {
@@ -1114,33 +1187,47 @@ impl<'a> Engine<'a> {
                 }
             }
             for (k, v, r) in kws {
+                if k.is_some_and(|k| spec.except_keywords.iter().any(|s| s == k)) {
+                    continue;
+                }
                 if all || k.is_some_and(|k| spec.keywords.iter().any(|s| s == k)) {
                     parts.push((v, *r));
                 }
             }
             for (val, range) in parts {
-                for flow in &val.taint {
-                    for rule in &rules.rules {
-                        if rule.at_source
-                            || !rule.sinks.contains(&spec.kind)
-                            || !rule.sources.contains(&flow.kind)
-                        {
-                            continue;
-                        }
-                        let mut trace = flow.steps.clone();
-                        trace.push(
-                            self.step(call, format!("reaches {} through `{callee}`", spec.kind)),
-                        );
-                        self.report(rule.finding(
-                            &flow.what,
-                            &format!("{} (`{callee}`)", spec.kind),
-                            self.loc(range),
-                            &flow.kind,
-                            Some(&spec.kind),
-                            trace,
-                        ));
-                    }
+                self.reaches(&spec.kind, callee, call, val, range);
+            }
+            // What a request's `except_keywords` carry (credentials that authenticate it) is used for
+            // authentication: the rules about hardcoded credentials still see it there.
+            for (k, v, r) in kws {
+                if k.is_some_and(|k| spec.except_keywords.iter().any(|s| s == k)) {
+                    self.reaches("Authentication", callee, call, v, *r);
                 }
+            }
+        }
+    }
+
+    /// Reports every rule whose source is one of `val`'s flows and whose sinks include `kind`.
+    fn reaches(&mut self, kind: &str, callee: &str, call: TextRange, val: &Val, range: TextRange) {
+        let rules = self.rules;
+        for flow in &val.taint {
+            for rule in &rules.rules {
+                if rule.at_source
+                    || !rule.sinks.iter().any(|s| s == kind)
+                    || !rule.sources.contains(&flow.kind)
+                {
+                    continue;
+                }
+                let mut trace = flow.steps.clone();
+                trace.push(self.step(call, format!("reaches {kind} through `{callee}`")));
+                self.report(rule.finding(
+                    &flow.what,
+                    &format!("{kind} (`{callee}`)"),
+                    self.loc(range),
+                    &flow.kind,
+                    Some(kind),
+                    trace,
+                ));
             }
         }
     }

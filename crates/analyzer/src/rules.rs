@@ -117,6 +117,17 @@ pub struct SinkSpec {
     /// Only when the destination (first argument or `path`) is not a constant, or a constant matching this.
     #[serde(default)]
     pub path_arg_matches: Option<String>,
+    /// Calls matching `calls` that are nevertheless not this sink (`spark.read.csv` is a read).
+    #[serde(default)]
+    pub except_calls: Vec<String>,
+    /// Keyword arguments that never reach this sink as data (`auth=`: credentials authenticate the
+    /// request, they are not sent as its content).
+    #[serde(default)]
+    pub except_keywords: Vec<String>,
+    /// The call's result is not tainted by what was sent (an HTTP response is not the secret that
+    /// authenticated the request).
+    #[serde(default)]
+    pub clean_result: bool,
     /// Free text.
     #[serde(default)]
     pub comment: Option<String>,

@@ -612,3 +612,49 @@ fn secret_sources_of_the_sdk_and_keyring() {
         expect(&[code], &[("NBT001", 0, line)]);
     }
 }
+
+// ---------------------------------------------------------------- issue 17: precision
+
+/// A secret that authenticates a request is not leaked to that service; the response is not the secret.
+/// A secret in the URL, the body or another header still is.
+#[test]
+fn authenticating_with_a_secret_is_not_a_leak() {
+    expect(
+        &[
+            "import requests",
+            SECRET,
+            "r = requests.get('https://api.example/v1', headers={'Authorization': 'Bearer ' + tok, 'Accept': 'application/json'})\nprint(r.status_code)\nprint(r.json())",
+            "r2 = requests.post('https://api.example/v1', auth=('svc', tok), json={'q': 1})\nprint(r2.text)",
+        ],
+        &[],
+    );
+    expect(
+        &[
+            "import requests",
+            SECRET,
+            "requests.get('https://api.example/v1?key=' + tok)",
+            "requests.post('https://api.example/v1', json={'token': tok})",
+            "requests.get('https://other.example', headers={'X-Debug': tok})",
+        ],
+        &[("NBT001", 2, 1), ("NBT001", 3, 1), ("NBT001", 4, 1)],
+    );
+}
+
+/// `spark.read.csv(path)` reads a file: not an export of table data.
+#[test]
+fn readers_are_not_writers() {
+    expect(
+        &[
+            "df = spark.table('prod.customers')",
+            "other = spark.read.csv('/dbfs/FileStore/in.csv')\nj = spark.read.format('json').json('/dbfs/tmp/in.json')",
+        ],
+        &[],
+    );
+    expect(
+        &[
+            "df = spark.table('prod.customers')",
+            "df.write.csv('/dbfs/FileStore/out')",
+        ],
+        &[("NBT007", 1, 1)],
+    );
+}
