@@ -261,12 +261,26 @@ fn notebook_files_databricks_source_and_ipynb() {
         nb.as_os_str(),
         "--json".as_ref(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    // A cell with a syntax error: the analysis is incomplete (exit 3), whatever else was found.
+    assert_eq!(out.status.code(), Some(3));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let missed: Vec<&Value> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "NBT901")
+        .collect();
+    assert_eq!(missed.len(), 1, "{v}");
+    assert!(s(&missed[0]["session_id"]).ends_with("n.ipynb"));
+    assert_eq!(
+        (u(&missed[0]["cell"]["seq"]), u(&missed[0]["span"]["line"])),
+        (2, 1)
+    );
     let got: Vec<(String, &str, u64, u64)> = v
         .as_array()
         .unwrap()
         .iter()
+        .filter(|f| f["rule"] != "NBT901")
         .map(|f| {
             (
                 s(&f["session_id"]).rsplit('/').next().unwrap().to_string(),
@@ -360,4 +374,84 @@ fn a_rules_file_naming_an_unknown_kind_is_refused() {
         ),
         "{err}"
     );
+}
+
+/// Issue 17: one unreadable file must not drop the others' results, and a run that could not cover
+/// everything says so in its exit status, its JSON and its SARIF; sources are decoded as Python decodes
+/// them (PEP 263).
+#[test]
+fn unreadable_files_and_syntax_errors_make_the_run_incomplete_not_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let leak = dir.path().join("leak.py");
+    std::fs::write(&leak, "s = dbutils.secrets.get('p', 'k')\nprint(s)\n").unwrap();
+    let broken = dir.path().join("broken.py");
+    std::fs::write(&broken, "def f(:\n    pass\n").unwrap();
+    let latin = dir.path().join("latin.py");
+    std::fs::write(
+        &latin,
+        b"# -*- coding: latin-1 -*-\npassword = 'caf\xe9-pass'\n",
+    )
+    .unwrap();
+    let not_utf8 = dir.path().join("nope.py");
+    std::fs::write(&not_utf8, b"x = '\xe9'\n").unwrap();
+    let missing = dir.path().join("missing.py");
+    let sarif = dir.path().join("out.sarif");
+    let out = nbtrail([
+        "analyze".as_ref(),
+        "--json".as_ref(),
+        "--sarif".as_ref(),
+        sarif.as_os_str(),
+        leak.as_os_str(),
+        broken.as_os_str(),
+        latin.as_os_str(),
+        not_utf8.as_os_str(),
+        missing.as_os_str(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules: Vec<(String, String)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                s(&f["session_id"]).rsplit('/').next().unwrap().to_string(),
+                s(&f["rule"]).to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("leak.py", "NBT001"),
+        ("latin.py", "NBT003"),
+        ("broken.py", "NBT901"),
+        ("nope.py", "NBT901"),
+        ("missing.py", "NBT901"),
+    ] {
+        assert!(
+            rules.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} in {rules:?}"
+        );
+    }
+    let log: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    let inv = &log["runs"][0]["invocations"][0];
+    assert_eq!(inv["executionSuccessful"], false);
+    assert_eq!(
+        inv["toolExecutionNotifications"].as_array().unwrap().len(),
+        3
+    );
+    assert!(
+        log["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["ruleId"] == "NBT001")
+    );
+    // A complete run with findings still exits 1.
+    let out = nbtrail(["analyze".as_ref(), leak.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
 }

@@ -147,20 +147,61 @@ pub fn analyze_case(
     Ok(views.len())
 }
 
-/// Analyzes notebook files (`.ipynb`, Databricks source `.py`, plain `.py`). Returns the number of findings.
+/// What a run over files produced: findings, and whether anything was left unanalyzed.
+pub struct FilesOutcome {
+    /// Findings reported.
+    pub findings: usize,
+    /// A file could not be read or a cell was not analyzed (syntax error, parser failure, bounds).
+    pub incomplete: bool,
+}
+
+/// Something the analysis could not cover: a whole file, or one cell of it.
+struct NotAnalyzed {
+    file: String,
+    /// (cell index, line, column) when it is one cell.
+    at: Option<(u32, u32, u32)>,
+    message: String,
+}
+
+/// Analyzes notebook files (`.ipynb`, Databricks source `.py`, plain `.py`). A file that cannot be read
+/// (I/O, not a notebook, an encoding Python would refuse) is reported and the others are still analyzed;
+/// every file or cell not analyzed is reported on stderr, in the JSON output (as `not-analyzed` entries),
+/// and in SARIF (`invocations[].toolExecutionNotifications`), and makes the run incomplete.
 pub fn analyze_files(
     files: &[String],
     rules: &Rules,
     format: Format,
     sarif_file: Option<&Path>,
-) -> Result<usize> {
+) -> Result<FilesOutcome> {
     let mut analyses: Vec<(String, Analysis, Vec<Cell>)> = Vec::new();
+    let mut missed: Vec<NotAnalyzed> = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(f).with_context(|| f.clone())?;
-        let cells = if f.ends_with(".ipynb") {
-            cells::from_ipynb(&text).with_context(|| f.clone())?
-        } else {
-            cells::from_python_source(&text)
+        let cells = std::fs::read(f)
+            .map_err(|e| format!("cannot read: {e}"))
+            .and_then(|bytes| {
+                if f.ends_with(".ipynb") {
+                    let text = String::from_utf8(bytes).map_err(|e| {
+                        format!(
+                            "notebook is not UTF-8 at byte {}",
+                            e.utf8_error().valid_up_to()
+                        )
+                    })?;
+                    cells::from_ipynb(&text).map_err(|e| e.to_string())
+                } else {
+                    cells::decode_python_source(&bytes).map(|t| cells::from_python_source(&t))
+                }
+            });
+        let cells = match cells {
+            Ok(c) => c,
+            Err(message) => {
+                eprintln!("{}: not analyzed: {}", visible(f), visible(&message));
+                missed.push(NotAnalyzed {
+                    file: f.clone(),
+                    at: None,
+                    message,
+                });
+                continue;
+            }
         };
         let a = analyze(&cells, rules);
         for d in &a.diagnostics {
@@ -172,13 +213,32 @@ pub fn analyze_files(
                 d.loc.col,
                 visible(&d.message)
             );
+            missed.push(NotAnalyzed {
+                file: f.clone(),
+                at: Some((d.loc.cell, d.loc.line, d.loc.col)),
+                message: d.message.clone(),
+            });
         }
         analyses.push((f.clone(), a, cells));
     }
     let sarif = || {
         let runs: Vec<(String, &Analysis)> =
             analyses.iter().map(|(n, a, _)| (n.clone(), a)).collect();
-        nbtrail_analyzer::sarif::to_sarif(&runs, rules)
+        let mut log = nbtrail_analyzer::sarif::to_sarif(&runs, rules);
+        let notes: Vec<nbtrail_analyzer::sarif::Notification> = missed
+            .iter()
+            .map(|m| nbtrail_analyzer::sarif::Notification {
+                artifact: m.file.clone(),
+                line: m.at.map(|(_, l, _)| l),
+                column: m.at.map(|(_, _, c)| c),
+                message: match m.at {
+                    Some((cell, _, _)) => format!("cell {}: {}", cell + 1, m.message),
+                    None => m.message.clone(),
+                },
+            })
+            .collect();
+        nbtrail_analyzer::sarif::add_notifications(&mut log, &notes);
+        log
     };
     if let Some(path) = sarif_file {
         std::fs::write(path, serde_json::to_string_pretty(&sarif())? + "\n")
@@ -189,9 +249,39 @@ pub fn analyze_files(
         let first = views.len() as i64 + 1;
         views.extend(views_of_analysis(f, a, cells, first));
     }
-    emit(format, &views, sarif)?;
-    Ok(views.len())
+    if format == Format::Json && !missed.is_empty() {
+        // The findings, then one `not-analyzed` entry per file or cell the analysis could not cover.
+        let mut out = serde_json::to_value(&views)?;
+        if let Some(list) = out.as_array_mut() {
+            for m in &missed {
+                let (seq, line, col) = m.at.map(|(c, l, k)| (c + 1, l, k)).unwrap_or((0, 0, 0));
+                list.push(json!({
+                    "rule": NOT_ANALYZED_ENTRY, "rule_name": "not-analyzed", "severity": "info",
+                    "message": m.message, "session_id": m.file,
+                    "cell": {"seq": seq, "command_id": null},
+                    "span": {"line": line, "col": col, "end_line": line, "end_col": col},
+                    "trace": [], "status": "uncategorized",
+                }));
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        emit(format, &views, sarif)?;
+    }
+    if !missed.is_empty() {
+        eprintln!(
+            "analysis incomplete: {} file(s) or cell(s) not analyzed",
+            missed.len()
+        );
+    }
+    Ok(FilesOutcome {
+        findings: views.len(),
+        incomplete: !missed.is_empty(),
+    })
 }
+
+/// The `rule` of a JSON entry for a file or cell the analysis could not cover.
+pub const NOT_ANALYZED_ENTRY: &str = "NBT901";
 
 #[derive(Deserialize)]
 struct PipeCell {

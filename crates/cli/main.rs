@@ -874,21 +874,34 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let format = if json { analyze::Format::Json } else { format };
-            // Exit status: 0 no findings, 1 findings, 2 error (a CI gate).
-            let result = (|| -> Result<usize> {
+            // Exit status: 0 no findings, 1 findings, 2 error, 3 files: the analysis is incomplete (a file
+            // unreadable or a cell not analyzed), whatever was found (a CI gate).
+            let result = (|| -> Result<(usize, bool)> {
                 let (rules, sha) = analyze::load_rules(&rules, no_default_rules)?;
                 if jsonl {
-                    analyze::analyze_pipe(&rules)
+                    Ok((analyze::analyze_pipe(&rules)?, false))
                 } else if let Some(dir) = case {
-                    analyze::analyze_case(&dir, &targets, &rules, &sha, format, sarif.as_deref())
+                    Ok((
+                        analyze::analyze_case(
+                            &dir,
+                            &targets,
+                            &rules,
+                            &sha,
+                            format,
+                            sarif.as_deref(),
+                        )?,
+                        false,
+                    ))
                 } else if targets.is_empty() {
                     bail!("nothing to analyze: give --case DIR, notebook files, or --jsonl")
                 } else {
-                    analyze::analyze_files(&targets, &rules, format, sarif.as_deref())
+                    let o = analyze::analyze_files(&targets, &rules, format, sarif.as_deref())?;
+                    Ok((o.findings, o.incomplete))
                 }
             })();
             match result {
-                Ok(0) => Ok(()),
+                Ok((_, true)) => std::process::exit(3),
+                Ok((0, false)) => Ok(()),
                 Ok(_) => std::process::exit(1),
                 Err(e) => {
                     let msg = format!("{e:#}").replace('\n', " ");

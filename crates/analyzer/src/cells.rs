@@ -106,6 +106,59 @@ pub enum InputError {
     Notebook(String),
 }
 
+/// A Python source file's text as Python reads it (PEP 263): UTF-8 (a BOM is dropped), unless one of the
+/// first two lines declares another encoding (`# -*- coding: latin-1 -*-`); Latin-1 and Windows-1252 are
+/// decoded, other declared encodings are an error naming the encoding. Bytes that are not valid in the
+/// encoding are an error naming the byte offset, as Python would refuse the file.
+pub fn decode_python_source(bytes: &[u8]) -> Result<String, String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let declared = bytes.split(|&b| b == b'\n').take(2).find_map(|line| {
+        let line = String::from_utf8_lossy(line);
+        let t = line.trim_start();
+        if !t.starts_with('#') {
+            return None;
+        }
+        let i = t.find("coding")?;
+        let rest = t[i + 6..].strip_prefix([':', '='])?;
+        let name: String = rest
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect();
+        (!name.is_empty()).then(|| name.to_ascii_lowercase().replace('_', "-"))
+    });
+    match declared.as_deref() {
+        None | Some("utf-8" | "utf8" | "utf-8-sig") => String::from_utf8(bytes.to_vec()).map_err(|e| {
+            format!(
+                "not UTF-8 at byte {} and no PEP 263 coding declaration: Python would not read it",
+                e.utf8_error().valid_up_to()
+            )
+        }),
+        Some("latin-1" | "latin1" | "iso-8859-1" | "iso8859-1" | "l1" | "iso-latin-1") => {
+            Ok(bytes.iter().map(|&b| b as char).collect())
+        }
+        Some("cp1252" | "windows-1252") => Ok(bytes.iter().map(|&b| cp1252(b)).collect()),
+        Some("ascii" | "us-ascii") => match bytes.iter().position(|b| !b.is_ascii()) {
+            None => Ok(String::from_utf8_lossy(bytes).into_owned()),
+            Some(at) => Err(format!("declared ascii but byte {at} is not")),
+        },
+        Some(other) => Err(format!("declared encoding {other:?} is not supported by the analyzer")),
+    }
+}
+
+/// A Windows-1252 byte as the character it stands for.
+fn cp1252(b: u8) -> char {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
+        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
+        'ž', 'Ÿ',
+    ];
+    match b {
+        0x80..=0x9f => HIGH[(b - 0x80) as usize],
+        _ => b as char,
+    }
+}
+
 /// Cells of a Databricks source export, or of a plain Python file (one cell).
 pub fn from_python_source(text: &str) -> Vec<Cell> {
     const HEADER: &str = "# Databricks notebook source";

@@ -97,6 +97,43 @@ pub fn result(code: &str, severity: &str, message: &str, at: Value, steps: Vec<V
     })
 }
 
+/// Something the analysis could not cover, for `toolExecutionNotifications`.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// The file.
+    pub artifact: String,
+    /// 1-based line, when it is a place in the file.
+    pub line: Option<u32>,
+    /// 1-based column.
+    pub column: Option<u32>,
+    /// What was not analyzed and why.
+    pub message: String,
+}
+
+/// Records `notes` in every run of `log` as one invocation: `executionSuccessful` is false when there is
+/// any, and each is a `toolExecutionNotifications` entry (level `error`) at its file and place.
+pub fn add_notifications(log: &mut Value, notes: &[Notification]) {
+    let list: Vec<Value> = notes
+        .iter()
+        .map(|n| {
+            let mut loc = json!({"physicalLocation": {"artifactLocation": {"uri": n.artifact}}});
+            if let Some(l) = n.line {
+                loc["physicalLocation"]["region"] =
+                    json!({"startLine": l.max(1), "startColumn": n.column.unwrap_or(1).max(1)});
+            }
+            json!({"level": "error", "message": {"text": n.message}, "locations": [loc]})
+        })
+        .collect();
+    if let Some(runs) = log["runs"].as_array_mut() {
+        for run in runs {
+            run["invocations"] = json!([{
+                "executionSuccessful": list.is_empty(),
+                "toolExecutionNotifications": list,
+            }]);
+        }
+    }
+}
+
 /// The SARIF log around `rules` and `results`.
 pub fn log(rules: Vec<Value>, results: Vec<Value>) -> Value {
     json!({
