@@ -594,3 +594,68 @@ fn capture_unacknowledged_record_is_a_refusal_and_rotated_logs_verify() {
         1
     );
 }
+
+/// Issue 17: the unit of analysis is the interpreter's lifetime. A secret read at 10:00 and printed at
+/// 13:30 on the same attach is two display sessions (the idle gap splits them) but one REPL: one trace,
+/// stored with the session of the cell that leaks. A new attach starts a new interpreter.
+#[test]
+fn a_secret_read_before_an_idle_gap_and_leaked_after_it_is_one_trace() {
+    let (d, case) = tmp_case();
+    let h = 3_600_000i64;
+    let t0 = 1_714_557_600_000i64; // 2024-05-01T10:00Z
+    let path = d.path().join("audit.json");
+    write_jsonl(
+        &path,
+        &[
+            run_command(
+                "ann@example.com",
+                "nb-idle",
+                1,
+                t0,
+                "python",
+                "tok = dbutils.secrets.get('prod', 'api')",
+            ),
+            run_command(
+                "ann@example.com",
+                "nb-idle",
+                2,
+                t0 + 3 * h + 30 * 60_000,
+                "python",
+                "print(tok)",
+            ),
+        ],
+    );
+    ingest(&case, &[&path]);
+    let sessions = json([
+        "sessions".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    let sessions = sessions.as_array().unwrap();
+    assert_eq!(
+        sessions.len(),
+        2,
+        "the idle gap splits the display sessions"
+    );
+    let out = nbtrail(["analyze".as_ref(), "--case".as_ref(), case.as_os_str()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f = findings(&case);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["rule"], "NBT001");
+    let later = sessions
+        .iter()
+        .max_by_key(|s| s["start"].as_str().unwrap().to_string())
+        .unwrap();
+    assert_eq!(f[0]["session_id"], later["id"]);
+    // The trace starts in the earlier session's cell.
+    assert_ne!(
+        f[0]["trace"][0]["cell"]["event_id"],
+        f[0]["cell"]["event_id"]
+    );
+}

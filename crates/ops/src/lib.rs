@@ -208,41 +208,65 @@ pub fn analyze_case(
     keep_analyses: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<CaseAnalysis> {
-    let sessions = if ids.is_empty() {
-        case.sessions(&SessionFilter::default())?
+    let all = case.sessions(&SessionFilter::default())?;
+    let wanted: Option<std::collections::HashSet<String>> = if ids.is_empty() {
+        None
     } else {
-        ids.iter()
-            .map(|i| case.session(i))
-            .collect::<Result<Vec<_>, _>>()?
+        Some(
+            ids.iter()
+                .map(|i| case.session(i).map(|s| s.id))
+                .collect::<Result<_, _>>()?,
+        )
     };
+    // The unit of analysis is the interpreter's lifetime: sessions of one notebook on one cluster that an
+    // idle gap split, with no attach in between, share the REPL's variables (a secret read at 10:00 and
+    // printed at 13:00 is one trace).
+    let units: Vec<Vec<nbtrail_model::Session>> = interpreter_lifetimes(all)
+        .into_iter()
+        .filter(|u| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| u.iter().any(|s| w.contains(&s.id)))
+        })
+        .collect();
     let started = std::time::Instant::now();
     let mut out = CaseAnalysis::default();
     let mut per_session = Vec::new();
-    let total = sessions.len() as u64;
-    for (k, s) in sessions.iter().enumerate() {
-        let cells: Vec<Cell> = case
-            .session_cells(&s.id)?
-            .into_iter()
-            .map(|c| {
-                Cell::new(
-                    c.event_id.to_string(),
+    let total = units.len() as u64;
+    for (k, unit) in units.iter().enumerate() {
+        let mut cells: Vec<Cell> = Vec::new();
+        let mut session_of: HashMap<String, String> = HashMap::new();
+        for s in unit {
+            for c in case.session_cells(&s.id)? {
+                let id = c.event_id.to_string();
+                session_of.insert(id.clone(), s.id.clone());
+                cells.push(Cell::new(
+                    id,
                     c.code.unwrap_or_default(),
                     c.language.as_deref(),
-                )
-            })
-            .collect();
+                ));
+            }
+        }
         out.cells += cells.len() as u64;
         let a = analyze(&cells, rules);
         out.diagnostics += a.diagnostics.len() as u64;
-        per_session.push((
-            s.id.clone(),
-            a.findings
-                .iter()
-                .map(|f| stored(&s.id, f))
-                .collect::<Vec<_>>(),
-        ));
+        // Each finding belongs to the session of the cell it is reported at.
+        let mut by_session: Vec<(String, Vec<StoredFinding>)> =
+            unit.iter().map(|s| (s.id.clone(), Vec::new())).collect();
+        for f in &a.findings {
+            let sid = session_of
+                .get(&f.location.cell_id)
+                .cloned()
+                .unwrap_or_else(|| unit[0].id.clone());
+            let slot = by_session
+                .iter_mut()
+                .find(|(id, _)| *id == sid)
+                .expect("every cell's session is in the unit");
+            slot.1.push(stored(&sid, f));
+        }
+        per_session.extend(by_session);
         if keep_analyses {
-            out.analyses.push((s.id.clone(), a));
+            out.analyses.push((unit[0].id.clone(), a));
         }
         progress(k as u64 + 1, total);
     }
@@ -254,6 +278,39 @@ pub fn analyze_case(
     out.triage_kept = report.triage_kept;
     out.session_ids = per_session.into_iter().map(|(s, _)| s).collect();
     Ok(out)
+}
+
+/// Groups sessions into interpreter lifetimes: consecutive sessions of one notebook on one cluster where
+/// the earlier ended only by an idle gap and the later began without an attach (so the same REPL went on).
+/// Each group is in start order; groups keep the order of their first session.
+pub fn interpreter_lifetimes(
+    mut sessions: Vec<nbtrail_model::Session>,
+) -> Vec<Vec<nbtrail_model::Session>> {
+    sessions.sort_by(|a, b| {
+        (&a.notebook_id, &a.cluster_id, a.start, &a.id).cmp(&(
+            &b.notebook_id,
+            &b.cluster_id,
+            b.start,
+            &b.id,
+        ))
+    });
+    let mut units: Vec<Vec<nbtrail_model::Session>> = Vec::new();
+    for s in sessions {
+        if let Some(unit) = units.last_mut()
+            && let Some(prev) = unit.last()
+            && prev.notebook_id == s.notebook_id
+            && prev.cluster_id == s.cluster_id
+            && prev.cluster_id.is_some()
+            && prev.end_reason == nbtrail_model::SessionEnd::Idle
+            && !s.attached
+        {
+            unit.push(s);
+            continue;
+        }
+        units.push(vec![s]);
+    }
+    units.sort_by(|a, b| (a[0].start, &a[0].id).cmp(&(b[0].start, &b[0].id)));
+    units
 }
 
 fn fingerprint(session: &str, f: &Finding) -> String {
