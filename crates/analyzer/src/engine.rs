@@ -693,7 +693,12 @@ impl<'a> Engine<'a> {
                 out.konst = all_literal.then_some(text);
                 out
             }
-            Expr::Name(n) => self.lookup(n.id.as_str()),
+            Expr::Name(n) => {
+                if self.aliases.contains_key(n.id.as_str()) {
+                    self.name_patterns(e);
+                }
+                self.lookup(n.id.as_str())
+            }
             Expr::BinOp(b) => {
                 let l = self.eval(&b.left);
                 let r = self.eval(&b.right);
@@ -712,6 +717,7 @@ impl<'a> Engine<'a> {
             }
             Expr::Call(c) => self.call(c),
             Expr::Attribute(a) => {
+                self.name_patterns(e);
                 let mut v = self.eval(&a.value);
                 v.konst = None;
                 v
@@ -1262,6 +1268,35 @@ impl<'a> Engine<'a> {
         );
         if self.seen.insert(key) {
             self.findings.push(f);
+        }
+    }
+
+    /// Pattern rules on names: the use of `ssl.PROTOCOL_SSLv3` (or `from ssl import PROTOCOL_SSLv3`).
+    fn name_patterns(&mut self, e: &'a Expr) {
+        let rules = self.rules;
+        if rules.patterns.iter().all(|p| p.names.is_empty()) {
+            return;
+        }
+        let name = self.callee(e);
+        for p in &rules.patterns {
+            if !p.names.iter().any(|g| glob(g, &name)) {
+                continue;
+            }
+            let loc = self.loc(e.range());
+            self.report(Finding {
+                code: p.code.clone(),
+                rule: p.name.clone(),
+                pysa_code: None,
+                severity: p.severity.clone(),
+                message: p.message.replace("{call}", &name),
+                location: loc.clone(),
+                source_kind: String::new(),
+                sink_kind: None,
+                trace: vec![Step {
+                    loc,
+                    note: format!("use of `{name}`"),
+                }],
+            });
         }
     }
 

@@ -212,7 +212,11 @@ pub struct PatternRule {
     /// Message; `{call}` is filled in.
     pub message: String,
     /// Call patterns.
+    #[serde(default)]
     pub calls: Vec<String>,
+    /// Dotted names whose mere use is the problem (`ssl.PROTOCOL_TLSv1`), after import aliases.
+    #[serde(default)]
+    pub names: Vec<String>,
     /// Only when this keyword is literally `False`.
     #[serde(default)]
     pub keyword_false: Option<String>,

@@ -658,3 +658,20 @@ fn readers_are_not_writers() {
         &[("NBT007", 1, 1)],
     );
 }
+
+/// Weak TLS/SSL protocol versions, by name (also imported), in `ssl` and pyOpenSSL; modern ones are fine.
+#[test]
+fn weak_tls_protocol_versions() {
+    for code in [
+        "import ssl\nctx = ssl.SSLContext(ssl.PROTOCOL_TLSv1)",
+        "import ssl\ns = ssl.wrap_socket(sock, ssl_version=ssl.PROTOCOL_SSLv3)",
+        "from OpenSSL import SSL\nctx = SSL.Context(SSL.TLSv1_1_METHOD)",
+        "from ssl import PROTOCOL_SSLv2\nctx = make(PROTOCOL_SSLv2)",
+    ] {
+        expect(&[code], &[("NBT006", 0, 2)]);
+    }
+    expect(
+        &["import ssl\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\nctx.minimum_version = ssl.TLSVersion.TLSv1_2"],
+        &[],
+    );
+}
