@@ -34,6 +34,36 @@ const CONFIG_SETTERS: &[&str] = &[
     "*.setConfig",
 ];
 
+/// The variable a test checks against a fixed collection of literals with `op` (`x not in {"a", "b"}`,
+/// `x in ("a", "b")`): the name, when the test is exactly that.
+fn allow_listed(test: &Expr, op: ast::CmpOp) -> Option<String> {
+    let Expr::Compare(c) = test else {
+        return None;
+    };
+    let (Expr::Name(n), [o], [right]) = (&*c.left, &*c.ops, &*c.comparators) else {
+        return None;
+    };
+    if *o != op {
+        return None;
+    }
+    let elts = match right {
+        Expr::List(l) => &l.elts,
+        Expr::Tuple(t) => &t.elts,
+        Expr::Set(s) => &s.elts,
+        _ => return None,
+    };
+    let literal = |e: &Expr| {
+        matches!(
+            e,
+            Expr::StringLiteral(_)
+                | Expr::NumberLiteral(_)
+                | Expr::BooleanLiteral(_)
+                | Expr::NoneLiteral(_)
+        )
+    };
+    (!elts.is_empty() && elts.iter().all(literal)).then(|| n.id.to_string())
+}
+
 /// Request headers that carry credentials to the service they authenticate to.
 fn auth_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
@@ -440,6 +470,18 @@ impl<'a> Engine<'a> {
                     bodies.push(&clause.body);
                 }
                 self.branches(&bodies, !has_else);
+                // `if x not in {"a", "b"}: raise …`: past this point x is one of the listed constants.
+                if i.elif_else_clauses.is_empty()
+                    && i.body.last().is_some_and(|s| {
+                        matches!(s, Stmt::Raise(_) | Stmt::Return(_) | Stmt::Continue(_) | Stmt::Break(_))
+                            || matches!(s, Stmt::Expr(e) if matches!(&*e.value, Expr::Call(c)
+                                if matches!(self.callee(&c.func).as_str(),
+                                    "sys.exit" | "exit" | "quit" | "dbutils.notebook.exit" | "os._exit")))
+                    })
+                    && let Some(name) = allow_listed(&i.test, ast::CmpOp::NotIn)
+                {
+                    self.scope_mut().insert(name, Val::clean());
+                }
             }
             Stmt::For(f) => {
                 let it = self.eval(&f.iter);
@@ -504,6 +546,10 @@ impl<'a> Engine<'a> {
                 self.eval(&a.test);
                 if let Some(m) = &a.msg {
                     self.eval(m);
+                }
+                // `assert x in ("a", "b")`: past this point x is one of the listed constants.
+                if let Some(name) = allow_listed(&a.test, ast::CmpOp::In) {
+                    self.scope_mut().insert(name, Val::clean());
                 }
             }
             Stmt::Import(i) => {

@@ -671,7 +671,45 @@ fn weak_tls_protocol_versions() {
         expect(&[code], &[("NBT006", 0, 2)]);
     }
     expect(
-        &["import ssl\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\nctx.minimum_version = ssl.TLSVersion.TLSv1_2"],
+        &[
+            "import ssl\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\nctx.minimum_version = ssl.TLSVersion.TLSv1_2",
+        ],
         &[],
+    );
+}
+
+/// A widget value checked against a fixed allow-list before it is built into SQL is not injectable; the
+/// same value unchecked, or checked against something not fixed, still is.
+#[test]
+fn allow_listed_values_are_not_injectable() {
+    expect(
+        &[
+            "env = dbutils.widgets.get('env')",
+            "if env not in {'dev', 'prod'}:\n    raise ValueError(env)",
+            "spark.sql(f'SELECT * FROM {env}.sales')",
+        ],
+        &[],
+    );
+    expect(
+        &[
+            "t = dbutils.widgets.get('table')\nassert t in ('orders', 'customers')\nspark.sql('SELECT * FROM ' + t)",
+        ],
+        &[],
+    );
+    expect(
+        &[
+            "env = dbutils.widgets.get('env')",
+            "if env not in allowed:\n    raise ValueError(env)",
+            "spark.sql(f'SELECT * FROM {env}.sales')",
+        ],
+        &[("NBT005", 2, 1)],
+    );
+    expect(
+        &[
+            "env = dbutils.widgets.get('env')",
+            "if env not in {'dev', 'prod'}:\n    print('unexpected')",
+            "spark.sql(f'SELECT * FROM {env}.sales')",
+        ],
+        &[("NBT005", 2, 1)],
     );
 }
