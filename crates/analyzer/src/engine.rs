@@ -106,11 +106,13 @@ impl Flow {
     }
 }
 
-/// An abstract value: the flows it carries and, when known, its constant string value.
+/// An abstract value: the flows it carries and, when known, its constant string value and — for a dict
+/// built with literal keys — each key's value (so `cfg["env"]` is not tainted by `cfg["password"]`).
 #[derive(Debug, Clone, Default)]
 struct Val {
     taint: Vec<Rc<Flow>>,
     konst: Option<String>,
+    keys: Option<Rc<std::collections::BTreeMap<String, Val>>>,
 }
 
 impl Val {
@@ -127,6 +129,10 @@ impl Val {
     }
 
     fn add(&mut self, other: &Val) {
+        // Merged with anything that is not plainly clean, per-key knowledge is gone.
+        if !other.taint.is_empty() || other.keys.is_some() {
+            self.keys = None;
+        }
         for f in &other.taint {
             if self.taint.len() >= MAX_FLOWS {
                 break;
@@ -158,6 +164,7 @@ impl Val {
 
     fn with_step(&self, step: Step) -> Val {
         Val {
+            keys: self.keys.clone(),
             taint: self
                 .taint
                 .iter()
@@ -638,6 +645,13 @@ impl<'a> Engine<'a> {
                     let named = self.named_literal_flows(&n, &k, value.range());
                     val.add_taint(&named);
                 }
+                // `cfg["k"] = v` on a dict whose keys are known: only that key changes.
+                let key_konst = match target {
+                    Expr::Subscript(s) if matches!(&*s.value, Expr::Name(_)) => {
+                        self.eval(&s.slice).konst
+                    }
+                    _ => None,
+                };
                 if let Some(name) = base_name(base) {
                     if self.callee(target).starts_with("os.environ") {
                         self.sink_check(
@@ -650,6 +664,14 @@ impl<'a> Engine<'a> {
                     }
                     let mut cur = self.lookup(&name);
                     cur.konst = None;
+                    let new_keys = match (&cur.keys, key_konst) {
+                        (Some(keys), Some(k)) => {
+                            let mut m = (**keys).clone();
+                            m.insert(k, val.clone());
+                            Some(Rc::new(m))
+                        }
+                        _ => None,
+                    };
                     if !val.taint.is_empty() {
                         cur.add(&val.with_step(self.step(
                             target.range(),
@@ -657,6 +679,7 @@ impl<'a> Engine<'a> {
                         )));
                         cur.konst = None;
                     }
+                    cur.keys = new_keys;
                     self.scope_mut().insert(name, cur);
                 }
             }
@@ -771,6 +794,10 @@ impl<'a> Engine<'a> {
             Expr::Subscript(s) => {
                 let base = self.eval(&s.value);
                 let key = self.eval(&s.slice);
+                // A dict built with literal keys: `cfg["env"]` is that key's value only.
+                if let (Some(keys), Some(k)) = (&base.keys, &key.konst) {
+                    return keys.get(k).cloned().unwrap_or_default();
+                }
                 if self.callee(&s.value) == "os.environ"
                     && let Some(v) = self.source_for("os.environ[]", &[key], s.range())
                 {
@@ -782,6 +809,8 @@ impl<'a> Engine<'a> {
             }
             Expr::Dict(d) => {
                 let mut out = Val::clean();
+                let mut per_key: Option<std::collections::BTreeMap<String, Val>> =
+                    Some(Default::default());
                 for item in &d.items {
                     let mut key = None;
                     if let Some(k) = &item.key {
@@ -791,12 +820,20 @@ impl<'a> Engine<'a> {
                     }
                     let vv = self.eval(&item.value);
                     // `{"password": "…"}`, `extra_configs={"fs.azure.account.key.…": "…"}`.
-                    if let (Some(k), Some(v)) = (key, vv.konst.clone()) {
-                        let named = self.named_literal_flows(&k, &v, item.value.range());
-                        out.add_taint(&named);
+                    let mut vv = vv;
+                    if let (Some(k), Some(v)) = (&key, vv.konst.clone()) {
+                        let named = self.named_literal_flows(k, &v, item.value.range());
+                        vv.add_taint(&named);
                     }
                     out.add(&vv);
+                    match (&mut per_key, key) {
+                        (Some(m), Some(k)) => {
+                            m.insert(k, vv);
+                        }
+                        _ => per_key = None,
+                    }
                 }
+                out.keys = per_key.map(Rc::new);
                 out.konst = None;
                 out
             }
@@ -941,7 +978,7 @@ impl<'a> Engine<'a> {
                 });
                 return Some(Val {
                     taint: vec![flow],
-                    konst: None,
+                    ..Val::default()
                 });
             }
         }
@@ -1064,6 +1101,19 @@ impl<'a> Engine<'a> {
         if self.rules.sanitizers.iter().any(|p| glob(p, &callee)) {
             return Val::clean();
         }
+        // `cfg.get("env", default)` on a dict whose keys are known.
+        if let Expr::Attribute(a) = c.func.as_ref()
+            && a.attr.as_str() == "get"
+            && let Some((r, _)) = &receiver
+            && let Some(keys) = &r.keys
+            && let Some(k) = args.first().and_then(|v| v.konst.as_ref())
+        {
+            return keys
+                .get(k)
+                .cloned()
+                .or_else(|| args.get(1).cloned())
+                .unwrap_or_default();
+        }
         // Mutating methods: `xs.append(secret)` taints `xs`.
         if let Expr::Attribute(a) = c.func.as_ref()
             && matches!(
@@ -1092,7 +1142,7 @@ impl<'a> Engine<'a> {
             // A method's result is derived from its object (`df.filter(…)`, `s.upper()`).
             Some((r, _)) => Val {
                 taint: r.taint,
-                konst: None,
+                ..Val::default()
             },
             // Unknown functions do not pass taint through: `len(token)` is not the token.
             None => Val::clean(),

@@ -713,3 +713,30 @@ fn allow_listed_values_are_not_injectable() {
         &[("NBT005", 2, 1)],
     );
 }
+
+/// Dicts with literal keys are tracked per key: only the key that holds the secret carries it.
+#[test]
+fn dict_keys_are_tracked_one_by_one() {
+    let cfg = "cfg = {'password': dbutils.secrets.get('prod', 'db'), 'env': 'prod'}";
+    expect(&[cfg, "print(cfg['env'])\nprint(cfg.get('env'))"], &[]);
+    expect(&[cfg, "print(cfg['password'])"], &[("NBT001", 1, 1)]);
+    expect(&[cfg, "print(cfg.get('password'))"], &[("NBT001", 1, 1)]);
+    expect(&[cfg, "print(cfg)"], &[("NBT001", 1, 1)]);
+    // A key not known in advance may be any of them.
+    expect(&[cfg, "k = input()\nprint(cfg[k])"], &[("NBT001", 1, 2)]);
+    // Keys set one by one.
+    expect(
+        &[
+            "conf = {}\nconf['token'] = dbutils.secrets.get('p', 't')\nconf['region'] = 'eu'",
+            "print(conf['region'])",
+        ],
+        &[],
+    );
+    expect(
+        &[
+            "conf = {}\nconf['token'] = dbutils.secrets.get('p', 't')",
+            "import logging\nlogging.info(conf['token'])",
+        ],
+        &[("NBT001", 1, 2)],
+    );
+}
