@@ -43,6 +43,38 @@ fn start_session(gw: &str, path: &str, user: &str) -> String {
     v["kernel"]["id"].as_str().unwrap().to_string()
 }
 
+/// A real Jupyter server behind the gateway (header identity from the tests' proxy, plus `extra`
+/// arguments), with a notebook session for `path` started as `user`, and that user's request headers.
+struct Rig {
+    dir: tempfile::TempDir,
+    log_dir: std::path::PathBuf,
+    jupyter: Jupyter,
+    gw: Gateway,
+    kernel_id: String,
+    h: Vec<(&'static str, String)>,
+}
+
+impl Rig {
+    fn start(path: &str, user: &str, extra: &[&str]) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("capture");
+        std::fs::create_dir(&log_dir).unwrap();
+        let jupyter = Jupyter::start(dir.path());
+        let mut args = vec!["--user-header", "X-Auth-User"];
+        args.extend(extra);
+        let gw = Gateway::start(jupyter.port, &log_dir, &args, false);
+        let kernel_id = start_session(&gw.addr, path, user);
+        Rig {
+            dir,
+            log_dir,
+            jupyter,
+            gw,
+            kernel_id,
+            h: auth(user),
+        }
+    }
+}
+
 fn kernel_messages<'a>(recs: &'a [Value], msg_type: &str) -> Vec<&'a Value> {
     recs.iter()
         .filter(|r| r["type"] == "kernel_message" && r["msg_type"] == msg_type)
@@ -631,23 +663,18 @@ fn nix_is_root() -> bool {
 /// never runs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_megabyte_comment_then_payload_nan_metadata_and_oversize_frames() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_dir = dir.path().join("capture");
-    std::fs::create_dir(&log_dir).unwrap();
-    let jupyter = Jupyter::start(dir.path());
-    let gw = Gateway::start(
-        jupyter.port,
-        &log_dir,
-        &[
-            "--user-header",
-            "X-Auth-User",
-            "--max-message-bytes",
-            "3000000",
-        ],
-        false,
+    let Rig {
+        dir,
+        log_dir,
+        jupyter,
+        gw,
+        kernel_id,
+        h,
+    } = Rig::start(
+        "hostile.ipynb",
+        "carol",
+        &["--max-message-bytes", "3000000"],
     );
-    let kernel_id = start_session(&gw.addr, "hostile.ipynb", "carol");
-    let h = auth("carol");
     let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
     let path = |name: &str| dir.path().join(name).display().to_string();
 
@@ -819,18 +846,14 @@ fn assert_reviewable(case: &Path, cells: &[Value], needle: &str, kind: &str) -> 
 /// with the cells before it (the secret read in cell 1 printed by the expression: NBT001).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_code_in_user_expressions() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_dir = dir.path().join("capture");
-    std::fs::create_dir(&log_dir).unwrap();
-    let jupyter = Jupyter::start(dir.path());
-    let gw = Gateway::start(
-        jupyter.port,
-        &log_dir,
-        &["--user-header", "X-Auth-User"],
-        false,
-    );
-    let kernel_id = start_session(&gw.addr, "ue.ipynb", "dora");
-    let h = auth("dora");
+    let Rig {
+        dir,
+        log_dir,
+        jupyter,
+        gw,
+        kernel_id,
+        h,
+    } = Rig::start("ue.ipynb", "dora", &[]);
     let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
     let marker = dir.path().join("ue-marker");
     k.execute(
@@ -882,18 +905,14 @@ async fn capture_code_in_user_expressions() {
 /// carries. The comm message is a cell of kind `comm`, found by `code:` search.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_code_in_comm_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_dir = dir.path().join("capture");
-    std::fs::create_dir(&log_dir).unwrap();
-    let jupyter = Jupyter::start(dir.path());
-    let gw = Gateway::start(
-        jupyter.port,
-        &log_dir,
-        &["--user-header", "X-Auth-User"],
-        false,
-    );
-    let kernel_id = start_session(&gw.addr, "comm.ipynb", "dora");
-    let h = auth("dora");
+    let Rig {
+        dir,
+        log_dir,
+        jupyter,
+        gw,
+        kernel_id,
+        h,
+    } = Rig::start("comm.ipynb", "dora", &[]);
     let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
     let marker = dir.path().join("comm-marker");
     let ex = k
@@ -942,18 +961,14 @@ async fn capture_code_in_comm_data() {
 /// cell of kind `debugger`, found by `code:` search.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_code_in_debugger_evaluate() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_dir = dir.path().join("capture");
-    std::fs::create_dir(&log_dir).unwrap();
-    let jupyter = Jupyter::start(dir.path());
-    let gw = Gateway::start(
-        jupyter.port,
-        &log_dir,
-        &["--user-header", "X-Auth-User"],
-        false,
-    );
-    let kernel_id = start_session(&gw.addr, "dbg.ipynb", "dora");
-    let h = auth("dora");
+    let Rig {
+        dir,
+        log_dir,
+        jupyter,
+        gw,
+        kernel_id,
+        h,
+    } = Rig::start("dbg.ipynb", "dora", &[]);
     let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
     k.execute("x = 1", false, &[]).await;
     let marker = dir.path().join("dbg-marker");
@@ -997,18 +1012,14 @@ async fn capture_code_in_debugger_evaluate() {
 /// ever recorded under the forged name and the forged request's code never runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_forged_identity_header_from_the_kernel_host() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_dir = dir.path().join("capture");
-    std::fs::create_dir(&log_dir).unwrap();
-    let jupyter = Jupyter::start(dir.path());
-    let gw = Gateway::start(
-        jupyter.port,
-        &log_dir,
-        &["--user-header", "X-Auth-User"],
-        false,
-    );
-    let kernel_id = start_session(&gw.addr, "forge.ipynb", "erin");
-    let h = auth("erin");
+    let Rig {
+        dir: _dir,
+        log_dir,
+        jupyter,
+        gw,
+        kernel_id,
+        h,
+    } = Rig::start("forge.ipynb", "erin", &[]);
     let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
     // From inside the kernel: create a session as "ceo", twice (one header, then two copies of it).
     let code = format!(
@@ -1079,18 +1090,14 @@ print("forged:", statuses)"#,
 /// does not decode: refused before the server sees them, and the refusal is logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_rest_execute_call_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_dir = dir.path().join("capture");
-    std::fs::create_dir(&log_dir).unwrap();
-    let jupyter = Jupyter::start(dir.path());
-    let gw = Gateway::start(
-        jupyter.port,
-        &log_dir,
-        &["--user-header", "X-Auth-User"],
-        false,
-    );
-    let kernel_id = start_session(&gw.addr, "rest.ipynb", "erin");
-    let h = auth("erin");
+    let Rig {
+        dir,
+        log_dir,
+        jupyter,
+        gw,
+        kernel_id,
+        h,
+    } = Rig::start("rest.ipynb", "erin", &[]);
     let mut headers = as_refs(&h);
     headers.push(("Content-Type", "application/json"));
     let marker = dir.path().join("rest-marker");
@@ -1126,18 +1133,14 @@ async fn capture_rest_execute_call_is_refused() {
 /// its leak after it). A kernel restart ends the session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_page_reload_continues_the_kernel_session_and_a_restart_ends_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_dir = dir.path().join("capture");
-    std::fs::create_dir(&log_dir).unwrap();
-    let jupyter = Jupyter::start(dir.path());
-    let gw = Gateway::start(
-        jupyter.port,
-        &log_dir,
-        &["--user-header", "X-Auth-User"],
-        false,
-    );
-    let kernel_id = start_session(&gw.addr, "reload.ipynb", "fay");
-    let h = auth("fay");
+    let Rig {
+        dir,
+        log_dir,
+        jupyter,
+        gw,
+        kernel_id,
+        h,
+    } = Rig::start("reload.ipynb", "fay", &[]);
     let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
     k.execute(
         "import os\ntoken = os.environ.get('API_TOKEN', 'tok')",
@@ -1225,23 +1228,14 @@ async fn capture_page_reload_continues_the_kernel_session_and_a_restart_ends_it(
 /// and the notebook says why; another user is not affected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_one_user_flooding_the_log_is_refused_by_quota() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_dir = dir.path().join("capture");
-    std::fs::create_dir(&log_dir).unwrap();
-    let jupyter = Jupyter::start(dir.path());
-    let gw = Gateway::start(
-        jupyter.port,
-        &log_dir,
-        &[
-            "--user-header",
-            "X-Auth-User",
-            "--quota-bytes-per-hour",
-            "400000",
-        ],
-        false,
-    );
-    let kernel_id = start_session(&gw.addr, "flood.ipynb", "gus");
-    let h = auth("gus");
+    let Rig {
+        dir,
+        log_dir,
+        jupyter,
+        gw,
+        kernel_id,
+        h,
+    } = Rig::start("flood.ipynb", "gus", &["--quota-bytes-per-hour", "400000"]);
     let mut k = KernelClient::connect(&gw.addr, &kernel_id, &as_refs(&h), false).await;
     let ex = k.execute("print('x' * 1_000_000)", false, &[]).await;
     assert!(

@@ -1024,53 +1024,36 @@ impl<'a> Engine<'a> {
             .map(|(v, e)| (v, e.range()))
             .collect();
         // `headers={"Authorization": "Bearer " + tok, …}`: an authentication header authenticates the
-        // request, it is not data sent to the service; the other headers still are.
-        let sent_headers: Option<Val> = c.arguments.keywords.iter().find_map(|k| {
+        // request, it is not data sent to the service; the other headers still are. Split once: (sent,
+        // authenticating, where).
+        let headers: Option<(Val, Val, TextRange)> = c.arguments.keywords.iter().find_map(|k| {
             let Expr::Dict(d) = &k.value else {
                 return None;
             };
             (k.arg.as_ref()?.as_str() == "headers").then(|| {
-                let parts: Vec<Val> = d
-                    .items
-                    .iter()
-                    .filter(|item| {
-                        !item.key.as_ref().is_some_and(|key| {
-                            matches!(key, Expr::StringLiteral(s) if auth_header(s.value.to_str()))
-                        })
-                    })
-                    .map(|item| self.eval(&item.value))
-                    .collect();
-                Val::union(&parts)
+                let (mut sent, mut auth) = (Vec::new(), Vec::new());
+                for item in &d.items {
+                    let v = self.eval(&item.value);
+                    let is_auth = item.key.as_ref().is_some_and(|key| {
+                        matches!(key, Expr::StringLiteral(s) if auth_header(s.value.to_str()))
+                    });
+                    if is_auth { &mut auth } else { &mut sent }.push(v);
+                }
+                (Val::union(&sent), Val::union(&auth), k.value.range())
             })
         });
-        let auth_headers: Option<(Val, TextRange)> = c.arguments.keywords.iter().find_map(|k| {
-            let Expr::Dict(d) = &k.value else {
-                return None;
-            };
-            (k.arg.as_ref()?.as_str() == "headers").then(|| {
-                let parts: Vec<Val> = d
-                    .items
-                    .iter()
-                    .filter(|item| {
-                        item.key.as_ref().is_some_and(|key| {
-                            matches!(key, Expr::StringLiteral(s) if auth_header(s.value.to_str()))
-                        })
-                    })
-                    .map(|item| self.eval(&item.value))
-                    .collect();
-                (Val::union(&parts), k.value.range())
-            })
-        });
+        let sent_headers = headers.as_ref().map(|(s, _, _)| s);
+        let auth_headers = headers.as_ref().map(|(_, a, r)| (a, *r));
         let mut kw_parts: Vec<(Option<&str>, &Val, TextRange)> = kws
             .iter()
             .zip(c.arguments.keywords.iter())
-            .map(|((n, v), k)| match (n.as_deref(), &sent_headers) {
+            .map(|((n, v), k)| match (n.as_deref(), sent_headers) {
                 (Some("headers"), Some(h)) => (Some("headers"), h, k.value.range()),
                 _ => (n.as_deref(), v, k.value.range()),
             })
             .collect();
-        if let Some((v, r)) = &auth_headers {
-            kw_parts.push((Some("auth"), v, *r));
+        if let Some((v, r)) = auth_headers {
+            kw_parts.push((Some("auth"), v, r));
         }
         self.sink_check(
             &callee,

@@ -72,6 +72,23 @@ fn base(info: &ConnInfo, dir: Direction) -> Map<String, Value> {
     m
 }
 
+/// The connection's members and a message's links: channel, type, id, parent id (how outputs and replies
+/// join their cell).
+fn links(info: &ConnInfo, dir: Direction, msg: &Message) -> Map<String, Value> {
+    let mut m = base(info, dir);
+    m.insert("channel".into(), json!(msg.channel));
+    m.insert("msg_type".into(), json!(msg.msg_type()));
+    m.insert("msg_id".into(), json!(msg.msg_id()));
+    m.insert(
+        "parent_msg_id".into(),
+        msg.parent_header
+            .get("msg_id")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    m
+}
+
 /// The record of a decoded message; `frame` is the exact bytes forwarded. Takes the message: its
 /// content (possibly megabytes of output) moves into the record instead of being copied.
 pub fn message_entry(
@@ -81,21 +98,11 @@ pub fn message_entry(
     frame: &[u8],
     bounds: Bounds,
 ) -> Entry {
-    let mut m = base(info, dir);
+    let mut m = links(info, dir, &msg);
     m.insert("framing".into(), json!(msg.framing.as_str()));
-    m.insert("channel".into(), json!(msg.channel));
-    m.insert("msg_type".into(), json!(msg.msg_type()));
-    m.insert("msg_id".into(), json!(msg.msg_id()));
     m.insert(
         "session".into(),
         msg.header.get("session").cloned().unwrap_or(Value::Null),
-    );
-    m.insert(
-        "parent_msg_id".into(),
-        msg.parent_header
-            .get("msg_id")
-            .cloned()
-            .unwrap_or(Value::Null),
     );
     let input_reply = msg.msg_type() == Some("input_reply");
     let mut cut = Vec::new();
@@ -178,20 +185,7 @@ pub fn quota_entry(
     frame: &[u8],
     why: &str,
 ) -> Entry {
-    let mut m = base(info, dir);
-    m.insert("channel".into(), json!(msg.channel));
-    m.insert(
-        "msg_type".into(),
-        msg.header.get("msg_type").cloned().unwrap_or(Value::Null),
-    );
-    m.insert("msg_id".into(), json!(msg.msg_id()));
-    m.insert(
-        "parent_msg_id".into(),
-        msg.parent_header
-            .get("msg_id")
-            .cloned()
-            .unwrap_or(Value::Null),
-    );
+    let mut m = links(info, dir, msg);
     m.insert("refused".into(), json!(why));
     m.insert("frame_bytes".into(), json!(frame.len()));
     m.insert("frame_sha256".into(), json!(sha256_hex(frame)));
