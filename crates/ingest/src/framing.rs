@@ -34,6 +34,8 @@ pub enum Framing {
     JsonDocuments,
     /// CSV with a header row.
     Csv,
+    /// An Apache Parquet file (`df.write.parquet`): rows, not lines; a record's "line" is its row number.
+    Parquet,
 }
 
 /// One record's bytes and position.
@@ -187,7 +189,8 @@ impl<R: BufRead> Framer<R> {
                 Framing::JsonLines => Mode::Lines,
                 Framing::JsonArray => Mode::Array { opened: false },
                 Framing::JsonDocuments => Mode::Documents,
-                Framing::Csv => Mode::Csv,
+                // Parquet is read by `FileReader` row by row; a framer over it sees no lines.
+                Framing::Csv | Framing::Parquet => Mode::Csv,
             },
             line: 1,
             offset: start_offset,

@@ -84,8 +84,11 @@ fn parse_time_text(s: &str) -> Option<DateTime<Utc>> {
         return Some(t.with_timezone(&Utc));
     }
     // Spark writes `2024-05-01 10:01:01.123+00:00` or without zone (then UTC).
-    if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z") {
-        return Some(t.with_timezone(&Utc));
+    // Parquet readers print timestamps as `2024-05-01 10:01:01.123 +00:00`.
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f %:z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
+            return Some(t.with_timezone(&Utc));
+        }
     }
     let naive = s.trim_end_matches('Z');
     for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {

@@ -379,3 +379,111 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+/// A `system.access.audit` export written as Parquet (what `df.write.parquet` produces), `n` rows in
+/// row groups of `group` rows; nested fields as JSON text (as the SQL Statement Execution API returns
+/// them), `event_time` as a millisecond timestamp.
+fn audit_parquet(path: &Path, n: usize, group: usize) {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = Arc::new(
+        parquet::schema::parser::parse_message_type(
+            "message audit {
+                REQUIRED BINARY service_name (UTF8);
+                REQUIRED BINARY action_name (UTF8);
+                REQUIRED INT64 event_time (TIMESTAMP_MILLIS);
+                REQUIRED BINARY request_id (UTF8);
+                REQUIRED BINARY user_identity (UTF8);
+                REQUIRED BINARY request_params (UTF8);
+                REQUIRED BINARY workspace_id (UTF8);
+            }",
+        )
+        .unwrap(),
+    );
+    let props = Arc::new(WriterProperties::builder().build());
+    let mut w =
+        SerializedFileWriter::new(std::fs::File::create(path).unwrap(), schema, props).unwrap();
+    let mut start = 0;
+    while start < n {
+        let rows: Vec<usize> = (start..n.min(start + group)).collect();
+        let mut rg = w.next_row_group().unwrap();
+        let mut col_no = 0;
+        while let Some(mut col) = rg.next_column().unwrap() {
+            let text = |f: &dyn Fn(usize) -> String| -> Vec<ByteArray> {
+                rows.iter()
+                    .map(|&i| ByteArray::from(f(i).as_str()))
+                    .collect()
+            };
+            match col_no {
+                2 => {
+                    let t: Vec<i64> = rows
+                        .iter()
+                        .map(|&i| 1_714_557_661_000 + i as i64 * 1000)
+                        .collect();
+                    col.typed::<Int64Type>()
+                        .write_batch(&t, None, None)
+                        .unwrap();
+                }
+                k => {
+                    let v = match k {
+                        0 => text(&|_| "notebook".into()),
+                        1 => text(&|_| "runCommand".into()),
+                        3 => text(&|i| format!("pq-{i}")),
+                        4 => text(&|i| format!(r#"{{"email":"u{}@example.com"}}"#, i % 3)),
+                        5 => text(&|i| {
+                            format!(
+                                r#"{{"notebookId":"7","commandId":"{i}","commandText":"x = {i}"}}"#
+                            )
+                        }),
+                        _ => text(&|_| "1234".into()),
+                    };
+                    col.typed::<ByteArrayType>()
+                        .write_batch(&v, None, None)
+                        .unwrap();
+                }
+            }
+            col.close().unwrap();
+            col_no += 1;
+        }
+        rg.close().unwrap();
+        start += group;
+    }
+    w.close().unwrap();
+}
+
+/// Issue 18: `system.access.audit` exported as Parquet is read row by row (across row groups), each
+/// row an event whose "line" is its row number; the file's SHA-256 is that of its bytes.
+#[test]
+fn parquet_export_rows_are_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("part-00000.snappy.parquet");
+    audit_parquet(&p, 25, 10);
+    let (items, sum) = read_all(&p);
+    assert_eq!(sum.framing, Framing::Parquet);
+    assert!(errors(&items).is_empty(), "{:?}", errors(&items));
+    assert_eq!(event_lines(&items), (1..=25).collect::<Vec<u64>>());
+    let Item::Event(e) = &items[11] else {
+        panic!("not an event")
+    };
+    assert_eq!(e.kind(), "notebook.runCommand");
+    assert_eq!(e.user.as_deref(), Some("u2@example.com"));
+    assert_eq!(e.command_text.as_deref(), Some("x = 11"));
+    assert_eq!(e.time.timestamp_millis(), 1_714_557_661_000 + 11_000);
+    assert_eq!(e.workspace_id.as_deref(), Some("1234"));
+    assert_eq!(sum.sha256, sha(&std::fs::read(&p).unwrap()));
+    // A damaged file is one error naming it, not a crash.
+    let bad = dir.path().join("bad.parquet");
+    let mut bytes = std::fs::read(&p).unwrap();
+    let mid = bytes.len() / 2;
+    bytes.truncate(mid);
+    bytes.extend_from_slice(b"PAR1");
+    std::fs::write(&bad, bytes).unwrap();
+    let (items, _) = read_all(&bad);
+    let errs = errors(&items);
+    assert_eq!(items.len(), 1);
+    assert!(
+        errs[0].1.contains("not a readable Parquet file"),
+        "{errs:?}"
+    );
+}
