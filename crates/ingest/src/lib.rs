@@ -466,7 +466,10 @@ impl FileReader {
             let file = File::open(path).map_err(io_err)?;
             // A damaged file is one positioned error of its own, never the end of the whole ingest.
             let (rows, broken) =
-                match parquet::file::serialized_reader::SerializedFileReader::new(file) {
+                match parquet::file::serialized_reader::SerializedFileReader::new(file)
+                    .map_err(|e| format!("not a readable Parquet file: {e}"))
+                    .and_then(|r| parquet_within_bounds(&r).map(|()| r))
+                {
                     Ok(r) => (
                         Some(ParquetRows {
                             rows: parquet::record::reader::RowIter::from_file_into(Box::new(r)),
@@ -479,7 +482,7 @@ impl FileReader {
                         Some(RecordError {
                             line: 1,
                             byte_offset: 0,
-                            message: format!("not a readable Parquet file: {e}"),
+                            message: e,
                         }),
                     ),
                 };
@@ -932,6 +935,36 @@ fn batch_array_start(b: &[u8]) -> Option<usize> {
         i += part.len();
     }
     Some(i - 1)
+}
+
+/// Refuses a Parquet file whose column chunks declare more uncompressed data than the gzip bounds allow
+/// ([`MAX_GZIP_RATIO`]× their compressed size + [`GZIP_SLACK_BYTES`], or [`MAX_DECOMPRESSED_BYTES`] in all):
+/// a decompression bomb is refused before a page is read. (A page header that lies about its own size
+/// within an honest-looking chunk is bounded only by the parquet crate.)
+fn parquet_within_bounds(
+    r: &parquet::file::serialized_reader::SerializedFileReader<File>,
+) -> Result<(), String> {
+    use parquet::file::reader::FileReader as _;
+    let mut total: u64 = 0;
+    for (g, rg) in r.metadata().row_groups().iter().enumerate() {
+        for c in rg.columns() {
+            let (packed, unpacked) = (
+                c.compressed_size().max(0) as u64,
+                c.uncompressed_size().max(0) as u64,
+            );
+            total = total.saturating_add(unpacked);
+            if unpacked > packed.saturating_mul(MAX_GZIP_RATIO) + GZIP_SLACK_BYTES
+                || total > MAX_DECOMPRESSED_BYTES
+            {
+                return Err(format!(
+                    "refused: Parquet row group {g} column {} declares {unpacked} bytes uncompressed from {packed} \
+                     (over the {MAX_GZIP_RATIO}× / {MAX_DECOMPRESSED_BYTES}-byte decompression bounds)",
+                    c.column_path()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A reader that yields a stored error once (used to replay an error hit while peeking).

@@ -487,3 +487,47 @@ fn parquet_export_rows_are_events() {
         "{errs:?}"
     );
 }
+
+/// A Parquet decompression bomb (column chunks declaring far more data than they hold compressed) is
+/// refused before a page is read, as one error naming the row group and column.
+#[test]
+fn parquet_decompression_bomb_is_refused() {
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bomb.parquet");
+    let schema = Arc::new(
+        parquet::schema::parser::parse_message_type("message m { REQUIRED BINARY s (UTF8); }")
+            .unwrap(),
+    );
+    let props = Arc::new(
+        WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(19).unwrap()))
+            .build(),
+    );
+    let mut w =
+        SerializedFileWriter::new(std::fs::File::create(&p).unwrap(), schema, props).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut col = rg.next_column().unwrap().unwrap();
+    let one = "0".repeat(1024);
+    let values: Vec<ByteArray> = (0..40_000).map(|_| ByteArray::from(one.as_str())).collect();
+    col.typed::<ByteArrayType>()
+        .write_batch(&values, None, None)
+        .unwrap();
+    col.close().unwrap();
+    rg.close().unwrap();
+    w.close().unwrap();
+    assert!(std::fs::metadata(&p).unwrap().len() < 1_000_000);
+    let (items, _) = read_all(&p);
+    assert_eq!(items.len(), 1);
+    let errs = errors(&items);
+    assert!(
+        errs[0]
+            .1
+            .starts_with("refused: Parquet row group 0 column \"s\""),
+        "{errs:?}"
+    );
+}
