@@ -568,6 +568,34 @@ fn capture_unacknowledged_record_is_a_refusal_and_rotated_logs_verify() {
         assert_eq!(c["signer"], pubkey.as_str());
     }
     assert_eq!(search(&case, "code:never_ran")["total"], 0);
+    // With --capture-key: the gateway's key is accepted; another key rejects every record, saying why.
+    let r = json([
+        "ingest".as_ref(),
+        "--case".as_ref(),
+        d.path().join("keyed").as_os_str(),
+        "--capture-key".as_ref(),
+        pubkey.as_ref(),
+        logs.as_os_str(),
+    ]);
+    assert_eq!(u(&r["error_count"]), 0, "{r}");
+    assert!(u(&r["events"]) > 0);
+    let other = "ab".repeat(32);
+    let out = nbtrail([
+        "ingest".as_ref(),
+        "--case".as_ref(),
+        d.path().join("other").as_os_str(),
+        "--capture-key".as_ref(),
+        other.as_ref(),
+        logs.as_os_str(),
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("not by a required --capture-key") && text.contains(&pubkey),
+        "{text}"
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(r["events"], 0, "{text}");
 
     // Rotated away: without segment 1 the log verifies from segment 2 (and says so), and ingests.
     std::fs::remove_file(&seg).unwrap();

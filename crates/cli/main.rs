@@ -87,6 +87,10 @@ enum Command {
         /// Do not update the search index now (the next `search`, `tables` or `reindex` catches up).
         #[arg(long)]
         no_index: bool,
+        /// Require capture logs to be signed by this gateway key (64 hex digits; repeatable): records of a
+        /// segment signed by another key, or unsigned, are rejected.
+        #[arg(long = "capture-key", value_name = "HEX")]
+        capture_keys: Vec<String>,
     },
     /// Read and validate audit logs without a case: counts and every rejected record (parse only).
     ///
@@ -403,13 +407,20 @@ fn run(cli: Cli) -> Result<()> {
             idle_gap,
             quiet,
             no_index,
+            capture_keys,
         } => {
             for p in &paths {
                 if !p.exists() {
                     bail!("{}: no such file or directory", p.display());
                 }
             }
+            for k in &capture_keys {
+                if k.len() != 64 || !k.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    bail!("--capture-key {k:?}: expected 64 hex digits (the gateway's .pub file)");
+                }
+            }
             let mut c = Case::create(&case.case)?;
+            c.set_capture_keys(capture_keys);
             if let Some(ms) = idle_gap {
                 c.set_idle_gap_ms(ms)?;
             }

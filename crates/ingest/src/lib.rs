@@ -292,6 +292,8 @@ pub struct FileSummary {
 /// `nbtrail verify-log` checks the same across segments and the signed checkpoints.
 #[derive(Default)]
 struct CaptureChain {
+    /// Signing keys one of which must have signed the segment (empty: none required).
+    required_keys: Vec<String>,
     /// What the segment says of itself (acknowledged end, signed part), for a plain capture file.
     facts: Option<nbtrail_capture::SegmentFacts>,
     /// The last accepted capture record's (seq, hash).
@@ -323,6 +325,20 @@ impl CaptureChain {
             other => return other,
         };
         match self.link(&ev.raw) {
+            Ok(_) if !self.required_keys.is_empty() && !self.signed_by_required() => {
+                let signer = self
+                    .facts
+                    .as_ref()
+                    .and_then(|f| f.signer.clone())
+                    .unwrap_or_else(|| "no key".into());
+                Item::Error(RecordError {
+                    line: ev.provenance.line,
+                    byte_offset: ev.provenance.byte_offset,
+                    message: format!(
+                        "capture record rejected: its segment is signed by {signer}, not by a required --capture-key"
+                    ),
+                })
+            }
             Ok(seq) => Item::Event(self.provenance(ev, seq)),
             Err(why) => {
                 self.broken = true;
@@ -333,6 +349,16 @@ impl CaptureChain {
                 })
             }
         }
+    }
+
+    /// True when the segment names a required key and a checkpoint signed by it verifies.
+    fn signed_by_required(&self) -> bool {
+        self.facts.as_ref().is_some_and(|f| {
+            f.signed_through.is_some()
+                && f.signer
+                    .as_deref()
+                    .is_some_and(|k| self.required_keys.iter().any(|r| r == k))
+        })
     }
 
     /// Records how far the event is verified; an unacknowledged record becomes a refusal, never a cell.
@@ -444,6 +470,16 @@ const PEEK: usize = 64 * 1024;
 impl FileReader {
     /// Opens `path`. `progress` is increased by every raw byte read (for progress bars).
     pub fn open(path: &Path, progress: Arc<AtomicU64>) -> Result<FileReader, IngestError> {
+        FileReader::open_requiring(path, progress, &[])
+    }
+
+    /// As [`FileReader::open`]; a capture log must be signed by one of `capture_keys` (hex) when any is
+    /// given: otherwise each of its records is rejected naming the signer it has.
+    pub fn open_requiring(
+        path: &Path,
+        progress: Arc<AtomicU64>,
+        capture_keys: &[String],
+    ) -> Result<FileReader, IngestError> {
         let io_err = |source| IngestError::Io {
             path: path.to_path_buf(),
             source,
@@ -547,6 +583,10 @@ impl FileReader {
             progress,
             failed: false,
             chain: CaptureChain {
+                required_keys: capture_keys
+                    .iter()
+                    .map(|k| k.to_ascii_lowercase())
+                    .collect(),
                 // A plain capture segment (gzip ones are checked record by record only): read once ahead for
                 // its acknowledged end and signed checkpoints.
                 facts: (!gzip && prefix_is_capture_start(&prefix[bom..]))

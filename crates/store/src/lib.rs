@@ -158,6 +158,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Case {
     conn: Connection,
     dir: PathBuf,
+    /// Capture-log signing keys (hex) the next ingests require; empty: any key, or none, is recorded.
+    capture_keys: Vec<String>,
 }
 
 impl Case {
@@ -207,6 +209,7 @@ impl Case {
         let mut case = Case {
             conn,
             dir: dir.to_path_buf(),
+            capture_keys: Vec::new(),
         };
         case.migrate()?;
         Ok(case)
@@ -312,6 +315,12 @@ impl Case {
         Ok(value)
     }
 
+    /// Requires capture logs ingested from now on to be signed by one of `keys` (hex ed25519 public keys):
+    /// records of a segment that names another signer, or none, are rejected with that reason.
+    pub fn set_capture_keys(&mut self, keys: Vec<String>) {
+        self.capture_keys = keys;
+    }
+
     /// Ingests `paths` as one atomic run. `progress` is called from this thread now and then;
     /// setting `cancel` stops the run and leaves the case unchanged.
     pub fn ingest(
@@ -415,9 +424,10 @@ impl Case {
         let (send, recv) = mpsc::sync_channel::<Msg>(2048);
         let files = inputs.files.clone();
         let reader_progress = bytes_read.clone();
+        let keys = self.capture_keys.clone();
         let reader = std::thread::Builder::new()
             .name("nbtrail-reader".into())
-            .spawn(move || read_files(files, reader_progress, send))
+            .spawn(move || read_files(files, reader_progress, &keys, send))
             .map_err(|source| StoreError::Io {
                 path: self.dir.clone(),
                 source,
@@ -822,6 +832,7 @@ enum Msg {
 fn read_files(
     files: Vec<nbtrail_ingest::InputFile>,
     progress: Arc<AtomicU64>,
+    capture_keys: &[String],
     send: mpsc::SyncSender<Msg>,
 ) {
     for file in files {
@@ -829,7 +840,7 @@ fn read_files(
         if send.send(Msg::Start(file)).is_err() {
             return;
         }
-        let mut reader = match FileReader::open(&path, progress.clone()) {
+        let mut reader = match FileReader::open_requiring(&path, progress.clone(), capture_keys) {
             Ok(r) => r,
             Err(e) => {
                 let _ = send.send(Msg::End(Err(e)));
