@@ -581,4 +581,39 @@ mod tests {
         );
         assert_eq!(cell_language(None, None), None);
     }
+
+    /// Issue 18: the time and number spellings real exports use all read as the same instant and value.
+    #[test]
+    fn time_and_number_spellings_of_real_exports() {
+        let base = |time: &str, status: &str| {
+            format!(
+                r#"{{"account_id":"acc","workspace_id":"42","event_time":{time},"source_ip_address":"1.2.3.4:52311","user_identity":{{"email":"bob@example.com"}},"service_name":"secrets","action_name":"getSecret","request_id":"r1","request_params":{{"scope":"prod"}},"response":{{"status_code":{status}}}}}"#
+            )
+        };
+        let want = DateTime::parse_from_rfc3339("2024-05-01T10:01:01.123Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for (time, ms) in [
+            (r#""2024-05-01T10:01:01.123Z""#, true),
+            (r#""2024-05-01T10:01:01.1230000Z""#, true),
+            (r#""2024-05-01T10:01:01.123+00:00""#, true),
+            (r#""2024-05-01T12:01:01.123+02:00""#, true),
+            (r#""2024-05-01 10:01:01.123 +00:00""#, true),
+            (r#""2024-05-01 10:01:01.123""#, true),
+            ("1714557661123", true),
+            (r#""1714557661123""#, true),
+            (r#""2024-05-01T10:01:01Z""#, false),
+        ] {
+            for status in ["200", r#""200""#] {
+                let e = norm(&base(time, status)).unwrap_or_else(|m| panic!("{time}: {m}"));
+                if ms {
+                    assert_eq!(e.time, want, "{time}");
+                } else {
+                    assert_eq!(e.time.timestamp(), want.timestamp(), "{time}");
+                }
+                assert_eq!(e.response_status, Some(200), "{status}");
+                assert_eq!(e.source_ip.as_deref(), Some("1.2.3.4"));
+            }
+        }
+    }
 }
