@@ -88,7 +88,7 @@ pub fn normalize(
         ("ws_open", ..) => ("notebook", "attachNotebook".to_string()),
         ("ws_close", ..) => ("jupyter", "ws_close".to_string()),
         // A refused restart restarted nothing.
-        ("http", ..) if v.get("lifecycle").is_some() && v.get("refused").is_none() => {
+        ("http", ..) if v.get("lifecycle").is_some() && !refused => {
             ("notebook", "detachNotebook".to_string())
         }
         (t, ..) => ("gateway", t.to_string()),
@@ -208,13 +208,7 @@ pub struct Executed {
 /// nothing (kernel_info, complete, inspect, input replies, …) and debugger requests without expressions.
 pub fn executed_code(msg_type: &str, content: &Value) -> Option<Executed> {
     let mut text = String::new();
-    let mut piece = |label: String, code: &str| {
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&format!("# nbtrail: {label}\n"));
-        text.push_str(code);
-    };
+    let mut add = |label: String, code: &str| piece(&mut text, &label, code);
     match msg_type {
         "execute_request" => {
             let code = content.get("code").and_then(Value::as_str).unwrap_or("");
@@ -223,31 +217,25 @@ pub fn executed_code(msg_type: &str, content: &Value) -> Option<Executed> {
                 .and_then(Value::as_object)
                 .map(|m| m.iter().collect())
                 .unwrap_or_default();
+            let mut text = code.to_string();
             if exprs.is_empty() {
-                return Some(Executed {
-                    kind: None,
-                    text: code.to_string(),
-                });
+                return Some(Executed { kind: None, text });
             }
-            let mut out = code.to_string();
-            let mut text = String::new();
             for (name, e) in exprs {
                 let expr = e
                     .as_str()
                     .map(str::to_string)
                     .unwrap_or_else(|| e.to_string());
-                text.push_str(&format!(
-                    "# nbtrail: user_expressions[{}], evaluated by the kernel after the cell\n{expr}\n",
+                let label = format!(
+                    "user_expressions[{}], evaluated by the kernel after the cell",
                     serde_json::to_string(name).unwrap_or_default()
-                ));
+                );
+                piece(&mut text, &label, &expr);
+                text.push('\n');
             }
-            if !out.is_empty() && !out.ends_with('\n') {
-                out.push('\n');
-            }
-            out.push_str(&text);
             Some(Executed {
                 kind: Some("user_expressions"),
-                text: out,
+                text,
             })
         }
         "comm_open" | "comm_msg" => {
@@ -259,11 +247,11 @@ pub fn executed_code(msg_type: &str, content: &Value) -> Option<Executed> {
                 ),
                 None => msg_type.to_string(),
             };
-            piece(head, "");
+            add(head, "");
             leaves(
                 content.get("data").unwrap_or(&Value::Null),
                 "data",
-                &mut piece,
+                &mut add,
                 0,
             );
             Some(Executed {
@@ -277,7 +265,7 @@ pub fn executed_code(msg_type: &str, content: &Value) -> Option<Executed> {
             let mut any = false;
             let mut take = |label: String, v: Option<&Value>| {
                 if let Some(code) = v.and_then(Value::as_str).filter(|c| !c.trim().is_empty()) {
-                    piece(label, code);
+                    add(label, code);
                     any = true;
                 }
             };
@@ -318,39 +306,39 @@ pub fn executed_code(msg_type: &str, content: &Value) -> Option<Executed> {
     }
 }
 
+/// Appends one labelled piece of executed code to `text`: on a line of its own, after a `# nbtrail: label`
+/// line.
+fn piece(text: &mut String, label: &str, code: &str) {
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("# nbtrail: {label}\n"));
+    text.push_str(code);
+}
+
 /// Every leaf of a comm's data, depth first: strings verbatim after a `# nbtrail: data.path` line (they are
 /// what a comm target may execute), other leaves as `# nbtrail: data.path = JSON`. Depth is bounded by the
 /// decoder that parsed the record; the walk also stops at 256 levels, writing the rest as JSON.
-fn leaves(v: &Value, path: &str, piece: &mut dyn FnMut(String, &str), depth: usize) {
+fn leaves(v: &Value, path: &str, add: &mut dyn FnMut(String, &str), depth: usize) {
     match v {
-        Value::String(s) => piece(path.to_string(), s),
+        Value::String(s) => add(path.to_string(), s),
         Value::Object(m) if depth < 256 => {
             for (k, x) in m {
-                leaves(x, &format!("{path}.{k}"), piece, depth + 1);
+                leaves(x, &format!("{path}.{k}"), add, depth + 1);
             }
         }
         Value::Array(a) if depth < 256 => {
             for (i, x) in a.iter().enumerate() {
-                leaves(x, &format!("{path}[{i}]"), piece, depth + 1);
+                leaves(x, &format!("{path}[{i}]"), add, depth + 1);
             }
         }
-        other => piece(format!("{path} = {other}"), ""),
+        other => add(format!("{path} = {other}"), ""),
     }
 }
 
 /// The output a kernel message shows under its cell, from the message content.
 pub fn output_of(msg_type: &str, content: &Value) -> Option<CellOutput> {
-    let mut out = CellOutput {
-        event_id: 0,
-        time: None,
-        output_type: msg_type.to_string(),
-        name: None,
-        text: None,
-        data: None,
-        ename: None,
-        evalue: None,
-        truncated: false,
-    };
+    let mut out = empty_output(msg_type);
     match msg_type {
         "stream" => {
             out.name = s(content, "name").map(str::to_string);
@@ -443,16 +431,24 @@ pub fn user_expressions_of(raw: &str) -> Option<CellOutput> {
         text.push_str(&format!("{name}: {value}\n"));
     }
     Some(CellOutput {
+        text: Some(text),
+        ..empty_output("user_expressions")
+    })
+}
+
+/// An output of `output_type` with nothing in it yet.
+fn empty_output(output_type: &str) -> CellOutput {
+    CellOutput {
         event_id: 0,
         time: None,
-        output_type: "user_expressions".into(),
+        output_type: output_type.to_string(),
         name: None,
-        text: Some(text),
+        text: None,
         data: None,
         ename: None,
         evalue: None,
         truncated: false,
-    })
+    }
 }
 
 /// Removes ANSI escape sequences (tracebacks are coloured).

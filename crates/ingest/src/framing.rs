@@ -64,6 +64,18 @@ impl Frame {
             structural_error: None,
         }
     }
+
+    /// Not a record but a structural problem at `line`, `byte_offset` (an unclosed array, a stray
+    /// separator).
+    fn problem(line: u64, byte_offset: u64, message: String) -> Frame {
+        Frame {
+            line,
+            byte_offset,
+            bytes: Vec::new(),
+            oversize: None,
+            structural_error: Some(message),
+        }
+    }
 }
 
 /// Decides the framing from the first bytes of a stream (after any BOM and leading whitespace).
@@ -269,15 +281,11 @@ impl<R: BufRead> Framer<R> {
             let Some(&b) = buf.first() else {
                 self.done = true;
                 if opened {
-                    return Ok(Step::Frame(Some(Frame {
-                        line: self.line,
-                        byte_offset: self.offset,
-                        bytes: Vec::new(),
-                        oversize: None,
-                        structural_error: Some(
-                            "JSON array is not closed with ']': the file may be truncated".into(),
-                        ),
-                    })));
+                    return Ok(Step::Frame(Some(Frame::problem(
+                        self.line,
+                        self.offset,
+                        "JSON array is not closed with ']': the file may be truncated".into(),
+                    ))));
                 }
                 return Ok(Step::Frame(None));
             };
@@ -332,16 +340,11 @@ impl<R: BufRead> Framer<R> {
                     // Not where a document can start (a stray separator): reported, and skipped.
                     let (line, offset) = (self.line, self.offset);
                     self.advance(1);
-                    return Ok(Some(Frame {
+                    return Ok(Some(Frame::problem(
                         line,
-                        byte_offset: offset,
-                        bytes: Vec::new(),
-                        oversize: None,
-                        structural_error: Some(format!(
-                            "unexpected `{}` between JSON documents",
-                            b as char
-                        )),
-                    }));
+                        offset,
+                        format!("unexpected `{}` between JSON documents", b as char),
+                    )));
                 }
                 _ => break,
             }

@@ -215,6 +215,13 @@ impl std::fmt::Display for DecompressionRefused {
 
 impl std::error::Error for DecompressionRefused {}
 
+/// True when `inflated` bytes from `compressed` pass [`MAX_GZIP_RATIO`]× (+[`GZIP_SLACK_BYTES`]) or
+/// [`MAX_DECOMPRESSED_BYTES`]: the bounds every compressed input (gzip, Parquet pages) is held to.
+fn inflates_too_far(compressed: u64, inflated: u64) -> bool {
+    inflated > MAX_DECOMPRESSED_BYTES
+        || inflated > compressed.saturating_mul(MAX_GZIP_RATIO) + GZIP_SLACK_BYTES
+}
+
 /// Stops a gzip stream that inflates past [`MAX_GZIP_RATIO`] or [`MAX_DECOMPRESSED_BYTES`] with a clear
 /// error (reported at the line and offset reached; the rest of the file is not read).
 struct BombGuard<R> {
@@ -228,9 +235,7 @@ impl<R: Read> Read for BombGuard<R> {
         let n = self.inner.read(buf)?;
         self.out += n as u64;
         let compressed = self.state.lock().unwrap_or_else(|p| p.into_inner()).bytes;
-        if self.out > MAX_DECOMPRESSED_BYTES
-            || self.out > compressed.saturating_mul(MAX_GZIP_RATIO) + GZIP_SLACK_BYTES
-        {
+        if inflates_too_far(compressed, self.out) {
             return Err(io::Error::other(DecompressionRefused(format!(
                 "decompression stopped: {} bytes inflated from {compressed} compressed bytes, past the \
                  limit of {MAX_GZIP_RATIO}× (+{GZIP_SLACK_BYTES} bytes) or {MAX_DECOMPRESSED_BYTES} bytes \
@@ -307,11 +312,8 @@ struct CaptureChain {
 /// True when a file starts with a capture log's `segment_start` record.
 fn prefix_is_capture_start(prefix: &[u8]) -> bool {
     let first = prefix.split(|&b| b == b'\n').next().unwrap_or_default();
-    first.starts_with(b"{\"seq\":") && memchr_str(first, b"\"type\":\"segment_start\"")
-}
-
-fn memchr_str(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    first.starts_with(b"{\"seq\":")
+        && memchr::memmem::find(first, b"\"type\":\"segment_start\"").is_some()
 }
 
 impl CaptureChain {
@@ -718,10 +720,7 @@ impl FileReader {
             })
         };
         Some(match value {
-            Value::Object(o) => match normalize::normalize(&o, raw, provenance) {
-                Ok(ev) => Item::Event(Box::new(ev)),
-                Err(m) => err(m),
-            },
+            Value::Object(o) => record_item(&o, raw, provenance, None).unwrap_or_else(err),
             _ => err("not a record".into()),
         })
     }
@@ -791,45 +790,29 @@ impl FileReader {
                 message,
             })
         };
-        let obj = match self.framing {
-            Framing::Csv => {
-                let header = self.csv_header.as_deref().unwrap_or(&[]);
-                match csv_row_object(header, &raw) {
-                    Ok(o) => o,
-                    Err(m) => return err(m),
-                }
+        let (obj, lenient) = if self.framing == Framing::Csv {
+            let header = self.csv_header.as_deref().unwrap_or(&[]);
+            match csv_row_object(header, &raw) {
+                Ok(o) => (o, None),
+                Err(m) => return err(m),
             }
-            Framing::JsonLines | Framing::JsonArray | Framing::JsonDocuments | Framing::Parquet => {
-                match parse_json(&raw) {
-                    Ok((Value::Object(o), lenient)) => {
-                        return match normalize::normalize(&o, raw, provenance) {
-                            Ok(mut ev) => {
-                                if let Some(why) = lenient {
-                                    ev.params.insert("nbtrail_lenient".into(), why.into());
-                                }
-                                Item::Event(Box::new(ev))
-                            }
-                            Err(m) => err(m),
-                        };
-                    }
-                    Ok((other, _)) => {
-                        let kind = match other {
-                            Value::Array(_) => "an array",
-                            Value::String(_) => "a string",
-                            Value::Number(_) => "a number",
-                            Value::Bool(_) => "a boolean",
-                            _ => "null",
-                        };
-                        return err(format!("record is {kind}, not a JSON object"));
-                    }
-                    Err(e) => return err(format!("not valid JSON: {e}")),
+        } else {
+            match parse_json(&raw) {
+                Ok((Value::Object(o), lenient)) => (o, lenient),
+                Ok((other, _)) => {
+                    let kind = match other {
+                        Value::Array(_) => "an array",
+                        Value::String(_) => "a string",
+                        Value::Number(_) => "a number",
+                        Value::Bool(_) => "a boolean",
+                        _ => "null",
+                    };
+                    return err(format!("record is {kind}, not a JSON object"));
                 }
+                Err(e) => return err(format!("not valid JSON: {e}")),
             }
         };
-        match normalize::normalize(&obj, raw, provenance) {
-            Ok(ev) => Item::Event(Box::new(ev)),
-            Err(m) => err(m),
-        }
+        record_item(&obj, raw, provenance, lenient).unwrap_or_else(err)
     }
 
     /// Finishes the file: hashes any bytes not yet read (e.g. after a damaged gzip stream) and returns
@@ -866,6 +849,20 @@ impl FileReader {
             header_lines: self.header_lines,
         })
     }
+}
+
+/// A record's object as an event (`Err`: why it is not one); a lenient read is marked on the event.
+fn record_item(
+    obj: &Map<String, Value>,
+    raw: String,
+    provenance: Provenance,
+    lenient: Option<&str>,
+) -> Result<Item, String> {
+    let mut ev = normalize::normalize(obj, raw, provenance)?;
+    if let Some(why) = lenient {
+        ev.params.insert("nbtrail_lenient".into(), why.into());
+    }
+    Ok(Item::Event(Box::new(ev)))
 }
 
 /// Parses a record. Strict JSON first; if that fails only because a string holds a raw control character
@@ -993,9 +990,7 @@ fn parquet_within_bounds(
                 c.uncompressed_size().max(0) as u64,
             );
             total = total.saturating_add(unpacked);
-            if unpacked > packed.saturating_mul(MAX_GZIP_RATIO) + GZIP_SLACK_BYTES
-                || total > MAX_DECOMPRESSED_BYTES
-            {
+            if inflates_too_far(packed, unpacked) || total > MAX_DECOMPRESSED_BYTES {
                 return Err(format!(
                     "refused: Parquet row group {g} column {} declares {unpacked} bytes uncompressed from {packed} \
                      (over the {MAX_GZIP_RATIO}× / {MAX_DECOMPRESSED_BYTES}-byte decompression bounds)",
