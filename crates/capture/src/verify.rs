@@ -123,10 +123,8 @@ pub fn verify_dir(dir: &Path, expected_signer: Option<&str>) -> Result<VerifyRep
         ));
         // The chain is taken up where the first present segment says it continues: its segment_start
         // names the last record before it (checked against that record's own `seq` and `prev` below).
-        if let Some(first) = datas.iter().find_map(|d| {
-            let nl = d.iter().position(|&b| b == b'\n')?;
-            serde_json::from_slice::<Value>(&d[..nl]).ok()
-        }) && let (Some(seq), Some(prev)) = (first["seq"].as_u64(), first["prev"].as_str())
+        if let Some(first) = datas.iter().find_map(|d| first_record(d))
+            && let (Some(seq), Some(prev)) = (first["seq"].as_u64(), first["prev"].as_str())
             && seq > 1
             && first["previous_segment"]["last_seq"].as_u64() == Some(seq - 1)
             && first["previous_segment"]["last_hash"].as_str() == Some(prev)
@@ -203,6 +201,21 @@ pub fn verify_dir(dir: &Path, expected_signer: Option<&str>) -> Result<VerifyRep
     Ok(st.report)
 }
 
+/// A segment's first complete line as JSON (its `segment_start`), if it has one.
+fn first_record(data: &[u8]) -> Option<Value> {
+    let nl = data.iter().position(|&b| b == b'\n')?;
+    serde_json::from_slice(&data[..nl]).ok()
+}
+
+/// True when checkpoint record `v` is signed by `key` over record `seq` with hash `hash`, and its
+/// signature verifies.
+fn checkpoint_verifies(v: &Value, key: &str, seq: u64, hash: &str) -> bool {
+    v["signer"].as_str() == Some(key)
+        && v["signed_seq"].as_u64() == Some(seq)
+        && v["signed_hash"].as_str() == Some(hash)
+        && check_checkpoint(key, seq, hash, v["signature"].as_str().unwrap_or(""))
+}
+
 /// The acknowledged end of a segment, as the `segment_start` of the next non-abandoned segment records.
 /// Only consecutive segments count: after a missing one nothing is known.
 fn next_segment_limit(number: u64, rest: &[(u64, &[u8])]) -> Option<u64> {
@@ -210,11 +223,10 @@ fn next_segment_limit(number: u64, rest: &[(u64, &[u8])]) -> Option<u64> {
         if *n != number + 1 + k as u64 {
             return None;
         }
-        let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+        if !data.contains(&b'\n') {
             continue;
-        };
-        let v: Value = serde_json::from_slice(&data[..nl]).ok()?;
-        return v["previous_segment"]["bytes"].as_u64();
+        }
+        return first_record(data)?["previous_segment"]["bytes"].as_u64();
     }
     None
 }
@@ -385,17 +397,9 @@ impl State<'_> {
             }
             if kind == "checkpoint" {
                 let key = self.expected_signer.map(str::to_string).or(signer.clone());
-                let valid = key.as_deref().is_some_and(|k| {
-                    v["signer"].as_str() == Some(k)
-                        && v["signed_seq"].as_u64() == Some(self.seq)
-                        && v["signed_hash"].as_str() == Some(self.prev.as_str())
-                        && check_checkpoint(
-                            k,
-                            self.seq,
-                            &self.prev,
-                            v["signature"].as_str().unwrap_or(""),
-                        )
-                });
+                let valid = key
+                    .as_deref()
+                    .is_some_and(|k| checkpoint_verifies(&v, k, self.seq, &self.prev));
                 if !valid {
                     return Err(here(
                         "bad checkpoint: signature does not verify for the record before it".into(),
@@ -467,7 +471,7 @@ pub fn segment_facts(path: &Path) -> Result<SegmentFacts> {
             let _ = std::io::BufReader::new(f)
                 .take(16 * 1024 * 1024)
                 .read_until(b'\n', &mut first);
-            if let Ok(v) = serde_json::from_slice::<Value>(&first)
+            if let Some(v) = first_record(&first)
                 && v["type"] == "segment_start"
                 && v["previous_segment"]["name"].as_str() == Some(name.as_str())
             {
@@ -516,10 +520,7 @@ pub fn segment_facts(path: &Path) -> Result<SegmentFacts> {
                 }
                 if v["type"] == "checkpoint"
                     && let Some(k) = facts.signer.as_deref()
-                    && v["signer"].as_str() == Some(k)
-                    && v["signed_seq"].as_u64() == Some(*s)
-                    && v["signed_hash"].as_str() == Some(h.as_str())
-                    && check_checkpoint(k, *s, h, v["signature"].as_str().unwrap_or(""))
+                    && checkpoint_verifies(&v, k, *s, h)
                 {
                     facts.signed_through = Some(seq);
                 }
