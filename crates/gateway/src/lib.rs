@@ -173,22 +173,18 @@ pub fn kernel_channels_id(path: &str) -> Option<&str> {
     (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
-/// `("restart" | "shutdown", kernel id)` when a request restarts or shuts down a kernel: `POST
-/// …/api/kernels/<id>/restart`, `DELETE …/api/kernels/<id>`, `DELETE …/api/sessions/<id>` (of a session
-/// whose kernel the gateway has seen).
+/// `("restart" | "shutdown", kernel id)` when a request restarts or shuts down a kernel
+/// ([`routes::lifecycle`]; a deleted session's kernel is known only if the gateway has seen it).
 fn lifecycle(shared: &Shared, method: &str, path: &str) -> Option<(&'static str, String)> {
-    let i = path.find("/api/")?;
-    let seg: Vec<&str> = path[i + 5..].split('/').collect();
-    match (method, seg.as_slice()) {
-        ("POST", ["kernels", id, "restart"]) => Some(("restart", id.to_string())),
-        ("DELETE", ["kernels", id]) => Some(("shutdown", id.to_string())),
-        ("DELETE", ["sessions", id]) => shared
+    match routes::lifecycle(method, path)? {
+        routes::Lifecycle::Restart(id) => Some(("restart", id.to_string())),
+        routes::Lifecycle::ShutdownKernel(id) => Some(("shutdown", id.to_string())),
+        routes::Lifecycle::ShutdownSession(id) => shared
             .session_kernels
             .lock()
             .expect("sessions lock")
-            .get(*id)
+            .get(id)
             .map(|k| ("shutdown", k.clone())),
-        _ => None,
     }
 }
 
@@ -632,6 +628,16 @@ impl InFlight {
             Some(r) => logger::settle(r).await.map(|_| ()),
         }
     }
+
+    /// Once its record is durable: `Ok` when the frame may be forwarded, else why not — its refusal, or
+    /// the log's failure worded by `unlogged`.
+    async fn verdict(&mut self, unlogged: impl FnOnce(String) -> String) -> Result<(), String> {
+        match (self.durable().await, self.refuse.take()) {
+            (Ok(()), None) => Ok(()),
+            (Ok(()), Some(why)) => Err(why),
+            (Err(reason), _) => Err(unlogged(reason)),
+        }
+    }
 }
 
 /// Reads one side's frames: records each (submitted, not awaited) and queues it, in order, for the
@@ -786,17 +792,19 @@ async fn pump<C, U>(
     let to_client_k = to_client.clone();
     let up_forward = async move {
         while let Some(mut item) = q_rx.recv().await {
-            let why = match (item.durable().await, item.refuse.take()) {
-                (Ok(()), None) => {
+            let why = match item
+                .verdict(|reason| {
+                    format!("not forwarded: the capture log cannot be written ({reason})")
+                })
+                .await
+            {
+                Ok(()) => {
                     if up_tx.send(item.frame).await.is_err() {
                         break;
                     }
                     continue;
                 }
-                (Ok(()), Some(why)) => why,
-                (Err(reason), _) => {
-                    format!("not forwarded: the capture log cannot be written ({reason})")
-                }
+                Err(why) => why,
             };
             for m in refusal(item.decoded.as_ref(), &why, v1) {
                 let _ = to_client_k.send(m).await;
@@ -812,13 +820,11 @@ async fn pump<C, U>(
     let down_forward = async move {
         let mut told: HashSet<String> = HashSet::new();
         while let Some(mut item) = k_rx.recv().await {
-            let outcome = match (item.durable().await, item.refuse.take()) {
-                (Ok(()), None) => Ok(()),
-                (Ok(()), Some(why)) => Err(why),
-                (Err(reason), _) => Err(format!(
-                    "output withheld: the capture log cannot be written: {reason}"
-                )),
-            };
+            let outcome = item
+                .verdict(|reason| {
+                    format!("output withheld: the capture log cannot be written: {reason}")
+                })
+                .await;
             match outcome {
                 Ok(()) => {
                     if to_client_d.send(item.frame).await.is_err() {

@@ -9,8 +9,7 @@
 
 /// Why a route passes, or `Err` why it is refused.
 pub fn decide(method: &str, path: &str) -> Result<&'static str, String> {
-    let p = strip_hub_prefix(path);
-    let seg: Vec<&str> = p.trim_start_matches('/').split('/').collect();
+    let seg = segments(path);
     let refuse = |why: &str| Err(format!("{method} {path}: {why}"));
     match seg.as_slice() {
         // The kernel websocket is decoded message by message; kernel lifecycle calls run no code.
@@ -65,6 +64,36 @@ pub fn decide(method: &str, path: &str) -> Result<&'static str, String> {
     }
 }
 
+/// A request that ends a kernel's life (its capture session): restarts or shuts down a kernel, or deletes a
+/// session (whose kernel goes with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle<'a> {
+    /// `POST …/api/kernels/<id>/restart`.
+    Restart(&'a str),
+    /// `DELETE …/api/kernels/<id>`.
+    ShutdownKernel(&'a str),
+    /// `DELETE …/api/sessions/<id>`.
+    ShutdownSession(&'a str),
+}
+
+/// The lifecycle request `method path` is, if any (paths read as [`decide`] reads them).
+pub fn lifecycle<'a>(method: &str, path: &'a str) -> Option<Lifecycle<'a>> {
+    match (method, segments(path).as_slice()) {
+        ("POST", ["api", "kernels", id, "restart"]) => Some(Lifecycle::Restart(id)),
+        ("DELETE", ["api", "kernels", id]) => Some(Lifecycle::ShutdownKernel(id)),
+        ("DELETE", ["api", "sessions", id]) => Some(Lifecycle::ShutdownSession(id)),
+        _ => None,
+    }
+}
+
+/// The path's segments after any JupyterHub `/user/<name>` prefix.
+fn segments(path: &str) -> Vec<&str> {
+    strip_hub_prefix(path)
+        .trim_start_matches('/')
+        .split('/')
+        .collect()
+}
+
 fn strip_hub_prefix(path: &str) -> &str {
     if let Some(rest) = path.strip_prefix("/user/")
         && let Some(i) = rest.find('/')
@@ -76,7 +105,25 @@ fn strip_hub_prefix(path: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::decide;
+    use super::{Lifecycle, decide, lifecycle};
+
+    #[test]
+    fn lifecycle_requests() {
+        assert_eq!(
+            lifecycle("POST", "/user/alice/api/kernels/k1/restart"),
+            Some(Lifecycle::Restart("k1"))
+        );
+        assert_eq!(
+            lifecycle("DELETE", "/api/kernels/k1"),
+            Some(Lifecycle::ShutdownKernel("k1"))
+        );
+        assert_eq!(
+            lifecycle("DELETE", "/user/bob/api/sessions/s1"),
+            Some(Lifecycle::ShutdownSession("s1"))
+        );
+        assert_eq!(lifecycle("GET", "/api/kernels/k1"), None);
+        assert_eq!(lifecycle("POST", "/api/kernels/k1/interrupt"), None);
+    }
 
     #[test]
     fn the_allow_list() {
