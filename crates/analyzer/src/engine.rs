@@ -11,7 +11,7 @@
 //! rules file say otherwise for named calls.
 
 use crate::cells::{Cell, Lang};
-use crate::rules::{Rules, glob};
+use crate::rules::{PatternRule, Rules, SinkSpec, glob};
 use crate::{CellFacts, Finding, Loc, Step};
 use regex::Regex;
 use ruff_python_ast::{self as ast, Expr, Stmt};
@@ -62,6 +62,11 @@ fn allow_listed(test: &Expr, op: ast::CmpOp) -> Option<String> {
         )
     };
     (!elts.is_empty() && elts.iter().all(literal)).then(|| n.id.to_string())
+}
+
+/// True when a call to `callee` is this sink: it matches `calls` and none of `except_calls`.
+fn sink_matches(spec: &SinkSpec, callee: &str) -> bool {
+    spec.calls.iter().any(|p| glob(p, callee)) && !spec.except_calls.iter().any(|p| glob(p, callee))
 }
 
 /// Request headers that carry credentials to the service they authenticate to.
@@ -421,10 +426,8 @@ impl<'a> Engine<'a> {
                     .chain(&f.parameters.kwonlyargs)
                 {
                     if let Some(d) = p.default.as_deref() {
-                        let v = self.eval(d);
-                        if let Some(k) = v.konst {
-                            self.named_literal_flows(p.parameter.name.as_str(), &k, d.range());
-                        }
+                        let mut v = self.eval(d);
+                        self.name_literal(p.parameter.name.as_str(), &mut v, d.range());
                     }
                 }
                 let name = f.name.to_string();
@@ -641,9 +644,8 @@ impl<'a> Engine<'a> {
                     Expr::Attribute(a) => Some(a.attr.to_string()),
                     _ => None,
                 };
-                if let (Some(n), Some(k), Some(value)) = (name, val.konst.clone(), value) {
-                    let named = self.named_literal_flows(&n, &k, value.range());
-                    val.add_taint(&named);
+                if let (Some(n), Some(value)) = (name, value) {
+                    self.name_literal(&n, &mut val, value.range());
                 }
                 // `cfg["k"] = v` on a dict whose keys are known: only that key changes.
                 let key_konst = match target {
@@ -694,6 +696,16 @@ impl<'a> Engine<'a> {
         let mut out = self.literal_source_flows(None, s, range);
         out.konst = Some(s.to_string());
         out
+    }
+
+    /// A literal given the name `name` — passed as a keyword, set under a key or attribute, a parameter's
+    /// default: adds to `v` the flows of the literal sources whose credential-name condition `name` meets
+    /// (`v` keeps its constant).
+    fn name_literal(&mut self, name: &str, v: &mut Val, range: TextRange) {
+        if let Some(k) = v.konst.clone() {
+            let named = self.named_literal_flows(name, &k, range);
+            v.add_taint(&named);
+        }
     }
 
     /// A constant assigned to `name`: flows for the literal sources that need a credential-like name.
@@ -818,12 +830,10 @@ impl<'a> Engine<'a> {
                         key = kv.konst.clone();
                         out.add(&kv);
                     }
-                    let vv = self.eval(&item.value);
+                    let mut vv = self.eval(&item.value);
                     // `{"password": "…"}`, `extra_configs={"fs.azure.account.key.…": "…"}`.
-                    let mut vv = vv;
-                    if let (Some(k), Some(v)) = (&key, vv.konst.clone()) {
-                        let named = self.named_literal_flows(k, &v, item.value.range());
-                        vv.add_taint(&named);
+                    if let Some(k) = &key {
+                        self.name_literal(k, &mut vv, item.value.range());
                     }
                     out.add(&vv);
                     match (&mut per_key, key) {
@@ -1002,19 +1012,15 @@ impl<'a> Engine<'a> {
         // configuration key (`spark.conf.set("fs.azure.account.key.…", "…")`): a hardcoded credential
         // whatever the value looks like.
         for (i, (name, v)) in kws.iter_mut().enumerate() {
-            if let (Some(n), Some(k)) = (name.as_deref(), v.konst.clone()) {
-                let named = self.named_literal_flows(n, &k, c.arguments.keywords[i].value.range());
-                v.add_taint(&named);
+            if let Some(n) = name.as_deref() {
+                self.name_literal(n, v, c.arguments.keywords[i].value.range());
             }
         }
         if CONFIG_SETTERS.iter().any(|g| glob(g, &callee))
-            && let (Some(key), Some(value)) = (
-                args.first().and_then(|a| a.konst.clone()),
-                args.get(1).and_then(|a| a.konst.clone()),
-            )
+            && let Some(key) = args.first().and_then(|a| a.konst.clone())
+            && let Some(value) = args.get_mut(1)
         {
-            let named = self.named_literal_flows(&key, &value, c.arguments.args[1].range());
-            args[1].add_taint(&named);
+            self.name_literal(&key, value, c.arguments.args[1].range());
         }
 
         self.patterns(&callee, c);
@@ -1063,11 +1069,11 @@ impl<'a> Engine<'a> {
             &kw_parts,
         );
         self.collect_facts(&callee, &args, &kws);
-        let clean_result = self.rules.sinks.iter().any(|spec| {
-            spec.clean_result
-                && spec.calls.iter().any(|p| glob(p, &callee))
-                && !spec.except_calls.iter().any(|p| glob(p, &callee))
-        });
+        let clean_result = self
+            .rules
+            .sinks
+            .iter()
+            .any(|spec| spec.clean_result && sink_matches(spec, &callee));
 
         if let Some(v) = self.source_for(&callee, &args, c.range()) {
             return v;
@@ -1237,9 +1243,7 @@ impl<'a> Engine<'a> {
     ) {
         let rules = self.rules;
         for (i, spec) in rules.sinks.iter().enumerate() {
-            if !spec.calls.iter().any(|p| glob(p, callee))
-                || spec.except_calls.iter().any(|p| glob(p, callee))
-            {
+            if !sink_matches(spec, callee) {
                 continue;
             }
             if let Some(re) = &rules.sink_paths[i] {
@@ -1361,22 +1365,24 @@ impl<'a> Engine<'a> {
             if !p.names.iter().any(|g| glob(g, &name)) {
                 continue;
             }
-            let loc = self.loc(e.range());
-            self.report(Finding {
-                code: p.code.clone(),
-                rule: p.name.clone(),
-                pysa_code: None,
-                severity: p.severity.clone(),
-                message: p.message.replace("{call}", &name),
-                location: loc.clone(),
-                source_kind: String::new(),
-                sink_kind: None,
-                trace: vec![Step {
-                    loc,
-                    note: format!("use of `{name}`"),
-                }],
-            });
+            self.report_pattern(p, &name, e.range(), format!("use of `{name}`"));
         }
+    }
+
+    /// A pattern rule's finding at `range`: `what` fills the message's `{call}`.
+    fn report_pattern(&mut self, p: &PatternRule, what: &str, range: TextRange, note: String) {
+        let loc = self.loc(range);
+        self.report(Finding {
+            code: p.code.clone(),
+            rule: p.name.clone(),
+            pysa_code: None,
+            severity: p.severity.clone(),
+            message: p.message.replace("{call}", what),
+            location: loc.clone(),
+            source_kind: String::new(),
+            sink_kind: None,
+            trace: vec![Step { loc, note }],
+        });
     }
 
     fn patterns(&mut self, callee: &str, c: &'a ast::ExprCall) {
@@ -1416,21 +1422,7 @@ impl<'a> Engine<'a> {
                     continue;
                 }
             }
-            let loc = self.loc(c.range());
-            self.report(Finding {
-                code: p.code.clone(),
-                rule: p.name.clone(),
-                pysa_code: None,
-                severity: p.severity.clone(),
-                message: p.message.replace("{call}", callee),
-                location: loc.clone(),
-                source_kind: String::new(),
-                sink_kind: None,
-                trace: vec![Step {
-                    loc,
-                    note: format!("call to `{callee}`"),
-                }],
-            });
+            self.report_pattern(p, callee, c.range(), format!("call to `{callee}`"));
         }
     }
 
