@@ -235,11 +235,12 @@ pub fn analyze_case(
     let total = units.len() as u64;
     for (k, unit) in units.iter().enumerate() {
         let mut cells: Vec<Cell> = Vec::new();
-        let mut session_of: HashMap<String, String> = HashMap::new();
-        for s in unit {
+        // cell id → index of its session in the unit
+        let mut session_of: HashMap<String, usize> = HashMap::new();
+        for (j, s) in unit.iter().enumerate() {
             for c in case.session_cells(&s.id)? {
                 let id = c.event_id.to_string();
-                session_of.insert(id.clone(), s.id.clone());
+                session_of.insert(id.clone(), j);
                 cells.push(Cell::new(
                     id,
                     c.code.unwrap_or_default(),
@@ -254,15 +255,8 @@ pub fn analyze_case(
         let mut by_session: Vec<(String, Vec<StoredFinding>)> =
             unit.iter().map(|s| (s.id.clone(), Vec::new())).collect();
         for f in &a.findings {
-            let sid = session_of
-                .get(&f.location.cell_id)
-                .cloned()
-                .unwrap_or_else(|| unit[0].id.clone());
-            let slot = by_session
-                .iter_mut()
-                .find(|(id, _)| *id == sid)
-                .expect("every cell's session is in the unit");
-            slot.1.push(stored(&sid, f));
+            let j = session_of.get(&f.location.cell_id).copied().unwrap_or(0);
+            by_session[j].1.push(stored(&unit[j].id, f));
         }
         per_session.extend(by_session);
         if keep_analyses {
