@@ -36,6 +36,12 @@ pub enum Framing {
     Csv,
     /// An Apache Parquet file (`df.write.parquet`): rows, not lines; a record's "line" is its row number.
     Parquet,
+    /// An Apache Avro container of audit rows (`df.write.format("avro")`): a record's "line" is its Avro
+    /// record number.
+    Avro,
+    /// An Azure Event Hubs Capture Avro file: each event's `Body` is framed as records; a record's "line" is
+    /// its event's Avro record number and its byte offset is inside that event's body.
+    AvroCapture,
 }
 
 /// One record's bytes and position.
@@ -202,7 +208,7 @@ impl<R: BufRead> Framer<R> {
                 Framing::JsonArray => Mode::Array { opened: false },
                 Framing::JsonDocuments => Mode::Documents,
                 // Parquet is read by `FileReader` row by row; a framer over it sees no lines.
-                Framing::Csv | Framing::Parquet => Mode::Csv,
+                Framing::Csv | Framing::Parquet | Framing::Avro | Framing::AvroCapture => Mode::Csv,
             },
             line: 1,
             offset: start_offset,

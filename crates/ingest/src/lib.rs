@@ -20,6 +20,7 @@
 //!
 //! This crate does no storage and knows nothing of duplicates; `nbtrail-store` decides those.
 
+pub mod avro;
 pub mod capture;
 mod fast;
 pub mod framing;
@@ -95,7 +96,9 @@ pub struct Inputs {
 }
 
 /// File-name endings read when walking a directory (explicitly named files are always read).
-pub const LOG_EXTENSIONS: &[&str] = &["json", "jsonl", "ndjson", "csv", "log", "txt", "parquet"];
+pub const LOG_EXTENSIONS: &[&str] = &[
+    "json", "jsonl", "ndjson", "csv", "log", "txt", "parquet", "avro",
+];
 
 fn looks_like_log(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -457,6 +460,12 @@ pub struct FileReader {
     pending: std::collections::VecDeque<Frame>,
     /// A Parquet file's rows, when the file is one.
     parquet: Option<ParquetRows>,
+    /// An Avro file's records, when the file is one.
+    avro: Option<avro::AvroRecords>,
+    /// The Event Hubs event whose body `framer` is reading (its Avro record number).
+    avro_event: Option<u64>,
+    /// Blank lines of Event Hubs bodies already read (their framers are gone).
+    body_blank_lines: u64,
     /// A file that could not be opened as what it is: its one error, given once.
     broken: Option<RecordError>,
 }
@@ -465,6 +474,8 @@ pub struct FileReader {
 struct ParquetRows {
     rows: parquet::record::reader::RowIter<'static>,
     read: u64,
+    /// The row number (1-based, file-wide) after each row group's last row.
+    group_ends: Vec<u64>,
 }
 
 const PEEK: usize = 64 * 1024;
@@ -508,13 +519,26 @@ impl FileReader {
                     .map_err(|e| format!("not a readable Parquet file: {e}"))
                     .and_then(|r| parquet_within_bounds(&r).map(|()| r))
                 {
-                    Ok(r) => (
-                        Some(ParquetRows {
-                            rows: parquet::record::reader::RowIter::from_file_into(Box::new(r)),
-                            read: 0,
-                        }),
-                        None,
-                    ),
+                    Ok(r) => {
+                        use parquet::file::reader::FileReader as _;
+                        let group_ends = r
+                            .metadata()
+                            .row_groups()
+                            .iter()
+                            .scan(0u64, |end, g| {
+                                *end += g.num_rows().max(0) as u64;
+                                Some(*end)
+                            })
+                            .collect();
+                        (
+                            Some(ParquetRows {
+                                rows: parquet::record::reader::RowIter::from_file_into(Box::new(r)),
+                                read: 0,
+                                group_ends,
+                            }),
+                            None,
+                        )
+                    }
                     Err(e) => (
                         None,
                         Some(RecordError {
@@ -538,6 +562,42 @@ impl FileReader {
                 chain: CaptureChain::default(),
                 pending: std::collections::VecDeque::new(),
                 parquet: rows,
+                avro: None,
+                avro_event: None,
+                body_blank_lines: 0,
+                broken,
+            });
+        }
+        if head.starts_with(avro::MAGIC) {
+            // Avro streams: blocks are read (and hashed) as they are needed.
+            let (records, broken) = match avro::AvroRecords::open(Box::new(raw)) {
+                Ok(r) => (Some(r), None),
+                Err(e) => (
+                    None,
+                    Some(RecordError {
+                        line: 1,
+                        byte_offset: 0,
+                        message: e,
+                    }),
+                ),
+            };
+            return Ok(FileReader {
+                display: path.display().to_string(),
+                path: path.to_path_buf(),
+                framer: Framer::new(Box::new(Cursor::new(Vec::new())), Framing::Avro, 0),
+                framing: Framing::Avro,
+                gzip: false,
+                csv_header: None,
+                header_lines: 0,
+                state,
+                progress,
+                failed: false,
+                chain: CaptureChain::default(),
+                pending: std::collections::VecDeque::new(),
+                parquet: None,
+                avro: records,
+                avro_event: None,
+                body_blank_lines: 0,
                 broken,
             });
         }
@@ -598,6 +658,9 @@ impl FileReader {
             },
             pending: std::collections::VecDeque::new(),
             parquet: None,
+            avro: None,
+            avro_event: None,
+            body_blank_lines: 0,
             broken: None,
         })
     }
@@ -629,8 +692,13 @@ impl FileReader {
                 Some(f) => Ok(Some(f)),
                 None => self.framer.next_frame(),
             };
-            let frame = match next {
+            let mut frame = match next {
                 Ok(Some(f)) => f,
+                Ok(None) if self.avro.is_some() => match self.next_avro_record() {
+                    AvroStep::Item(item) => return Some(item),
+                    AvroStep::Body => continue,
+                    AvroStep::End => return None,
+                },
                 Ok(None) => return None,
                 Err(e) => {
                     self.failed = true;
@@ -651,6 +719,10 @@ impl FileReader {
                     }));
                 }
             };
+            if let Some(event) = self.avro_event {
+                // A record inside an Event Hubs body: located by its event and its offset in the body.
+                frame.line = event;
+            }
             if self.framing == Framing::Csv
                 && self.csv_header.is_none()
                 && frame.structural_error.is_none()
@@ -683,6 +755,64 @@ impl FileReader {
         }
     }
 
+    /// The next Avro record: a row becomes an item; an Event Hubs body becomes the framer's input.
+    fn next_avro_record(&mut self) -> AvroStep {
+        let Some(records) = self.avro.as_mut() else {
+            return AvroStep::End;
+        };
+        let Some(next) = records.next_record() else {
+            return AvroStep::End;
+        };
+        let no = records.read;
+        let err = |message: String| {
+            AvroStep::Item(Item::Error(RecordError {
+                line: no,
+                byte_offset: 0,
+                message,
+            }))
+        };
+        match next {
+            Err(e) => {
+                self.failed = true;
+                err(e)
+            }
+            Ok(avro::AvroItem::NotARecord(why)) => err(format!("Avro record {no}: {why}")),
+            Ok(avro::AvroItem::Row(o)) => {
+                let raw = Value::Object(o.clone()).to_string();
+                let provenance = Provenance {
+                    file: self.display.clone(),
+                    line: no,
+                    byte_offset: 0,
+                    file_sha256: None,
+                };
+                AvroStep::Item(record_item(&o, raw, provenance, None).unwrap_or_else(|m| {
+                    Item::Error(RecordError {
+                        line: no,
+                        byte_offset: 0,
+                        message: format!("Avro record {no}: {m}"),
+                    })
+                }))
+            }
+            Ok(avro::AvroItem::Body(body)) => {
+                self.framing = Framing::AvroCapture;
+                self.avro_event = Some(no);
+                self.body_blank_lines += self.framer.blank_lines;
+                let bom = if body.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                    3
+                } else {
+                    0
+                };
+                let framing = framing::detect(&body[bom..body.len().min(PEEK)]);
+                self.framer = Framer::new(
+                    Box::new(Cursor::new(body)) as Box<dyn BufRead + Send>,
+                    framing,
+                    bom as u64,
+                );
+                AvroStep::Body
+            }
+        }
+    }
+
     /// One row of a Parquet file as a record: its columns as a JSON object (nested structs as objects,
     /// maps as objects, timestamps as UTC text), the row number as its line. A row that cannot be decoded
     /// ends the file with an error naming the row (the rows after it cannot be located reliably).
@@ -706,17 +836,19 @@ impl FileReader {
         };
         let value = row.to_json_value();
         let raw = value.to_string();
+        // A row is located by its row group (0-based, as Parquet tools count) and its file-wide row number.
+        let group = p.group_ends.partition_point(|&end| end < row_no) as u64;
         let provenance = Provenance {
             file: self.display.clone(),
             line: row_no,
-            byte_offset: 0,
+            byte_offset: group,
             file_sha256: None,
         };
         let err = |message: String| {
             Item::Error(RecordError {
                 line: row_no,
-                byte_offset: 0,
-                message: format!("row {row_no}: {message}"),
+                byte_offset: group,
+                message: format!("row group {group}, row {row_no}: {message}"),
             })
         };
         Some(match value {
@@ -822,7 +954,7 @@ impl FileReader {
             path: self.path.clone(),
             source,
         };
-        let blank_lines = self.framer.blank_lines;
+        let blank_lines = self.framer.blank_lines + self.body_blank_lines;
         drop(self.framer);
         let mut st = std::mem::take(&mut *self.state.lock().unwrap_or_else(|p| p.into_inner()));
         let size = std::fs::metadata(&self.path).map_err(io_err)?.len();
@@ -849,6 +981,16 @@ impl FileReader {
             header_lines: self.header_lines,
         })
     }
+}
+
+/// What reading the next Avro record gave.
+enum AvroStep {
+    /// An item to hand out.
+    Item(Item),
+    /// An Event Hubs body now being framed.
+    Body,
+    /// The end of the file.
+    End,
 }
 
 /// A record's object as an event (`Err`: why it is not one); a lenient read is marked on the event.

@@ -531,3 +531,202 @@ fn parquet_decompression_bomb_is_refused() {
         "{errs:?}"
     );
 }
+
+/// The schema Azure Event Hubs Capture writes.
+const EVENT_HUBS_SCHEMA: &str = r#"{"type":"record","name":"EventData","namespace":"Microsoft.ServiceBus.Messaging",
+ "fields":[{"name":"SequenceNumber","type":"long"},{"name":"Offset","type":"string"},
+ {"name":"EnqueuedTimeUtc","type":"string"},
+ {"name":"SystemProperties","type":{"type":"map","values":["long","double","string","bytes"]}},
+ {"name":"Properties","type":{"type":"map","values":["long","double","string","bytes","null"]}},
+ {"name":"Body","type":["null","bytes"]}]}"#;
+
+fn event_hubs_capture(path: &Path, bodies: &[Option<Vec<u8>>]) {
+    use apache_avro::types::{Record, Value as A};
+    let schema = apache_avro::Schema::parse_str(EVENT_HUBS_SCHEMA).unwrap();
+    let mut w = apache_avro::Writer::with_codec(
+        &schema,
+        std::fs::File::create(path).unwrap(),
+        apache_avro::Codec::Deflate(apache_avro::DeflateSettings::default()),
+    )
+    .unwrap();
+    for (i, body) in bodies.iter().enumerate() {
+        let mut r = Record::new(&schema).unwrap();
+        r.put("SequenceNumber", i as i64);
+        r.put("Offset", format!("{}", i * 100));
+        r.put("EnqueuedTimeUtc", "5/1/2024 10:01:02 AM");
+        r.put("SystemProperties", A::Map(Default::default()));
+        r.put("Properties", A::Map(Default::default()));
+        r.put(
+            "Body",
+            match body {
+                Some(b) => A::Union(1, Box::new(A::Bytes(b.clone()))),
+                None => A::Union(0, Box::new(A::Null)),
+            },
+        );
+        w.append_value(r).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+fn azure_record(i: u64) -> String {
+    format!(
+        r#"{{"time":"2024-05-01T10:01:{:02}.1234567Z","resourceId":"/SUBSCRIPTIONS/S/RESOURCEGROUPS/G/PROVIDERS/MICROSOFT.DATABRICKS/WORKSPACES/W","category":"notebook","operationName":"Microsoft.Databricks/notebook/runCommand","identity":"{{\"email\":\"a{}@example.com\"}}","properties":{{"actionName":"runCommand","serviceName":"notebook","requestId":"q{}","requestParams":"{{\"notebookId\":\"9\",\"commandId\":\"{}\",\"commandText\":\"y = {}\"}}","response":"{{\"statusCode\":200}}","sourceIPAddress":"10.0.0.1:5000"}}}}"#,
+        i,
+        i % 2,
+        i,
+        i,
+        i
+    )
+}
+
+/// Issue 18: an Azure Event Hubs Capture Avro file is read event by event; each event's Body (a
+/// `{"records":[…]}` batch, or JSON lines) yields its audit records, located by event number and their
+/// byte offset in the body; a body-less event and a malformed record are reported, not fatal.
+#[test]
+fn event_hubs_capture_avro_bodies_are_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("07.avro");
+    let batch = format!(r#"{{"records":[{},{}]}}"#, azure_record(1), azure_record(2));
+    let lines = format!("{}\n{{not json\n\n{}\n", azure_record(3), azure_record(4));
+    event_hubs_capture(
+        &p,
+        &[Some(batch.into_bytes()), Some(lines.into_bytes()), None],
+    );
+    let (items, sum) = read_all(&p);
+    assert_eq!(sum.framing, Framing::AvroCapture);
+    assert_eq!(sum.sha256, sha(&std::fs::read(&p).unwrap()));
+    assert_eq!(items.len(), 6, "{items:?}");
+    let events: Vec<&Event> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Event(e) => Some(&**e),
+            Item::Error(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.command_text.as_deref().unwrap())
+            .collect::<Vec<_>>(),
+        ["y = 1", "y = 2", "y = 3", "y = 4"]
+    );
+    assert_eq!(
+        events.iter().map(|e| e.provenance.line).collect::<Vec<_>>(),
+        [1, 1, 2, 2]
+    );
+    assert_eq!(events[0].provenance.byte_offset, 12);
+    assert_eq!(events[1].user.as_deref(), Some("a0@example.com"));
+    assert_eq!(events[2].provenance.byte_offset, 0);
+    let errs = errors(&items);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(errs[0].0, 2);
+    assert!(
+        errs[1]
+            .1
+            .contains("Avro record 3: an Event Hubs event with no Body"),
+        "{errs:?}"
+    );
+    assert_eq!(sum.blank_lines, 1);
+}
+
+/// An audit table written as Avro rows reads like its Parquet export; a truncated file ends in one
+/// positioned error after the rows before the damage; a self-referring schema is refused up front.
+#[test]
+fn avro_rows_and_hostile_avro_files() {
+    use apache_avro::types::{Record, Value as A};
+    let dir = tempfile::tempdir().unwrap();
+    let schema = apache_avro::Schema::parse_str(
+        r#"{"type":"record","name":"audit","fields":[
+          {"name":"event_time","type":{"type":"long","logicalType":"timestamp-micros"}},
+          {"name":"workspace_id","type":"string"},{"name":"service_name","type":"string"},
+          {"name":"action_name","type":"string"},{"name":"request_id","type":"string"},
+          {"name":"user_identity","type":{"type":"record","name":"ui","fields":[{"name":"email","type":"string"}]}},
+          {"name":"request_params","type":{"type":"map","values":"string"}}]}"#,
+    )
+    .unwrap();
+    let p = dir.path().join("audit.avro");
+    let mut w = apache_avro::Writer::new(&schema, std::fs::File::create(&p).unwrap()).unwrap();
+    for i in 0..300u64 {
+        let mut r = Record::new(&schema).unwrap();
+        r.put(
+            "event_time",
+            A::TimestampMicros(1_714_557_661_000_000 + i as i64 * 1_000_000),
+        );
+        r.put("workspace_id", "55");
+        r.put("service_name", "notebook");
+        r.put("action_name", "runCommand");
+        r.put("request_id", format!("r{i}"));
+        r.put(
+            "user_identity",
+            A::Record(vec![(
+                "email".into(),
+                A::String(format!("v{}@example.com", i % 4)),
+            )]),
+        );
+        let params: std::collections::HashMap<String, A> = [
+            ("notebookId", "3".to_string()),
+            ("commandId", i.to_string()),
+            ("commandText", format!("z = {i}")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), A::String(v)))
+        .collect();
+        r.put("request_params", A::Map(params));
+        w.append_value(r).unwrap();
+        if i % 100 == 99 {
+            w.flush().unwrap();
+        }
+    }
+    w.flush().unwrap();
+    drop(w);
+    let (items, sum) = read_all(&p);
+    assert_eq!(sum.framing, Framing::Avro);
+    assert!(errors(&items).is_empty(), "{:?}", errors(&items));
+    assert_eq!(event_lines(&items), (1..=300).collect::<Vec<u64>>());
+    let Item::Event(e) = &items[7] else { panic!() };
+    assert_eq!(e.command_text.as_deref(), Some("z = 7"));
+    assert_eq!(e.user.as_deref(), Some("v3@example.com"));
+    assert_eq!(e.time.timestamp_millis(), 1_714_557_668_000);
+    assert_eq!(e.workspace_id.as_deref(), Some("55"));
+
+    // Truncated inside the last block: the rows of the whole blocks before it, then one error.
+    let bytes = std::fs::read(&p).unwrap();
+    let cut = dir.path().join("cut.avro");
+    std::fs::write(&cut, &bytes[..bytes.len() - 40]).unwrap();
+    let (items, _) = read_all(&cut);
+    let errs = errors(&items);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].1.contains("cannot be read"), "{errs:?}");
+    assert_eq!(items.len() as u64, errs[0].0);
+    assert_eq!(event_lines(&items), (1..=200).collect::<Vec<u64>>());
+
+    // A recursive schema: refused before any data.
+    let rec = apache_avro::Schema::parse_str(
+        r#"{"type":"record","name":"n","fields":[{"name":"next","type":["null","n"]}]}"#,
+    )
+    .unwrap();
+    let hostile = dir.path().join("deep.avro");
+    let mut w = apache_avro::Writer::new(&rec, std::fs::File::create(&hostile).unwrap()).unwrap();
+    w.append_value(A::Record(vec![(
+        "next".into(),
+        A::Union(0, Box::new(A::Null)),
+    )]))
+    .unwrap();
+    w.flush().unwrap();
+    drop(w);
+    let (items, _) = read_all(&hostile);
+    assert_eq!(items.len(), 1);
+    assert!(
+        errors(&items)[0].1.starts_with("refused: the Avro schema"),
+        "{items:?}"
+    );
+    // Not Avro at all after the magic: one error.
+    let junk = dir.path().join("junk.avro");
+    std::fs::write(&junk, b"Obj\x01\xff\xff\xff\xff").unwrap();
+    let (items, _) = read_all(&junk);
+    assert_eq!(items.len(), 1);
+    assert!(
+        errors(&items)[0].1.contains("not a readable Avro"),
+        "{items:?}"
+    );
+}

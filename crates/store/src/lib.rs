@@ -693,6 +693,8 @@ fn framing_name(f: nbtrail_ingest::framing::Framing) -> &'static str {
         nbtrail_ingest::framing::Framing::JsonArray => "json_array",
         nbtrail_ingest::framing::Framing::JsonDocuments => "json_documents",
         nbtrail_ingest::framing::Framing::Parquet => "parquet",
+        nbtrail_ingest::framing::Framing::Avro => "avro",
+        nbtrail_ingest::framing::Framing::AvroCapture => "avro_capture",
         nbtrail_ingest::framing::Framing::Csv => "csv",
     }
 }
