@@ -74,7 +74,7 @@ fn ingest_accounts_for_every_record_exactly() {
             u(&r["duplicates"]),
             u(&r["error_count"])
         ),
-        (26, 2968, 2822, 140, 6)
+        (29, 4550, 2822, 1721, 7)
     );
     assert_eq!(u(&r["header_lines"]), 1);
     // Per file, the counts add up too, and every file's SHA-256 is the file's.
@@ -174,6 +174,20 @@ fn every_error_names_its_file_and_line_in_every_shape() {
             .any(|m| m.contains("`timestamp` is not a recognised time: \"n/a\""))
     );
     assert!(msgs.iter().any(|m| m.contains("missing `service_name`")));
+    // A record inside an Event Hubs capture is located by its event and its byte in the body.
+    let capture_err = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| s(&e["file"]).ends_with(".avro"))
+        .unwrap();
+    assert!(
+        s(&capture_err["location"]).ends_with(&format!(
+            "00.avro (Event Hubs event 3, body byte {})",
+            u(&capture_err["byte_offset"])
+        )),
+        "{capture_err}"
+    );
     // The case keeps them all, listed by `nbtrail errors`.
     let (_d2, case, _) = sample_case();
     let listed = json([
@@ -183,6 +197,89 @@ fn every_error_names_its_file_and_line_in_every_shape() {
         "--json".as_ref(),
     ]);
     assert_eq!(listed.as_array().unwrap().len(), want.len());
+}
+
+/// Issue 18: the sample set holds workspace 2 again as Parquet and workspace 3 again as `{"records":[…]}`
+/// batches and as an Event Hubs Capture Avro file. Read alone, those forms give exactly the events the JSON
+/// and CSV exports give: ingesting the JSON and CSV afterwards adds no event and no conflict.
+#[test]
+fn parquet_avro_capture_and_batches_read_the_same_events_as_json_and_csv() {
+    let m = manifest();
+    let root = sample_logs();
+    let columnar = [
+        "system-table/parquet/part-00000-audit.snappy.parquet",
+        "azure/insights-logs-notebook/records_2024-05-01_2024-05-10.json",
+        "event-hubs/nbtrail-ns/databricks-audit/0/2024/05/11/00/00/00.avro",
+    ];
+    let textual = [
+        "system-table/audit_2024-05-01_2024-05-12.jsonl",
+        "system-table/audit_2024-05-10_2024-05-21.csv",
+        "azure/DatabricksNotebook_2024-05-01_2024-05-10.jsonl",
+        "azure/DatabricksNotebook_2024-05-11_2024-05-21.json",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case");
+    let ingest = |files: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "ingest".into(),
+            "--case".into(),
+            case.clone().into(),
+            "-q".into(),
+        ];
+        args.extend(files.iter().map(|f| root.join(f).into_os_string()));
+        json(args.iter().map(|a| a.as_os_str()))
+    };
+    let records = |files: &[&str]| -> u64 { files.iter().map(|f| u(&m["records"][*f])).sum() };
+    let first = ingest(&columnar);
+    let framings: Vec<&str> = first["file_reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| s(&f["framing"]))
+        .collect();
+    assert_eq!(framings, ["parquet", "json_lines", "avro_capture"]);
+    assert_eq!(u(&first["lines"]), records(&columnar));
+    assert_eq!(u(&first["error_count"]), 1);
+    assert_eq!(u(&first["duplicates"]), 0);
+    let events = u(&first["events"]);
+    assert_eq!(events, records(&columnar) - 1);
+    let second = ingest(&textual);
+    let malformed: u64 = textual
+        .iter()
+        .map(|f| m["malformed"][*f].as_array().map_or(0, Vec::len) as u64)
+        .sum();
+    assert_eq!(
+        u(&second["events"]),
+        0,
+        "the JSON/CSV exports hold an event the other forms lack"
+    );
+    assert_eq!(u(&second["conflicts"]), 0);
+    assert_eq!(u(&second["error_count"]), malformed);
+    assert_eq!(u(&second["duplicates"]), records(&textual) - malformed);
+    // And re-reading the columnar forms adds nothing.
+    let again = ingest(&columnar);
+    assert_eq!(u(&again["events"]), 0);
+    assert_eq!(u(&again["duplicates"]), events);
+    // Provenance of a Parquet row: its row group and row.
+    let parquet = root.join(columnar[0]).display().to_string();
+    let listed = json([
+        "events".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+        "--limit".as_ref(),
+        "100000".as_ref(),
+    ]);
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| s(&e["file"]) == parquet && u(&e["line"]) == 600)
+        .expect("row 600 of the Parquet export is an event");
+    assert_eq!(
+        s(&row["location"]),
+        format!("{parquet} (row group 2, row 600)")
+    );
 }
 
 /// Ingests the sample logs into `case` again: nothing new, every record a duplicate, the same errors.

@@ -1008,9 +1008,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             for r in &rows {
                 println!(
-                    "{}:{}: conflicts with event {} ({})",
-                    render::visible(&r.file),
-                    r.line,
+                    "{}: conflicts with event {} ({})",
+                    render::visible(&r.location),
                     r.event_id,
                     render::visible(&r.event_source)
                 );
@@ -1035,9 +1034,8 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 for e in &e {
                     println!(
-                        "{}:{}: {}",
-                        render::visible(&e.file),
-                        e.line,
+                        "{}: {}",
+                        render::visible(&e.location),
                         render::visible(&e.message)
                     );
                 }

@@ -58,7 +58,7 @@ pub fn ingest_summary(r: &IngestReport) {
         r.trail_gaps
     );
     for e in r.errors.iter().take(20) {
-        eprintln!("  {}:{}: {}", visible(&e.file), e.line, visible(&e.message));
+        eprintln!("  {}: {}", visible(&e.location), visible(&e.message));
     }
     if r.error_count > 20 {
         eprintln!(
@@ -267,7 +267,7 @@ pub fn replay(
 pub fn events(list: &[EventRow], raw: bool) {
     for e in list {
         println!(
-            "{}  {:<28}  {:<32}  {}  {}:{}",
+            "{}  {:<28}  {:<32}  {}  {}",
             format_time(e.time),
             visible(e.user.as_deref().unwrap_or("-")),
             visible(&format!("{}.{}", e.service, e.action)),
@@ -277,8 +277,7 @@ pub fn events(list: &[EventRow], raw: bool) {
                     .or_else(|| e.notebook_id.as_ref().map(|n| format!("notebook {n}")))
                     .unwrap_or_default()
             ),
-            visible(&e.file),
-            e.line
+            visible(&e.location)
         );
         if raw {
             println!("    {}", visible(&e.raw));

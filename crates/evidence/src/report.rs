@@ -203,7 +203,7 @@ pub fn timeline_row(w: &mut dyn Write, e: &EventRow) -> io::Result<()> {
         .collect();
     writeln!(
         w,
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}.{}</td><td>{}</td><td>{}:{}</td><td><pre>{}</pre></td></tr>",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}.{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
         esc(&nbtrail_model::format_time(e.time)),
         e.id,
         esc(e.user.as_deref().unwrap_or("")),
@@ -214,8 +214,7 @@ pub fn timeline_row(w: &mut dyn Write, e: &EventRow) -> io::Result<()> {
             .as_deref()
             .or(e.notebook_id.as_deref())
             .unwrap_or("")),
-        esc(&e.file),
-        e.line,
+        esc(&e.location),
         esc(&code)
     )
 }

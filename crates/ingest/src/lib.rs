@@ -8,7 +8,9 @@
 //! * **integrity**: the SHA-256 of every source file is computed from the bytes as they stream through
 //!   ([`FileReader::finish`]), so provenance costs no second read;
 //! * **framing** ([`framing`]): JSON lines, a JSON array (streamed element by element, never loaded
-//!   whole), or CSV with a header (multi-line quoted fields kept as one record);
+//!   whole), JSON documents spanning lines, `{"records":[…]}` batches, or CSV with a header (multi-line
+//!   quoted fields kept as one record); Parquet files row by row; Avro files ([`avro`]) record by record,
+//!   an Event Hubs Capture event's `Body` framed like a file of its own;
 //! * **shapes** ([`normalize`]): Databricks delivered JSON, `system.access.audit` exports and Azure
 //!   diagnostic logs, detected **per record** from field names.
 //!

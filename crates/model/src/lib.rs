@@ -216,6 +216,19 @@ pub fn time_from_ms(ms: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms).single()
 }
 
+/// Where a record is in its source file, as shown everywhere a record's origin is shown, given the
+/// file's framing as the store records it: `file:line` for text; for columnar containers, whose records
+/// have no lines, the unit the format has (`line` then holds the row or record number and `byte_offset`
+/// the Parquet row group, or the byte inside an Event Hubs event's body).
+pub fn locate(file: &str, framing: &str, line: u64, byte_offset: u64) -> String {
+    match framing {
+        "parquet" => format!("{file} (row group {byte_offset}, row {line})"),
+        "avro" => format!("{file} (Avro record {line})"),
+        "avro_capture" => format!("{file} (Event Hubs event {line}, body byte {byte_offset})"),
+        _ => format!("{file}:{line}"),
+    }
+}
+
 /// Formats a UTC time the way nbtrail prints it everywhere: RFC 3339 with milliseconds and `Z`.
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

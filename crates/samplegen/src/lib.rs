@@ -839,6 +839,186 @@ pub fn azure(r: &Rec, params_as_text: bool) -> String {
     azure_value(r, params_as_text).to_string()
 }
 
+/// Shape C as Azure diagnostic settings send it to Event Hubs and storage (a "resource log": `time`,
+/// `resourceId`, `category`, `operationName`, `identity` as JSON text, the audit fields under `properties`).
+pub fn azure_resource_log(r: &Rec) -> Value {
+    let t = DateTime::from_timestamp_millis(r.time_ms).unwrap_or_default();
+    json!({
+        "resourceId": "/SUBSCRIPTIONS/7F0C5E2A-0000-4000-8000-0000000000AA/RESOURCEGROUPS/ANALYTICS-PROD/PROVIDERS/MICROSOFT.DATABRICKS/WORKSPACES/ANALYTICS-EU",
+        "operationVersion": "1.0.0",
+        "identity": json!({"email": r.user, "subjectName": null}).to_string(),
+        "operationName": format!("Microsoft.Databricks/{}/{}", r.service, r.action),
+        "time": t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        "category": r.service,
+        "properties": {
+            "sourceIPAddress": r.ip,
+            "logId": format!("{:08x}-log", r.time_ms as u64 ^ 0x5a5a),
+            "serviceName": r.service,
+            "userAgent": r.user_agent,
+            "response": json!({"statusCode": r.status_code, "errorMessage": r.error}).to_string(),
+            "sessionId": r.web_session,
+            "actionName": r.action,
+            "requestId": r.request_id,
+            "requestParams": serde_json::to_value(&r.params).unwrap_or_default().to_string(),
+        },
+    })
+}
+
+/// The Avro schema Azure Event Hubs Capture writes.
+pub const EVENT_HUBS_CAPTURE_SCHEMA: &str = r#"{"type":"record","name":"EventData","namespace":"Microsoft.ServiceBus.Messaging","fields":[{"name":"SequenceNumber","type":"long"},{"name":"Offset","type":"string"},{"name":"EnqueuedTimeUtc","type":"string"},{"name":"SystemProperties","type":{"type":"map","values":["long","double","string","bytes"]}},{"name":"Properties","type":{"type":"map","values":["long","double","string","bytes","null"]}},{"name":"Body","type":["null","bytes"]}]}"#;
+
+/// Writes an Event Hubs Capture file: one event per body, enqueued at `enqueued_ms[i]`, deflate blocks
+/// (Capture's default), a fixed sync marker so the output is reproducible.
+pub fn write_event_hubs_capture(path: &Path, bodies: &[(i64, Vec<u8>)]) -> io::Result<()> {
+    use apache_avro::types::{Record, Value as A};
+    let bad = |e: apache_avro::Error| io::Error::other(e.to_string());
+    let schema = apache_avro::Schema::parse_str(EVENT_HUBS_CAPTURE_SCHEMA).map_err(bad)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    // The header is written here, in a fixed key order: the crate's writer keeps its metadata in a
+    // HashMap, whose order (and so the file's bytes) varies from run to run.
+    const MARKER: [u8; 16] = *b"nbtrail-sample!!";
+    fn zigzag(out: &mut Vec<u8>, n: i64) {
+        let mut z = ((n << 1) ^ (n >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+    let mut header = b"Obj\x01".to_vec();
+    let schema_json = serde_json::to_string(&schema).map_err(io::Error::other)?;
+    zigzag(&mut header, 2);
+    for (k, v) in [
+        ("avro.codec", "deflate"),
+        ("avro.schema", schema_json.as_str()),
+    ] {
+        zigzag(&mut header, k.len() as i64);
+        header.extend_from_slice(k.as_bytes());
+        zigzag(&mut header, v.len() as i64);
+        header.extend_from_slice(v.as_bytes());
+    }
+    header.push(0);
+    header.extend_from_slice(&MARKER);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    file.write_all(&header)?;
+    let mut w = apache_avro::Writer::builder()
+        .schema(&schema)
+        .writer(file)
+        .codec(apache_avro::Codec::Deflate(
+            apache_avro::DeflateSettings::default(),
+        ))
+        .marker(MARKER)
+        .has_header(true)
+        .build()
+        .map_err(bad)?;
+    let mut offset = 0u64;
+    for (i, (enqueued, body)) in bodies.iter().enumerate() {
+        let mut r = Record::new(&schema).ok_or_else(|| io::Error::other("schema is a record"))?;
+        r.put("SequenceNumber", i as i64);
+        r.put("Offset", offset.to_string());
+        r.put(
+            "EnqueuedTimeUtc",
+            DateTime::from_timestamp_millis(*enqueued)
+                .unwrap_or_default()
+                .format("%-m/%-d/%Y %-I:%M:%S %p")
+                .to_string(),
+        );
+        r.put(
+            "SystemProperties",
+            A::Map(
+                [(
+                    "x-opt-enqueued-time".to_string(),
+                    A::Union(0, Box::new(A::Long(*enqueued))),
+                )]
+                .into_iter()
+                .collect(),
+            ),
+        );
+        r.put("Properties", A::Map(Default::default()));
+        r.put("Body", A::Union(1, Box::new(A::Bytes(body.clone()))));
+        w.append_value(r).map_err(bad)?;
+        offset += body.len() as u64;
+    }
+    w.flush().map_err(bad)?;
+    w.into_inner().map_err(bad)?.flush()
+}
+
+/// Writes shape B as `df.write.parquet` of a SQL export does: one row per record, struct columns as JSON
+/// text, `event_time` a millisecond timestamp, `rows_per_group` rows per row group, snappy pages.
+pub fn write_system_table_parquet(
+    path: &Path,
+    recs: &[&Rec],
+    rows_per_group: usize,
+) -> io::Result<()> {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let bad = |e: parquet::errors::ParquetError| io::Error::other(e.to_string());
+    let mut message = String::from("message spark_schema {\n");
+    for c in CSV_HEADER {
+        if *c == "event_time" {
+            message.push_str("  OPTIONAL INT64 event_time (TIMESTAMP(MILLIS,true));\n");
+        } else {
+            message.push_str(&format!("  OPTIONAL BINARY {c} (STRING);\n"));
+        }
+    }
+    message.push('}');
+    let schema =
+        std::sync::Arc::new(parquet::schema::parser::parse_message_type(&message).map_err(bad)?);
+    let props = std::sync::Arc::new(
+        WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .set_created_by("nbtrail-samplegen".into())
+            .build(),
+    );
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut w =
+        SerializedFileWriter::new(std::fs::File::create(path)?, schema, props).map_err(bad)?;
+    for group in recs.chunks(rows_per_group.max(1)) {
+        let values: Vec<Value> = group.iter().map(|r| system_table_value(r)).collect();
+        let mut rg = w.next_row_group().map_err(bad)?;
+        let mut col_no = 0;
+        while let Some(mut col) = rg.next_column().map_err(bad)? {
+            let name = CSV_HEADER[col_no];
+            if name == "event_time" {
+                let t: Vec<i64> = group.iter().map(|r| r.time_ms).collect();
+                let def = vec![1i16; t.len()];
+                col.typed::<Int64Type>()
+                    .write_batch(&t, Some(&def), None)
+                    .map_err(bad)?;
+            } else {
+                let mut data = Vec::new();
+                let mut def = Vec::new();
+                for v in &values {
+                    match &v[name] {
+                        Value::Null => def.push(0i16),
+                        Value::String(s) => {
+                            def.push(1);
+                            data.push(ByteArray::from(s.as_str()));
+                        }
+                        other => {
+                            def.push(1);
+                            data.push(ByteArray::from(other.to_string().as_str()));
+                        }
+                    }
+                }
+                col.typed::<ByteArrayType>()
+                    .write_batch(&data, Some(&def), None)
+                    .map_err(bad)?;
+            }
+            col.close().map_err(bad)?;
+            col_no += 1;
+        }
+        rg.close().map_err(bad)?;
+    }
+    w.close().map_err(bad)?;
+    Ok(())
+}
+
 /// Writes records as shape A JSON lines.
 pub fn write_delivered(w: &mut dyn Write, recs: &[Rec]) -> io::Result<()> {
     for r in recs {

@@ -397,6 +397,15 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Truth> {
     truth.records.insert(rel.clone(), rows.len() as u64 - 1);
     truth.malformed.insert(rel, csv_bad);
 
+    // The whole workspace-2 export once more as Parquet (`df.write.parquet`), row groups of 250 rows:
+    // every row repeats an event of the JSON or CSV export.
+    let rel = "system-table/parquet/part-00000-audit.snappy.parquet".to_string();
+    let all: Vec<&Rec> = ws2.iter().collect();
+    write_system_table_parquet(&dir.join(&rel), &all, 250)?;
+    truth.records.insert(rel, all.len() as u64);
+    truth.duplicates += all.len() as u64;
+    valid += all.len() as u64;
+
     // --- Workspace 3: Azure diagnostic logs, JSON lines (1–10 May) and a JSON array (11–21 May). ---
     let mut ws3: Vec<Rec> = Vec::new();
     for d in &days {
@@ -456,6 +465,46 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Truth> {
     truth.records.insert(rel.clone(), n as u64);
     truth.malformed.insert(rel, bad);
 
+    // Workspace 3 again, as its diagnostic setting streams it: 1–10 May as `{"records":[…]}` batches one per
+    // line (what Event Hubs consumers land in storage); 11–21 May as an Event Hubs Capture Avro file whose
+    // event bodies are those batches, one body holding a record whose time cannot be read.
+    let mut batch_lines = Vec::new();
+    for chunk in first.chunks(25) {
+        let records: Vec<Value> = chunk.iter().map(|r| azure_resource_log(r)).collect();
+        batch_lines.push(json!({ "records": records }).to_string());
+    }
+    valid += first.len() as u64;
+    truth.duplicates += first.len() as u64;
+    let rel = "azure/insights-logs-notebook/records_2024-05-01_2024-05-10.json".to_string();
+    write_lines(&dir.join(&rel), &batch_lines)?;
+    truth.records.insert(rel, first.len() as u64);
+
+    let mut bodies = Vec::new();
+    let mut bad_events = Vec::new();
+    let mut in_capture = 0u64;
+    for (i, chunk) in second.chunks(40).enumerate() {
+        let mut records: Vec<Value> = chunk.iter().map(|r| azure_resource_log(r)).collect();
+        if i == 2 {
+            let mut broken = records[7].clone();
+            broken["time"] = Value::String("2024-05-13 25:61".into());
+            broken["properties"]["requestId"] = Value::String("torn-record".into());
+            records.insert(8, broken);
+            bad_events.push(i as u64 + 1);
+        }
+        in_capture += records.len() as u64;
+        let enqueued = chunk.last().map_or(0, |r| r.time_ms) + 1_500;
+        bodies.push((
+            enqueued,
+            json!({ "records": records }).to_string().into_bytes(),
+        ));
+    }
+    valid += second.len() as u64;
+    truth.duplicates += second.len() as u64;
+    let rel = "event-hubs/nbtrail-ns/databricks-audit/0/2024/05/11/00/00/00.avro".to_string();
+    write_event_hubs_capture(&dir.join(&rel), &bodies)?;
+    truth.records.insert(rel.clone(), in_capture);
+    truth.malformed.insert(rel, bad_events);
+
     truth.unique_events = valid - truth.duplicates;
     let mut commands = 0;
     for r in by_day
@@ -485,11 +534,47 @@ pub enum BenchShape {
     SystemTable,
     /// Shape C (JSON lines).
     Azure,
+    /// Shape B as Parquet (row groups of 10,000 rows).
+    SystemTableParquet,
+    /// Shape C as Azure diagnostic settings stream it: resource logs, JSON lines.
+    AzureResourceLog,
+    /// Those resource logs as an Event Hubs Capture Avro file, `{"records":[…]}` bodies of 100.
+    EventHubsCapture,
 }
 
 /// Streams at least `events` records (whole days; the exact count is returned) to `path` in `shape`,
 /// gzip-compressed when the name ends in `.gz`. Memory stays constant.
 pub fn write_bench(path: &Path, events: u64, seed: u64, shape: BenchShape) -> io::Result<u64> {
+    if matches!(
+        shape,
+        BenchShape::SystemTableParquet | BenchShape::EventHubsCapture
+    ) {
+        // Columnar containers are written whole from the records in memory (benchmark sizes only).
+        let mut g = Generator::new(seed).varied();
+        let mut recs = Vec::new();
+        let mut day = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
+        while (recs.len() as u64) < events {
+            g.day(day, WS_DELIVERED, &[0, 1, 2, 3, 4], &mut |r| recs.push(r));
+            day += Duration::days(1);
+        }
+        if shape == BenchShape::SystemTableParquet {
+            let all: Vec<&Rec> = recs.iter().collect();
+            write_system_table_parquet(path, &all, 10_000)?;
+        } else {
+            let bodies: Vec<(i64, Vec<u8>)> = recs
+                .chunks(100)
+                .map(|c| {
+                    let records: Vec<Value> = c.iter().map(azure_resource_log).collect();
+                    (
+                        c.last().map_or(0, |r| r.time_ms),
+                        json!({ "records": records }).to_string().into_bytes(),
+                    )
+                })
+                .collect();
+            write_event_hubs_capture(path, &bodies)?;
+        }
+        return Ok(recs.len() as u64);
+    }
     let file = fs::File::create(path)?;
     let mut w: Box<dyn Write> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(BufWriter::new(GzEncoder::new(file, Compression::fast())))
@@ -507,6 +592,10 @@ pub fn write_bench(path: &Path, events: u64, seed: u64, shape: BenchShape) -> io
                     BenchShape::Delivered => delivered(&r),
                     BenchShape::SystemTable => system_table(&r),
                     BenchShape::Azure => azure(&r, true),
+                    BenchShape::AzureResourceLog => azure_resource_log(&r).to_string(),
+                    BenchShape::SystemTableParquet | BenchShape::EventHubsCapture => {
+                        unreachable!("written above")
+                    }
                 };
                 err = writeln!(w, "{line}");
                 n += 1;

@@ -637,6 +637,7 @@ pub fn check(paths: &[PathBuf]) -> Result<IngestReport> {
         for e in errors {
             if report.errors.len() < REPORT_ERROR_CAP {
                 report.errors.push(ErrorEntry {
+                    location: nbtrail_model::locate(&name, &f.framing, e.line, e.byte_offset),
                     file: name.clone(),
                     line: e.line,
                     byte_offset: e.byte_offset,
@@ -722,6 +723,8 @@ pub struct ErrorEntry {
     pub byte_offset: u64,
     /// Why it was rejected.
     pub message: String,
+    /// Where, as shown to people ([`nbtrail_model::locate`]: `file:line`, or a row group / event).
+    pub location: String,
 }
 
 /// Per-file accounting.
@@ -1108,11 +1111,13 @@ impl<'a> Writer<'a> {
         self.err
             .execute(params![self.file_id, e.line, e.byte_offset, e.message])?;
         if report.errors.len() < REPORT_ERROR_CAP {
+            // Located when the file's framing is known (its end).
             report.errors.push(ErrorEntry {
                 file: self.file_name.clone(),
                 line: e.line,
                 byte_offset: e.byte_offset,
                 message: e.message.clone(),
+                location: String::new(),
             });
         } else {
             report.errors_truncated = true;
@@ -1201,6 +1206,14 @@ impl<'a> Writer<'a> {
             return Ok(FileOutcome::Skipped(s));
         }
         let framing = framing_name(summary.framing);
+        for e in report
+            .errors
+            .iter_mut()
+            .rev()
+            .take_while(|e| e.location.is_empty())
+        {
+            e.location = nbtrail_model::locate(&e.file, framing, e.line, e.byte_offset);
+        }
         self.cur.sha256 = summary.sha256;
         self.cur.size_bytes = summary.size_bytes;
         self.cur.gzip = summary.gzip;

@@ -89,13 +89,15 @@ pub struct EventRow {
     pub line: u64,
     /// Byte offset in the source file.
     pub byte_offset: u64,
+    /// Where, as shown to people ([`nbtrail_model::locate`]).
+    pub location: String,
     /// The record verbatim.
     pub raw: String,
 }
 
 const EVENT_COLS: &str = "e.id, e.time_ms, e.user, e.workspace_id, e.service, e.action, e.notebook_id, e.notebook_path,
     e.cluster_id, e.command_id, e.language, e.status, e.duration_ms, e.source_ip, e.user_agent, e.request_id,
-    e.response_status, e.response_error, e.payload_block, e.command_text, e.shape, f.path, f.sha256, e.line, e.byte_offset, e.payload_index";
+    e.response_status, e.response_error, e.payload_block, e.command_text, e.shape, f.path, f.sha256, e.line, e.byte_offset, e.payload_index, f.framing";
 
 /// The joins every event listing needs.
 const EVENT_FROM: &str = "events e JOIN source_files f ON f.id = e.source_file_id";
@@ -129,7 +131,13 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<(EventRow, i64, i64)> {
         file_sha256: r.get(22)?,
         line: r.get(23)?,
         byte_offset: r.get(24)?,
+        location: String::new(),
         raw: String::new(),
+    };
+    let framing: String = r.get(26)?;
+    let row = EventRow {
+        location: nbtrail_model::locate(&row.file, &framing, row.line, row.byte_offset),
+        ..row
     };
     Ok((row, at.0, at.1))
 }
@@ -253,7 +261,7 @@ pub struct ConflictRow {
     pub id: i64,
     /// The stored event with the same natural key.
     pub event_id: i64,
-    /// Where the stored event came from (`file:line`).
+    /// Where the stored event came from ([`nbtrail_model::locate`]).
     pub event_source: String,
     /// The conflicting record's file.
     pub file: String,
@@ -261,6 +269,8 @@ pub struct ConflictRow {
     pub line: u64,
     /// Its byte offset (decompressed).
     pub byte_offset: u64,
+    /// Where, as shown to people ([`nbtrail_model::locate`]).
+    pub location: String,
     /// The fields that differ: `[{field, stored, record}]`.
     pub fields: serde_json::Value,
     /// The conflicting record, verbatim.
@@ -637,7 +647,8 @@ impl Case {
     /// Every conflict (of one run, or of all; or only those with the given stored events), by file then line.
     pub fn conflicts(&self, run: Option<i64>, events: Option<&[i64]>) -> Result<Vec<ConflictRow>> {
         let mut st = self.conn.prepare(
-            "SELECT x.id, x.event_id, ef.path || ':' || e.line, f.path, x.line, x.byte_offset, x.fields, x.raw
+            "SELECT x.id, x.event_id, ef.path, f.path, x.line, x.byte_offset, x.fields, x.raw,
+                    ef.framing, e.line, e.byte_offset, f.framing
              FROM conflicts x
              JOIN source_files f ON f.id = x.source_file_id
              JOIN events e ON e.id = x.event_id
@@ -648,13 +659,17 @@ impl Case {
             events.map(|e| e.iter().copied().collect());
         let rows = st.query_map([run], |r| {
             let fields: String = r.get(6)?;
+            let (file, line, byte_offset): (String, u64, u64) = (r.get(3)?, r.get(4)?, r.get(5)?);
+            let (ef, eframing, eline, eoff, framing): (String, String, u64, u64, String) =
+                (r.get(2)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?);
             Ok(ConflictRow {
                 id: r.get(0)?,
                 event_id: r.get(1)?,
-                event_source: r.get(2)?,
-                file: r.get(3)?,
-                line: r.get(4)?,
-                byte_offset: r.get(5)?,
+                event_source: nbtrail_model::locate(&ef, &eframing, eline, eoff),
+                location: nbtrail_model::locate(&file, &framing, line, byte_offset),
+                file,
+                line,
+                byte_offset,
                 fields: serde_json::from_str(&fields).unwrap_or_default(),
                 raw: r.get(7)?,
             })
@@ -672,15 +687,18 @@ impl Case {
     /// Every rejected record (of one run, or of all), by file then line.
     pub fn ingest_errors(&self, run: Option<i64>) -> Result<Vec<ErrorEntry>> {
         let mut st = self.conn.prepare(
-            "SELECT f.path, x.line, x.byte_offset, x.message FROM ingest_errors x
+            "SELECT f.path, x.line, x.byte_offset, x.message, f.framing FROM ingest_errors x
              JOIN source_files f ON f.id = x.source_file_id
              WHERE ?1 IS NULL OR f.run_id = ?1 ORDER BY f.id, x.line, x.byte_offset",
         )?;
         let rows = st.query_map([run], |r| {
+            let (file, line, byte_offset, framing): (String, u64, u64, String) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(4)?);
             Ok(ErrorEntry {
-                file: r.get(0)?,
-                line: r.get(1)?,
-                byte_offset: r.get(2)?,
+                location: nbtrail_model::locate(&file, &framing, line, byte_offset),
+                file,
+                line,
+                byte_offset,
                 message: r.get(3)?,
             })
         })?;

@@ -54,7 +54,7 @@ export interface IngestProgress {
   events: number; duplicates: number; errors: number; done: number; total: number; elapsed_s: number;
   current_file: string;
 }
-export interface ErrorEntry { file: string; line: number; byte_offset: number; message: string }
+export interface ErrorEntry { file: string; line: number; byte_offset: number; message: string; location: string }
 export interface IngestReport {
   files: number; lines: number; events: number; duplicates: number; conflicts: number; errors: ErrorEntry[];
   error_count: number;
@@ -64,7 +64,7 @@ export interface IngestResult { report: IngestReport; findings: number; case: Ca
 export interface EventRow {
   id: number; time: string; user: string | null; service: string; action: string; notebook_path: string | null;
   notebook_id: string | null; command_text: string | null; status: string | null; source_ip: string | null;
-  file: string; line: number; byte_offset: number; file_sha256: string; raw: string; params: unknown;
+  file: string; line: number; byte_offset: number; location: string; file_sha256: string; raw: string; params: unknown;
   response_status: number | null;
 }
 export interface ExportReport {

@@ -20,6 +20,12 @@ enum Shape {
     Delivered,
     SystemTable,
     Azure,
+    /// Shape B as Parquet.
+    SystemTableParquet,
+    /// Azure resource logs (what diagnostic settings stream), JSON lines.
+    AzureResourceLog,
+    /// Those resource logs as an Event Hubs Capture Avro file.
+    EventHubsCapture,
 }
 
 #[derive(Subcommand)]
@@ -53,7 +59,7 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Sample { out, seed } => {
-            for sub in ["delivered", "system-table", "azure"] {
+            for sub in ["delivered", "system-table", "azure", "event-hubs"] {
                 let p = out.join(sub);
                 if p.exists() {
                     std::fs::remove_dir_all(&p).with_context(|| format!("{}", p.display()))?;
@@ -79,6 +85,9 @@ fn main() -> Result<()> {
                 Shape::Delivered => BenchShape::Delivered,
                 Shape::SystemTable => BenchShape::SystemTable,
                 Shape::Azure => BenchShape::Azure,
+                Shape::SystemTableParquet => BenchShape::SystemTableParquet,
+                Shape::AzureResourceLog => BenchShape::AzureResourceLog,
+                Shape::EventHubsCapture => BenchShape::EventHubsCapture,
             };
             let n = write_bench(&out, events, seed, shape)
                 .with_context(|| format!("{}", out.display()))?;
