@@ -74,9 +74,9 @@ fn ingest_accounts_for_every_record_exactly() {
             u(&r["duplicates"]),
             u(&r["error_count"])
         ),
-        (29, 4550, 2822, 1721, 7)
+        (31, 4735, 2962, 1766, 7)
     );
-    assert_eq!(u(&r["header_lines"]), 1);
+    assert_eq!(u(&r["header_lines"]), 2); // the audit CSV and the lineage CSV
     // Per file, the counts add up too, and every file's SHA-256 is the file's.
     for f in r["file_reports"].as_array().unwrap() {
         assert_eq!(
@@ -322,6 +322,140 @@ fn sessions_with_cells(case: &Path) -> Vec<Value> {
         out.push(replay);
     }
     out
+}
+
+/// Issue 18: SQL warehouse statements (`databrickssql.commandSubmit`) are reviewable like notebook cells:
+/// sessions per warehouse and user (split by the idle gap), statements replayed in order with the status and
+/// duration their `commandFinish` gives, found by `table:` search.
+#[test]
+fn sql_warehouse_statements_replay_as_sessions_with_status_and_duration() {
+    let m = manifest();
+    let (_d, case, _) = sample_case();
+    let listed = json([
+        "sessions".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    let warehouse: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["notebook_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("sql-warehouse/")
+        })
+        .collect();
+    assert_eq!(warehouse.len() as u64, u(&m["warehouse_sessions"]));
+    let (mut statements, mut failed) = (0u64, 0u64);
+    for sess in &warehouse {
+        let id = s(&sess["notebook_id"]);
+        let wh = s(&sess["cluster_id"]);
+        assert!(id.starts_with(&format!("sql-warehouse/{wh}/")), "{sess}");
+        assert_eq!(s(&sess["notebook_path"]), format!("SQL warehouse {wh}"));
+        let replay = json([
+            "replay".as_ref(),
+            "--case".as_ref(),
+            case.as_os_str(),
+            s(&sess["id"]).as_ref(),
+            "--json".as_ref(),
+        ]);
+        let cells = replay["cells"].as_array().unwrap();
+        assert!(!cells.is_empty());
+        let mut last_start = i64::MIN;
+        for c in cells {
+            statements += 1;
+            assert_eq!(s(&c["language"]), "sql");
+            assert!(s(&c["code"]).starts_with("SELECT"), "{c}");
+            assert_eq!(s(&c["user"]), &id[id.rfind('/').unwrap() + 1..]);
+            let d = c["duration_s"]
+                .as_f64()
+                .expect("every statement has a finish");
+            assert!((0.2..30.0).contains(&d), "{c}");
+            match s(&c["status"]) {
+                "finished" => {}
+                "failed" => failed += 1,
+                other => panic!("status {other}"),
+            }
+            // In submit order (a statement's start is its finish minus its duration).
+            let finish = chrono::DateTime::parse_from_rfc3339(s(&c["time"])).unwrap();
+            let start = finish.timestamp_millis() - (d * 1000.0).round() as i64;
+            assert!(start >= last_start, "{c}");
+            last_start = start;
+        }
+    }
+    // Workspace 2's statements are also in the query history: still one cell each.
+    assert_eq!(statements, u(&m["warehouse_statements"]));
+    assert_eq!(failed, u(&m["warehouse_failed"]));
+    assert!(failed > 0 && statements > 2 * failed);
+    // Table facts come from the SQL: a warehouse statement is found by the table it reads.
+    let hits = json([
+        "search".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        "table:analytics.reporting.daily_revenue service:databrickssql".as_ref(),
+        "--json".as_ref(),
+    ]);
+    assert!(u(&hits["total"]) > 0, "{hits}");
+}
+
+/// Issue 18: `system.query.history` and `system.access.table_lineage` exports are read as their own record
+/// kinds; lineage names the notebook that read a table.
+#[test]
+fn query_history_and_lineage_exports_are_their_own_events() {
+    let m = manifest();
+    let (_d, case, _) = sample_case();
+    let c = case.to_str().unwrap();
+    let history = json([
+        "events",
+        "--case",
+        c,
+        "--action",
+        "databrickssql.queryHistory",
+        "--json",
+    ]);
+    let history = history.as_array().unwrap();
+    assert_eq!(history.len() as u64, u(&m["query_history_rows"]));
+    for h in history {
+        assert_eq!(s(&h["shape"]), "query_history");
+        assert!(s(&h["command_text"]).starts_with("SELECT"));
+        assert!(h["duration_ms"].as_i64().unwrap() >= 200);
+        assert!(h["params"]["read_rows"].is_string(), "{h}");
+    }
+    let lineage = json([
+        "events",
+        "--case",
+        c,
+        "--action",
+        "lineage.tableLineage",
+        "--json",
+    ]);
+    let lineage = lineage.as_array().unwrap();
+    assert_eq!(lineage.len() as u64, u(&m["lineage_rows"]));
+    let incident = s(&m["incident_notebook_id"]);
+    let by_notebook = json([
+        "events",
+        "--case",
+        c,
+        "--notebook",
+        incident,
+        "--action",
+        "tableLineage",
+        "--json",
+    ]);
+    let by_notebook = by_notebook.as_array().unwrap();
+    assert_eq!(by_notebook.len(), 2);
+    assert!(
+        by_notebook
+            .iter()
+            .all(|e| s(&e["params"]["source_table_full_name"]) == "prod.crm.customers")
+    );
+    assert_eq!(
+        s(&by_notebook[1]["params"]["target_path"]),
+        "dbfs:/tmp/customers_export.csv"
+    );
 }
 
 #[test]
@@ -655,9 +789,21 @@ fn cells_are_ordered_by_time_then_command_id_in_every_session() {
     let c = case.to_str().unwrap();
     let sessions = json(["sessions", "--case", c, "--json"]);
     let sessions = sessions.as_array().unwrap();
-    assert_eq!(sessions.len(), 134);
+    // 134 notebook sessions, and the SQL warehouse sessions (checked on their own, in submit order, by
+    // `sql_warehouse_statements_replay_as_sessions_with_status_and_duration`).
+    assert_eq!(sessions.len(), 208);
+    let notebook = |s: &&Value| {
+        !s["notebook_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("sql-warehouse/")
+    };
+    assert_eq!(
+        sessions.len() - sessions.iter().filter(notebook).count(),
+        u(&manifest()["warehouse_sessions"]) as usize
+    );
     let mut cells_total = 0;
-    for sess in sessions {
+    for sess in sessions.iter().filter(notebook) {
         let r = json(["replay", "--case", c, s(&sess["id"]), "--json"]);
         let cells = r["cells"].as_array().unwrap();
         assert_eq!(cells.len() as u64, u(&sess["cells"]));
@@ -767,7 +913,7 @@ fn events_filter_by_user_action_and_time() {
     let c = case.to_str().unwrap();
     let all = json(["events", "--case", c, "--json"]);
     let all = all.as_array().unwrap();
-    assert_eq!(all.len(), 2822);
+    assert_eq!(all.len(), 2962);
     let filtered = json([
         "events",
         "--case",
@@ -889,7 +1035,7 @@ fn a_schema_5_case_is_upgraded_in_place_and_keeps_every_event_and_session() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
     assert_no_dangling_rows(&case);
     let ok: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -903,6 +1049,7 @@ fn a_schema_5_case_is_upgraded_in_place_and_keeps_every_event_and_session() {
             "events_capture_command",
             "events_key",
             "events_notebook",
+            "events_sql_finish",
             "events_user"
         ]
     );

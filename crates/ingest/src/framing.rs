@@ -110,6 +110,9 @@ pub fn detect(first: &[u8]) -> Framing {
                 "TimeGenerated",
                 "ActionName",
                 "OperationName",
+                "statement_id",
+                "source_table_full_name",
+                "target_table_full_name",
             ];
             if header.contains(',')
                 && header

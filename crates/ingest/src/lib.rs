@@ -27,6 +27,7 @@ pub mod capture;
 mod fast;
 pub mod framing;
 pub mod normalize;
+pub mod systables;
 
 use flate2::read::MultiGzDecoder;
 use framing::{Frame, Framer, Framing};

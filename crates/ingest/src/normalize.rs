@@ -78,7 +78,7 @@ pub fn ip_without_port(ip: &str) -> String {
     }
 }
 
-fn parse_time_text(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time_text(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
@@ -272,6 +272,11 @@ pub fn normalize(
         return crate::capture::normalize(obj, raw, provenance);
     }
     let envelope = obj;
+    if detect(obj).is_none()
+        && let Some(shape) = crate::systables::detect(obj)
+    {
+        return crate::systables::normalize(obj, shape, raw, provenance);
+    }
     let names = detect(obj).ok_or_else(|| {
         let mut keys: Vec<&str> = obj.keys().map(String::as_str).take(6).collect();
         keys.sort_unstable();

@@ -730,3 +730,81 @@ fn avro_rows_and_hostile_avro_files() {
         "{items:?}"
     );
 }
+
+/// Issue 18: `system.query.history` rows are SQL statements (`databrickssql.queryHistory`: code, statement
+/// id, warehouse, status, duration, rows) and lineage rows are `lineage.tableLineage` / `columnLineage`
+/// with the notebook that did it — in JSON (struct columns as objects or JSON text) and CSV.
+#[test]
+fn query_history_and_lineage_rows_are_their_own_record_kinds() {
+    let history = r#"{"account_id":"a","workspace_id":"55","statement_id":"01ef-aa","session_id":"s1","execution_status":"FAILED","compute":{"type":"WAREHOUSE","warehouse_id":"wh77"},"executed_by_user_id":"123","executed_by":"kim@example.com","statement_text":"SELECT * FROM prod.crm.customers","statement_type":"SELECT","error_message":"[TABLE_OR_VIEW_NOT_FOUND]","client_application":"Databricks SQL Editor","total_duration_ms":1534,"read_rows":10,"produced_rows":0,"start_time":"2024-05-02T10:00:00.000Z","end_time":"2024-05-02T10:00:01.534Z","query_source":"{\"notebook_id\":null,\"sql_query_id\":\"q9\"}"}"#;
+    let table = r#"{"account_id":"a","metastore_id":"m","workspace_id":"55","entity_type":"NOTEBOOK","entity_id":"4419","entity_run_id":"r1","source_table_full_name":"prod.crm.customers","source_type":"TABLE","target_table_full_name":null,"target_type":null,"created_by":"kim@example.com","event_time":"2024-05-02T10:05:00Z","event_date":"2024-05-02","record_id":"rec-1","statement_id":"st-9","entity_metadata":{"notebook_id":"4419","job_info":null}}"#;
+    let column = r#"{"workspace_id":"55","entity_type":"JOB","entity_id":"77","source_table_full_name":"prod.a.b","source_column_name":"email","target_table_full_name":"prod.a.c","target_column_name":"mail","created_by":"svc@example.com","event_time":"2024-05-02T10:06:00Z","entity_metadata":"{\"job_info\":{\"job_id\":\"77\"},\"notebook_id\":\"88\"}"}"#;
+    let (items, _) = read_bytes(format!("{history}\n{table}\n{column}\n").as_bytes());
+    assert!(errors(&items).is_empty(), "{:?}", errors(&items));
+    let ev: Vec<&Event> = items
+        .iter()
+        .map(|i| match i {
+            Item::Event(e) => &**e,
+            Item::Error(e) => panic!("{e:?}"),
+        })
+        .collect();
+    let q = ev[0];
+    assert_eq!(q.shape, nbtrail_model::Shape::QueryHistory);
+    assert_eq!(
+        (q.service.as_str(), q.action.as_str()),
+        ("databrickssql", "queryHistory")
+    );
+    assert_eq!(q.user.as_deref(), Some("kim@example.com"));
+    assert_eq!(q.cluster_id.as_deref(), Some("wh77"));
+    assert_eq!(q.command_id.as_deref(), Some("01ef-aa"));
+    assert_eq!(
+        q.command_text.as_deref(),
+        Some("SELECT * FROM prod.crm.customers")
+    );
+    assert_eq!(q.language.as_deref(), Some("sql"));
+    assert_eq!(q.status.as_deref(), Some("failed"));
+    assert_eq!(q.duration_ms, Some(1534));
+    assert_eq!(q.time.timestamp_millis(), 1_714_644_001_534);
+    assert_eq!(q.params["read_rows"], "10");
+    assert_eq!(q.params["sourceQueryId"], "q9");
+    assert_eq!(
+        q.response_error.as_deref(),
+        Some("[TABLE_OR_VIEW_NOT_FOUND]")
+    );
+    assert_eq!(q.notebook_id, None);
+    let t = ev[1];
+    assert_eq!(t.shape, nbtrail_model::Shape::Lineage);
+    assert_eq!(
+        (t.service.as_str(), t.action.as_str()),
+        ("lineage", "tableLineage")
+    );
+    assert_eq!(t.notebook_id.as_deref(), Some("4419"));
+    assert_eq!(t.params["source_table_full_name"], "prod.crm.customers");
+    assert!(!t.params.contains_key("target_table_full_name"));
+    assert_eq!(t.request_id.as_deref(), Some("rec-1"));
+    let c = ev[2];
+    assert_eq!(c.action, "columnLineage");
+    assert_eq!(c.notebook_id.as_deref(), Some("88"));
+    assert_eq!(c.params["target_column_name"], "mail");
+    assert_eq!(c.params["jobId"], r#"{"job_id":"77"}"#);
+
+    // The same history as a CSV export (struct columns as JSON text), framed as CSV by its header.
+    let csv = "statement_id,executed_by,statement_text,execution_status,compute,total_duration_ms,end_time\n\
+               s-1,kim@example.com,\"SELECT 1, 2\",FINISHED,\"{\"\"warehouse_id\"\":\"\"wh1\"\"}\",20,2024-05-02 10:00:00.020\n";
+    let (items, sum) = read_bytes(csv.as_bytes());
+    assert_eq!(sum.framing, Framing::Csv);
+    let Item::Event(e) = &items[0] else {
+        panic!("{items:?}")
+    };
+    assert_eq!(e.command_text.as_deref(), Some("SELECT 1, 2"));
+    assert_eq!(e.cluster_id.as_deref(), Some("wh1"));
+    assert_eq!(e.status.as_deref(), Some("finished"));
+    // A lineage row that names nothing is reported, not kept.
+    let (items, _) = read_bytes(br#"{"entity_type":"NOTEBOOK","source_table_full_name":null,"event_time":"2024-05-02T10:05:00Z"}"#);
+    assert!(
+        errors(&items)[0]
+            .1
+            .contains("neither a source nor a target"),
+        "{items:?}"
+    );
+}

@@ -42,6 +42,10 @@ pub enum Shape {
     Azure,
     /// Shape D: the capture log of `nbtrail-gateway` (Jupyter kernel messages with their outputs).
     Capture,
+    /// A `system.query.history` row: one SQL statement (`databrickssql.queryHistory`).
+    QueryHistory,
+    /// A `system.access.table_lineage` / `column_lineage` row (`lineage.tableLineage` / `columnLineage`).
+    Lineage,
 }
 
 impl Shape {
@@ -52,6 +56,8 @@ impl Shape {
             Shape::SystemTable => "system_table",
             Shape::Azure => "azure",
             Shape::Capture => "jupyter_capture",
+            Shape::QueryHistory => "query_history",
+            Shape::Lineage => "lineage",
         }
     }
 
@@ -62,6 +68,8 @@ impl Shape {
             "system_table" => Some(Shape::SystemTable),
             "azure" => Some(Shape::Azure),
             "jupyter_capture" => Some(Shape::Capture),
+            "query_history" => Some(Shape::QueryHistory),
+            "lineage" => Some(Shape::Lineage),
             _ => None,
         }
     }

@@ -144,6 +144,16 @@ pub struct Truth {
     pub incident_notebook_id: String,
     /// Renamed notebook: (id, old path, new path).
     pub renamed: Option<(String, String, String)>,
+    /// SQL warehouse statements (`databrickssql.commandSubmit`), each with a `commandFinish`.
+    pub warehouse_statements: u64,
+    /// Of those, how many finished with an error.
+    pub warehouse_failed: u64,
+    /// Warehouse sessions: per (warehouse, user), split by a 2 h idle gap.
+    pub warehouse_sessions: u64,
+    /// `system.query.history` rows (workspace 2's statements again, with status, duration and rows).
+    pub query_history_rows: u64,
+    /// `system.access.table_lineage` rows.
+    pub lineage_rows: u64,
 }
 
 /// Deterministic activity generator.
@@ -510,7 +520,11 @@ impl Generator {
                     &[("client_id", "databricks-cli".into())],
                 ),
             };
+            let finish = (r.action == "commandSubmit").then(|| statement_finish(&r));
             out(r);
+            if let Some(f) = finish {
+                out(f);
+            }
         }
     }
 
@@ -699,6 +713,26 @@ impl Generator {
     }
 }
 
+/// The `commandFinish` of a SQL warehouse statement: 0.2–30 s after its submit, one in thirteen failing.
+/// Derived from the submit alone (no draw from the generator's random stream, so adding finishes left
+/// every other record of the sample set as it was).
+pub(crate) fn statement_finish(submit: &Rec) -> Rec {
+    let h = submit
+        .request_id
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let mut f = submit.clone();
+    f.action = "commandFinish";
+    f.time_ms = submit.time_ms + 200 + (h % 29_800) as i64;
+    f.request_id = format!("{}-finish", submit.request_id);
+    f.params.remove("commandText");
+    if h % 13 == 0 {
+        f.status_code = 400;
+        f.error = Some("[TABLE_OR_VIEW_NOT_FOUND] The table or view cannot be found.".into());
+    }
+    f
+}
+
 fn cluster(ws: u64) -> String {
     format!("0501-{:06}-team{:02}", ws % 1_000_000, ws % 97)
 }
@@ -780,7 +814,7 @@ pub const CSV_HEADER: &[&str] = &[
     "identity_metadata",
 ];
 
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -406,6 +406,96 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Truth> {
     truth.duplicates += all.len() as u64;
     valid += all.len() as u64;
 
+    // Workspace 2's SQL statements once more, as `system.query.history` rows (JSON lines): the same statement
+    // ids as the audit log's command ids, so each statement stays one cell (the history row, which knows
+    // status, duration and rows). And `system.access.table_lineage` (CSV): the tables those statements read,
+    // plus the incident notebook's read of the customer table.
+    let mut history = Vec::new();
+    let mut lineage = vec![LINEAGE_HEADER.join(",")];
+    let submits: Vec<&Rec> = ws2.iter().filter(|r| r.action == "commandSubmit").collect();
+    for r in &submits {
+        let f = statement_finish(r);
+        let t = |ms: i64| {
+            DateTime::from_timestamp_millis(ms)
+                .unwrap_or_default()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string()
+        };
+        let sql = &r.params["commandText"];
+        history.push(
+            json!({
+                "account_id": "a1b2c3d4-0000-4000-8000-00000000acc1",
+                "workspace_id": r.workspace_id.to_string(),
+                "statement_id": r.params["commandId"],
+                "session_id": r.web_session,
+                "execution_status": if f.status_code == 200 { "FINISHED" } else { "FAILED" },
+                "compute": {"type": "WAREHOUSE", "cluster_id": null, "warehouse_id": r.params["warehouseId"]},
+                "executed_by_user_id": format!("{}", r.user.len() * 7919),
+                "executed_by": r.user,
+                "statement_text": sql,
+                "statement_type": "SELECT",
+                "error_message": f.error,
+                "client_application": "Databricks SQL Editor",
+                "client_driver": null,
+                "total_duration_ms": f.time_ms - r.time_ms,
+                "read_rows": if f.status_code == 200 { 1000 + (f.time_ms - r.time_ms) } else { 0 },
+                "produced_rows": if f.status_code == 200 { 10 + (f.time_ms - r.time_ms) % 990 } else { 0 },
+                "start_time": t(r.time_ms),
+                "end_time": t(f.time_ms),
+                "update_time": t(f.time_ms),
+                "query_source": {"notebook_id": null, "job_info": null, "dashboard_id": null, "sql_query_id": null},
+            })
+            .to_string(),
+        );
+        let table = sql
+            .split_whitespace()
+            .skip_while(|w| !w.eq_ignore_ascii_case("FROM"))
+            .nth(1)
+            .unwrap_or("unknown");
+        lineage.push(lineage_row(
+            r.workspace_id,
+            "DBSQL_QUERY",
+            &r.params["commandId"],
+            table,
+            "",
+            &r.user,
+            f.time_ms,
+            "",
+        ));
+    }
+    valid += history.len() as u64;
+    truth.query_history_rows = history.len() as u64;
+    let rel = "system-table/query-history/query_history_2024-05.jsonl".to_string();
+    truth
+        .records
+        .insert(rel.clone(), write_lines(&dir.join(&rel), &history)?);
+    let incident_read = at("2024-05-14", "19:12:30.550");
+    lineage.push(lineage_row(
+        WS_DELIVERED,
+        "NOTEBOOK",
+        "4419276310582231",
+        "prod.crm.customers",
+        "",
+        INCIDENT_USER,
+        incident_read,
+        "4419276310582231",
+    ));
+    lineage.push(lineage_row(
+        WS_DELIVERED,
+        "NOTEBOOK",
+        "4419276310582231",
+        "prod.crm.customers",
+        "dbfs:/tmp/customers_export.csv",
+        INCIDENT_USER,
+        incident_read + 95_000,
+        "4419276310582231",
+    ));
+    truth.lineage_rows = lineage.len() as u64 - 1;
+    valid += truth.lineage_rows;
+    let rel = "system-table/lineage/table_lineage_2024-05.csv".to_string();
+    write_lines(&dir.join(&rel), &lineage)?;
+    truth.records.insert(rel, truth.lineage_rows);
+
     // --- Workspace 3: Azure diagnostic logs, JSON lines (1–10 May) and a JSON array (11–21 May). ---
     let mut ws3: Vec<Rec> = Vec::new();
     for d in &days {
@@ -518,11 +608,110 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Truth> {
         }
     }
     truth.commands = commands;
+    // SQL warehouse work: statements per (warehouse, user), split where two submits are more than the
+    // default idle gap (2 h) apart — the sessions the case must show.
+    let mut statements: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+    for r in by_day
+        .values()
+        .flatten()
+        .chain(ws2.iter())
+        .chain(ws3.iter())
+    {
+        if r.action == "commandSubmit" {
+            truth.warehouse_statements += 1;
+            statements
+                .entry((r.params["warehouseId"].clone(), r.user.clone()))
+                .or_default()
+                .push(r.time_ms);
+        }
+        if r.action == "commandFinish" && r.status_code != 200 {
+            truth.warehouse_failed += 1;
+        }
+    }
+    for times in statements.values_mut() {
+        times.sort_unstable();
+        truth.warehouse_sessions += 1 + times
+            .windows(2)
+            .filter(|w| w[1] - w[0] > 2 * 60 * 60 * 1000)
+            .count() as u64;
+    }
     fs::write(
         dir.join("MANIFEST.json"),
         serde_json::to_string_pretty(&truth).expect("json") + "\n",
     )?;
     Ok(truth)
+}
+
+/// Columns of the `system.access.table_lineage` CSV export.
+const LINEAGE_HEADER: &[&str] = &[
+    "account_id",
+    "metastore_id",
+    "workspace_id",
+    "entity_type",
+    "entity_id",
+    "entity_run_id",
+    "source_table_full_name",
+    "source_type",
+    "target_table_full_name",
+    "target_type",
+    "target_path",
+    "created_by",
+    "event_time",
+    "event_date",
+    "entity_metadata",
+];
+
+/// One lineage row (CSV): `target` is a table name, or a path when it has a scheme.
+#[allow(clippy::too_many_arguments)]
+fn lineage_row(
+    ws: u64,
+    entity_type: &str,
+    entity_id: &str,
+    source: &str,
+    target: &str,
+    user: &str,
+    time_ms: i64,
+    notebook: &str,
+) -> String {
+    let t = DateTime::from_timestamp_millis(time_ms).unwrap_or_default();
+    let (target_table, target_path) = if target.contains(':') {
+        ("", target)
+    } else {
+        (target, "")
+    };
+    let meta = if notebook.is_empty() {
+        String::new()
+    } else {
+        json!({"notebook_id": notebook, "job_info": null}).to_string()
+    };
+    [
+        "a1b2c3d4-0000-4000-8000-00000000acc1".to_string(),
+        "0f1e2d3c-0000-4000-8000-0000000000ms".into(),
+        ws.to_string(),
+        entity_type.into(),
+        entity_id.into(),
+        format!("{entity_id}-run"),
+        source.into(),
+        "TABLE".into(),
+        target_table.into(),
+        if target.is_empty() {
+            ""
+        } else if target_path.is_empty() {
+            "TABLE"
+        } else {
+            "PATH"
+        }
+        .into(),
+        target_path.into(),
+        user.into(),
+        t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+        t.format("%Y-%m-%d").to_string(),
+        meta,
+    ]
+    .iter()
+    .map(|f| csv_field(f))
+    .collect::<Vec<_>>()
+    .join(",")
 }
 
 /// Which shape a benchmark corpus is written in.

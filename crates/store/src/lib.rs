@@ -1325,6 +1325,14 @@ pub fn host() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// The `notebook_id` of a SQL warehouse session starts with this: `sql-warehouse/<warehouse>/<user>`.
+pub const WAREHOUSE_SESSION_PREFIX: &str = "sql-warehouse/";
+/// The events that are SQL warehouse statements (cells of warehouse sessions).
+/// (`commandSubmit` from the audit log, `queryHistory` rows from `system.query.history`.)
+const WAREHOUSE_STATEMENT_SQL: &str = "action IN ('commandSubmit', 'queryHistory') AND service = 'databrickssql' AND cluster_id IS NOT NULL";
+/// A statement event's warehouse session key, in SQL.
+const WAREHOUSE_KEY_SQL: &str = "('sql-warehouse/' || cluster_id || '/' || coalesce(user, ''))";
+
 /// What the derived tables (notebook paths, sessions, trail gaps) must be brought up to date with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Derive {
@@ -1361,6 +1369,14 @@ fn rebuild_derived(
             tx.execute(
                 "INSERT OR IGNORE INTO temp.touched_notebooks(notebook_id)
                    SELECT notebook_id FROM events WHERE id > ?1 AND notebook_id IS NOT NULL",
+                [id],
+            )?;
+            tx.execute(
+                &format!(
+                    "INSERT OR IGNORE INTO temp.touched_notebooks(notebook_id)
+                       SELECT {WAREHOUSE_KEY_SQL} FROM events
+                       WHERE id > ?1 AND {WAREHOUSE_STATEMENT_SQL}"
+                ),
                 [id],
             )?;
             tx.execute_batch(
@@ -1460,6 +1476,7 @@ fn rebuild_derived(
     let mut kernel_lifetime = false;
     let mut flush = |key: &(String, String), buf: Vec<Row>, kernel_lifetime: bool| -> Result<()> {
         let cluster = (!key.1.is_empty()).then_some(key.1.as_str());
+        let warehouse = key.0.starts_with(WAREHOUSE_SESSION_PREFIX);
         for s in sessions::sessionize(
             &key.0,
             cluster,
@@ -1472,7 +1489,11 @@ fn rebuild_derived(
             ins_s.execute(params![
                 s.id,
                 key.0,
-                path_at(&key.0, s.start_ms),
+                if warehouse {
+                    Some(format!("SQL warehouse {}", key.1))
+                } else {
+                    path_at(&key.0, s.start_ms)
+                },
                 cluster,
                 serde_json::to_string(&s.users).unwrap_or_default(),
                 s.start_ms,
@@ -1534,6 +1555,69 @@ fn rebuild_derived(
     }
     drop(rows);
     drop(st);
+    // SQL warehouse work: the statements one user submits to one warehouse are a session of their own
+    // (keyed `sql-warehouse/<warehouse>/<user>`; there is no attach, so the idle gap splits them), replayed
+    // in order like cells; each statement's status and duration come from its `commandFinish`
+    // ([`Case::session_cells`]).
+    {
+        let mut st = tx.prepare(&format!(
+            "SELECT id, cluster_id, coalesce(user, ''), time_ms, command_id, action, duration_ms FROM events
+             WHERE {WAREHOUSE_STATEMENT_SQL} {}
+             ORDER BY cluster_id, coalesce(user, ''), time_ms",
+            match scope {
+                Derive::All => String::new(),
+                Derive::Since(_) => format!("AND {WAREHOUSE_KEY_SQL} IN temp.touched_notebooks"),
+            }
+        ))?;
+        let mut rows = st.query([])?;
+        let mut group: Option<(String, String)> = None;
+        let mut buf: Vec<Row> = Vec::new();
+        // A statement both submitted (audit log) and in the query history is one cell: the history row,
+        // which knows its status, duration and rows.
+        let mut history: std::collections::HashSet<String> = Default::default();
+        let one_each = |buf: Vec<Row>, history: &mut std::collections::HashSet<String>| {
+            let kept: Vec<Row> = buf
+                .into_iter()
+                .filter(|r| {
+                    r.duration_ms.is_some()
+                        || r.command_id.as_ref().is_none_or(|c| !history.contains(c))
+                })
+                .collect();
+            history.clear();
+            kept
+        };
+        while let Some(r) = rows.next()? {
+            let (warehouse, user): (String, String) = (r.get(1)?, r.get(2)?);
+            let key = format!("{WAREHOUSE_SESSION_PREFIX}{warehouse}/{user}");
+            if group.as_ref().is_none_or(|(k, _)| *k != key) {
+                if let Some(k) = group.take() {
+                    flush(&k, one_each(std::mem::take(&mut buf), &mut history), false)?;
+                }
+                group = Some((key, warehouse));
+            }
+            let command_id: Option<String> = r.get(4)?;
+            let from_history = text(r, 5)? == "queryHistory";
+            if from_history && let Some(c) = &command_id {
+                history.insert(c.clone());
+            }
+            buf.push(Row {
+                event_id: r.get(0)?,
+                kind: RowKind::Command,
+                time_ms: r.get(3)?,
+                // A history row's time is its end, its duration places its start; a submit is its start.
+                duration_ms: if from_history {
+                    Some(r.get::<_, Option<i64>>(6)?.unwrap_or(0))
+                } else {
+                    None
+                },
+                command_id,
+                user: (!user.is_empty()).then_some(user),
+            });
+        }
+        if let Some(k) = group.take() {
+            flush(&k, one_each(buf, &mut history), false)?;
+        }
+    }
     drop(ins_s);
     drop(ins_c);
     let t_sessions = t0.elapsed();

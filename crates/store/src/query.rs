@@ -349,6 +349,55 @@ impl Case {
         }
     }
 
+    /// A SQL warehouse statement (`databrickssql.commandSubmit`) learns how it ended from its
+    /// `commandFinish` (same warehouse and command id, at or after the submit): status (the finish's own
+    /// `status`, else its response: 200 `finished`, other `failed`), finish time and duration. A statement
+    /// with no finish in the trail keeps no status: it is shown as not known to have finished.
+    fn finish_statements(
+        &self,
+        cells: &mut [SessionCell],
+        statements: &[(usize, String)],
+    ) -> Result<()> {
+        let mut finish = self.conn.prepare(
+            "SELECT time_ms, status, response_status FROM events
+             WHERE action = 'commandFinish' AND service = 'databrickssql' AND command_id = ?1
+               AND cluster_id = ?2 AND time_ms >= ?3
+             ORDER BY time_ms, id LIMIT 1",
+        )?;
+        for (i, warehouse) in statements {
+            let cell = &mut cells[*i];
+            let Some(command) = cell.command_id.clone() else {
+                continue;
+            };
+            let submitted = cell.time.timestamp_millis();
+            let found = finish
+                .query_map(rusqlite::params![command, warehouse, submitted], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                })?
+                .next()
+                .transpose()?;
+            if let Some((time_ms, status, response)) = found {
+                cell.status = status.or_else(|| {
+                    Some(
+                        if response.is_none_or(|c| c == 200) {
+                            "finished"
+                        } else {
+                            "failed"
+                        }
+                        .into(),
+                    )
+                });
+                cell.time = ms(time_ms);
+                cell.duration_s = Some((time_ms - submitted).max(0) as f64 / 1000.0);
+            }
+        }
+        Ok(())
+    }
+
     /// Every attach to a session's notebook while the session lasted, oldest first: its start and, for a
     /// kernel captured by the gateway, each reconnect.
     pub fn session_attachments(&self, session_id: &str) -> Result<Vec<nbtrail_model::Attachment>> {
@@ -384,11 +433,13 @@ impl Case {
     pub fn session_cells(&self, session_id: &str) -> Result<Vec<SessionCell>> {
         let mut st = self.conn.prepare(
             "SELECT c.seq, e.id, e.command_id, e.time_ms, e.language, e.status, e.duration_ms, e.command_text, e.user,
-                    e.shape, e.payload_block, e.payload_index
+                    e.shape, e.payload_block, e.payload_index,
+                    e.service = 'databrickssql' AND e.action = 'commandSubmit', e.cluster_id
              FROM session_cells c JOIN events e ON e.id = c.event_id
              WHERE c.session_id = ? ORDER BY c.seq",
         )?;
         let mut captured = Vec::new();
+        let mut statements = Vec::new();
         let rows = st.query_map([session_id], |r| {
             let shape: String = r.get(9)?;
             Ok((
@@ -410,15 +461,25 @@ impl Case {
                 },
                 (shape == Shape::Capture.as_str())
                     .then_some((r.get::<_, i64>(10)?, r.get::<_, i64>(11)?)),
+                r.get::<_, bool>(12)?
+                    .then(|| r.get::<_, Option<String>>(13))
+                    .transpose()?
+                    .flatten(),
             ))
         })?;
         let mut cells = Vec::new();
         for row in rows {
-            let (cell, payload) = row?;
+            let (cell, payload, warehouse) = row?;
             if let Some(p) = payload {
                 captured.push((cells.len(), p));
             }
+            if let Some(w) = warehouse {
+                statements.push((cells.len(), w));
+            }
             cells.push(cell);
+        }
+        if !statements.is_empty() {
+            self.finish_statements(&mut cells, &statements)?;
         }
         if captured.is_empty() {
             return Ok(cells);

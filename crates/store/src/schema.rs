@@ -305,4 +305,9 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE ingest_runs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE source_files ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 9: a SQL warehouse statement finds how it ended (`commandFinish`, by command id) when replayed.
+    r#"
+    CREATE INDEX events_sql_finish ON events(command_id, time_ms)
+        WHERE action = 'commandFinish' AND service = 'databrickssql';
+    "#,
 ];
