@@ -17,7 +17,7 @@ seed() { # target, files...
   mkdir -p "$dir"
   for f in "$@"; do [ -f "$f" ] && cp "$f" "$dir/$(basename "$f")" || true; done
 }
-seed ingest_file $(find sample-logs -type f \( -name '*.json' -o -name '*.jsonl' -o -name '*.csv' -o -name '*.gz' \) | head -20)
+seed ingest_file $(find sample-logs -type f \( -name '*.json' -o -name '*.jsonl' -o -name '*.csv' -o -name '*.gz' \) | head -20) $(find sample-logs -type f \( -name '*.parquet' -o -name '*.avro' \))
 seed csv_framing sample-logs/system-table/*.csv
 seed capture_log $(find tests crates -name 'capture-*.jsonl' 2>/dev/null | head -5)
 mkdir -p fuzz/corpus/query
