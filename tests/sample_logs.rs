@@ -456,6 +456,76 @@ fn query_history_and_lineage_exports_are_their_own_events() {
         s(&by_notebook[1]["params"]["target_path"]),
         "dbfs:/tmp/customers_export.csv"
     );
+
+    // Joined to cells in replay: the incident's lineage to the cells that ran when it was recorded…
+    let sessions = json(["sessions", "--case", c, "--notebook", incident, "--json"]);
+    let sid = s(&sessions[0]["id"]);
+    let replay = json(["replay", "--case", c, sid, "--json"]);
+    let cells = replay["cells"].as_array().unwrap();
+    let facts = |cell: &Value| -> Vec<(String, String, String)> {
+        cell["lineage"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|f| {
+                        (
+                            s(&f["access"]).to_string(),
+                            s(&f["table"]).to_string(),
+                            s(&f["confidence"]).to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let read = |t: &str| ("read".to_string(), t.to_string(), "during".to_string());
+    assert_eq!(facts(&cells[4]), [read("prod.crm.customers")]);
+    assert_eq!(
+        facts(&cells[5]),
+        [
+            read("prod.crm.customers"),
+            (
+                "write".into(),
+                "dbfs:/tmp/customers_export.csv".into(),
+                "during".into()
+            )
+        ]
+    );
+    assert!(
+        cells
+            .iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 5 || facts(c).is_empty())
+    );
+    // …and a warehouse statement's to its cell by statement id, with the history's row counts.
+    let wh = json(["sessions", "--case", c, "--json"]);
+    let mut joined = 0;
+    for sess in wh.as_array().unwrap() {
+        if !s(&sess["notebook_id"]).starts_with("sql-warehouse/") {
+            continue;
+        }
+        let r = json(["replay", "--case", c, s(&sess["id"]), "--json"]);
+        for cell in r["cells"].as_array().unwrap() {
+            if let Some(rows) = cell["rows_read"].as_u64() {
+                joined += 1;
+                assert!(rows >= 1000 || s(&cell["status"]) == "failed", "{cell}");
+                let f = facts(cell);
+                assert_eq!(f.len(), 1, "{cell}");
+                assert_eq!(f[0].2, "statement");
+                assert!(s(&cell["code"]).contains(&f[0].1), "{cell}");
+            }
+        }
+    }
+    assert_eq!(joined, u(&m["query_history_rows"]));
+    // `table:` finds the lineage rows themselves (marked by their service).
+    let hits = json([
+        "search",
+        "--case",
+        c,
+        "table:\"dbfs:/tmp/customers_export.csv\"",
+        "--json",
+    ]);
+    assert_eq!(u(&hits["total"]), 1, "{hits}");
 }
 
 #[test]
@@ -1035,7 +1105,7 @@ fn a_schema_5_case_is_upgraded_in_place_and_keeps_every_event_and_session() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 9);
+    assert_eq!(version, 10);
     assert_no_dangling_rows(&case);
     let ok: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -1048,6 +1118,7 @@ fn a_schema_5_case_is_upgraded_in_place_and_keeps_every_event_and_session() {
             "events_action",
             "events_capture_command",
             "events_key",
+            "events_lineage",
             "events_notebook",
             "events_sql_finish",
             "events_user"

@@ -218,6 +218,27 @@ pub fn replay(
             Some(other) => println!("    (execution of kind {})", visible(other)),
             None => {}
         }
+        if c.rows_read.is_some() || c.rows_produced.is_some() {
+            let n = |v: Option<u64>| v.map_or_else(|| "?".into(), |v| v.to_string());
+            println!(
+                "    (query history: {} rows read, {} rows produced)",
+                n(c.rows_read),
+                n(c.rows_produced)
+            );
+        }
+        for l in &c.lineage {
+            println!(
+                "    (lineage: {} {}{}, joined by {}; event {})",
+                if l.access == "write" { "wrote" } else { "read" },
+                visible(&l.table),
+                l.column
+                    .as_deref()
+                    .map(|col| format!(".{}", visible(col)))
+                    .unwrap_or_default(),
+                l.confidence,
+                l.event_id
+            );
+        }
         for o in &c.outputs {
             let label = match (&o.output_type[..], &o.name) {
                 ("stream", Some(n)) => n.clone(),

@@ -192,6 +192,17 @@ pub fn normalize(
     ] {
         put(k, text(obj, k));
     }
+    // The statement that did it (a query's lineage names its statement as the entity): replay joins the
+    // row to the statement's cell by it.
+    put(
+        "commandId",
+        text(obj, "statement_id").or_else(|| {
+            entity_type
+                .as_deref()
+                .filter(|t| t.eq_ignore_ascii_case("DBSQL_QUERY"))
+                .and(text(obj, "entity_id"))
+        }),
+    );
     put("entity_type", entity_type);
     put("notebookId", notebook);
     if let Some(m) = &meta {

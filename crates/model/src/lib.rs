@@ -361,6 +361,34 @@ pub struct SessionCell {
     /// capture log; Databricks audit logs never do).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<CellOutput>,
+    /// Tables (and paths) the cell read or wrote according to Unity Catalog lineage — facts from
+    /// `system.access.*_lineage` rows joined to the cell, not from its code — with how sure the join is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<LineageFact>,
+    /// Rows the statement read, from `system.query.history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_read: Option<u64>,
+    /// Rows the statement produced, from `system.query.history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_produced: Option<u64>,
+}
+
+/// A lineage row joined to a cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineageFact {
+    /// The lineage event's id in the case store.
+    pub event_id: i64,
+    /// `read` or `write`.
+    pub access: String,
+    /// The table's full name, or the path when the source or target is a path.
+    pub table: String,
+    /// The column, for column lineage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// How the row was joined to the cell: `statement` (the same statement id: certain), `during` (same
+    /// notebook and user, the row's time inside the cell's run) or `after` (same notebook and user, the
+    /// nearest cell that finished at most 10 minutes before the row).
+    pub confidence: String,
 }
 
 /// One output shown under a cell (a Jupyter `stream`, `display_data`, `execute_result`, `error`, …).

@@ -517,6 +517,25 @@ impl SearchIndex {
                         facts.push((id, t.name.clone(), t.access.as_str()));
                     }
                 }
+                if service == "lineage" {
+                    // Unity Catalog lineage names the tables itself: found by `table:` like a cell's,
+                    // and marked as lineage-derived by the event's own service.
+                    let p = payloads.get(conn, r.get(16)?, r.get(17)?)?;
+                    for (name, access) in lineage_tables(&p.params) {
+                        let access_field = match access {
+                            nbtrail_analyzer::tables::Access::Read => f.table_read,
+                            nbtrail_analyzer::tables::Access::Write => f.table_write,
+                        };
+                        for suffix in name_suffixes(&name) {
+                            doc.add_text(f.table, suffix);
+                            doc.add_text(access_field, suffix);
+                        }
+                        doc.add_text(f.f_table, &name);
+                        meta.push_str(&name);
+                        meta.push('\n');
+                        facts.push((id, name, access.as_str()));
+                    }
+                }
                 if shape == Shape::Capture.as_str() && service == "jupyter" {
                     // What the user was shown: captured outputs carry their text in the parameters.
                     let p = payloads.get(conn, r.get(16)?, r.get(17)?)?;
@@ -782,6 +801,24 @@ fn walk_size(dir: &Path) -> u64 {
 }
 
 /// `a.b.c` → `a.b.c`, `b.c`, `c`: `table:customers` finds `prod.customers` and `main.prod.customers`.
+/// The tables a lineage row names: its source (read) and target (write) table, or path.
+fn lineage_tables(params: &str) -> Vec<(String, nbtrail_analyzer::tables::Access)> {
+    use nbtrail_analyzer::tables::Access;
+    let v: serde_json::Value = serde_json::from_str(params).unwrap_or_default();
+    [
+        ("source_table_full_name", "source_path", Access::Read),
+        ("target_table_full_name", "target_path", Access::Write),
+    ]
+    .into_iter()
+    .filter_map(|(table, path, access)| {
+        v[table]
+            .as_str()
+            .or_else(|| v[path].as_str())
+            .map(|t| (t.to_ascii_lowercase(), access))
+    })
+    .collect()
+}
+
 fn name_suffixes(name: &str) -> impl Iterator<Item = &str> {
     std::iter::once(name).chain(name.match_indices('.').map(move |(i, _)| &name[i + 1..]))
 }

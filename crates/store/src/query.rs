@@ -2,7 +2,7 @@
 
 use crate::{Case, ErrorEntry, Result, StoreError};
 use chrono::{DateTime, Utc};
-use nbtrail_model::{Session, SessionCell, SessionEnd, Shape, TrailGap, time_from_ms};
+use nbtrail_model::{LineageFact, Session, SessionCell, SessionEnd, Shape, TrailGap, time_from_ms};
 use rusqlite::{OptionalExtension, Row, params_from_iter, types::Value as SqlValue};
 use serde::Serialize;
 
@@ -349,6 +349,135 @@ impl Case {
         }
     }
 
+    /// Joins Unity Catalog lineage rows to a session's cells (see [`nbtrail_model::LineageFact`] for the
+    /// confidence levels) and gives query-history cells their row counts. Lineage rows are matched by
+    /// statement id first; the rest of the notebook's rows from the session's start to 10 minutes after its
+    /// end go to the cell of the same user whose run contains the row's time, else to the last cell of that
+    /// user that finished at most 10 minutes before it; a row matching no cell stays unjoined (it is still an
+    /// event of the notebook, found by `notebook:` and `table:`).
+    fn join_lineage(
+        &self,
+        session_id: &str,
+        cells: &mut [SessionCell],
+        history: &[(usize, (i64, i64))],
+    ) -> Result<()> {
+        const AFTER_MS: i64 = 10 * 60 * 1000;
+        let mut reader = crate::payload::BlockReader::default();
+        let number = |v: &serde_json::Value| -> Option<u64> {
+            v.as_str()
+                .and_then(|s| s.trim().parse().ok())
+                .or_else(|| v.as_u64())
+        };
+        for (i, (block, index)) in history {
+            let p = reader.get(&self.conn, *block, *index)?;
+            let v: serde_json::Value = serde_json::from_str(&p.params).unwrap_or_default();
+            cells[*i].rows_read = number(&v["read_rows"]);
+            cells[*i].rows_produced = number(&v["produced_rows"]);
+        }
+        let facts = |params: &str, id: i64, confidence: &str| -> Vec<LineageFact> {
+            let v: serde_json::Value = serde_json::from_str(params).unwrap_or_default();
+            let mut out = Vec::new();
+            for (access, table, path, column) in [
+                (
+                    "read",
+                    "source_table_full_name",
+                    "source_path",
+                    "source_column_name",
+                ),
+                (
+                    "write",
+                    "target_table_full_name",
+                    "target_path",
+                    "target_column_name",
+                ),
+            ] {
+                if let Some(t) = v[table].as_str().or_else(|| v[path].as_str()) {
+                    out.push(LineageFact {
+                        event_id: id,
+                        access: access.into(),
+                        table: t.to_string(),
+                        column: v[column].as_str().map(str::to_string),
+                        confidence: confidence.into(),
+                    });
+                }
+            }
+            out
+        };
+        let mut joined = std::collections::HashSet::new();
+        let mut by_statement = self.conn.prepare_cached(
+            "SELECT id, payload_block, payload_index FROM events
+             WHERE service = 'lineage' AND command_id = ?1 ORDER BY time_ms, id",
+        )?;
+        for cell in cells.iter_mut() {
+            let Some(command) = cell.command_id.clone() else {
+                continue;
+            };
+            let rows: Vec<(i64, i64, i64)> = by_statement
+                .query_map([&command], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, block, index) in rows {
+                let p = reader.get(&self.conn, block, index)?;
+                cell.lineage.extend(facts(&p.params, id, "statement"));
+                joined.insert(id);
+            }
+        }
+        let (notebook, start, end): (String, i64, i64) = self.conn.query_row(
+            "SELECT notebook_id, start_ms, end_ms FROM sessions WHERE id = ?1",
+            [session_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        if notebook.starts_with(crate::WAREHOUSE_SESSION_PREFIX) {
+            return Ok(());
+        }
+        let mut by_notebook = self.conn.prepare_cached(
+            "SELECT id, time_ms, user, payload_block, payload_index FROM events
+             WHERE notebook_id = ?1 AND service = 'lineage' AND time_ms >= ?2 AND time_ms <= ?3
+             ORDER BY time_ms, id",
+        )?;
+        let rows: Vec<(i64, i64, Option<String>, i64, i64)> = by_notebook
+            .query_map(rusqlite::params![notebook, start, end + AFTER_MS], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let span = |c: &SessionCell| {
+            let finish = c.time.timestamp_millis();
+            let run = c.duration_s.map_or(0, |d| (d * 1000.0).round() as i64);
+            (finish - run, finish)
+        };
+        for (id, t, user, block, index) in rows {
+            if joined.contains(&id) {
+                continue;
+            }
+            let same_user = |c: &&mut SessionCell| user.is_none() || c.user == user;
+            let during = cells
+                .iter_mut()
+                .filter(same_user)
+                .filter(|c| {
+                    let (s, f) = span(c);
+                    s <= t && t <= f
+                })
+                .max_by_key(|c| span(c).0);
+            let (cell, confidence) = match during {
+                Some(c) => (c, "during"),
+                None => match cells
+                    .iter_mut()
+                    .filter(same_user)
+                    .filter(|c| {
+                        let f = span(c).1;
+                        f <= t && t - f <= AFTER_MS
+                    })
+                    .max_by_key(|c| span(c).1)
+                {
+                    Some(c) => (c, "after"),
+                    None => continue,
+                },
+            };
+            let p = reader.get(&self.conn, block, index)?;
+            cell.lineage.extend(facts(&p.params, id, confidence));
+        }
+        Ok(())
+    }
+
     /// A SQL warehouse statement (`databrickssql.commandSubmit`) learns how it ended from its
     /// `commandFinish` (same warehouse and command id, at or after the submit): status (the finish's own
     /// `status`, else its response: 200 `finished`, other `failed`), finish time and duration. A statement
@@ -434,12 +563,14 @@ impl Case {
         let mut st = self.conn.prepare(
             "SELECT c.seq, e.id, e.command_id, e.time_ms, e.language, e.status, e.duration_ms, e.command_text, e.user,
                     e.shape, e.payload_block, e.payload_index,
-                    e.service = 'databrickssql' AND e.action = 'commandSubmit', e.cluster_id
+                    e.service = 'databrickssql' AND e.action = 'commandSubmit', e.cluster_id,
+                    e.service = 'databrickssql' AND e.action = 'queryHistory'
              FROM session_cells c JOIN events e ON e.id = c.event_id
              WHERE c.session_id = ? ORDER BY c.seq",
         )?;
         let mut captured = Vec::new();
         let mut statements = Vec::new();
+        let mut history = Vec::new();
         let rows = st.query_map([session_id], |r| {
             let shape: String = r.get(9)?;
             Ok((
@@ -458,6 +589,9 @@ impl Case {
                     verified: None,
                     signer: None,
                     outputs: Vec::new(),
+                    lineage: Vec::new(),
+                    rows_read: None,
+                    rows_produced: None,
                 },
                 (shape == Shape::Capture.as_str())
                     .then_some((r.get::<_, i64>(10)?, r.get::<_, i64>(11)?)),
@@ -465,11 +599,17 @@ impl Case {
                     .then(|| r.get::<_, Option<String>>(13))
                     .transpose()?
                     .flatten(),
+                r.get::<_, bool>(14)?
+                    .then(|| Ok::<_, rusqlite::Error>((r.get::<_, i64>(10)?, r.get::<_, i64>(11)?)))
+                    .transpose()?,
             ))
         })?;
         let mut cells = Vec::new();
         for row in rows {
-            let (cell, payload, warehouse) = row?;
+            let (cell, payload, warehouse, from_history) = row?;
+            if let Some(p) = from_history {
+                history.push((cells.len(), p));
+            }
             if let Some(p) = payload {
                 captured.push((cells.len(), p));
             }
@@ -481,6 +621,7 @@ impl Case {
         if !statements.is_empty() {
             self.finish_statements(&mut cells, &statements)?;
         }
+        self.join_lineage(session_id, &mut cells, &history)?;
         if captured.is_empty() {
             return Ok(cells);
         }

@@ -310,4 +310,8 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_sql_finish ON events(command_id, time_ms)
         WHERE action = 'commandFinish' AND service = 'databrickssql';
     "#,
+    // 10: lineage rows are found by the statement they record (a warehouse statement's cell).
+    r#"
+    CREATE INDEX events_lineage ON events(command_id) WHERE service = 'lineage';
+    "#,
 ];

@@ -26,7 +26,10 @@ export interface SessionCell {
   seq: number; event_id: number; command_id: string | null; time: string; language: string | null;
   status: string | null; duration_s: number | null; code: string | null; user: string | null;
   silent?: boolean; kind?: string; verified?: string; signer?: string; outputs?: CellOutput[];
+  lineage?: LineageFact[]; rows_read?: number; rows_produced?: number;
 }
+/** A Unity Catalog lineage row joined to a cell (a fact from lineage, not from the cell's code). */
+export interface LineageFact { event_id: number; access: string; table: string; column?: string; confidence: string }
 export interface Span { line: number; col: number; end_line: number; end_col: number }
 export interface CellRef { seq: number; command_id: string | null; event_id?: number }
 export interface TraceStep { cell: CellRef; span: Span; label: string }

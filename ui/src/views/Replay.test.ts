@@ -8,7 +8,8 @@ const session = { id: "s1", notebook_id: "n1", notebook_path: "/Users/alice/nb",
   start: "2024-05-01T14:00:00Z", end: "2024-05-01T15:00:00Z", cells: 2, attached: true, end_reason: "detach" };
 const cells = [
   { seq: 1, event_id: 10, command_id: "1", time: "2024-05-01T14:00:00Z", language: "python", status: "finished", duration_s: 0.1,
-    code: "key = dbutils.secrets.get('s', 'k')", user: "alice@example.com" },
+    code: "key = dbutils.secrets.get('s', 'k')", user: "alice@example.com",
+    lineage: [{ event_id: 30, access: "read", table: "prod.crm.<b>customers</b>", confidence: "during" }], rows_read: 5 },
   { seq: 2, event_id: 11, command_id: "2", time: "2024-05-01T14:01:00Z", language: "python", status: "finished", duration_s: 0.1,
     code: "print(key)  # <script>alert(1)</script>", user: "alice@example.com",
     outputs: [{ event_id: 12, time: null, output_type: "stream", name: "stdout", text: "\u001b[31mhunter2</b>" }] },
@@ -58,6 +59,12 @@ describe("Replay view", () => {
     expect(sink.classList.contains("sev-high")).toBe(true);
     // Hostile text and output are text nodes.
     expect(document.querySelector("article script")).toBeNull();
+    // Lineage joined to a cell is shown with how it was joined, its table name as text.
+    const lineage = document.querySelector("article[data-event='10'] .lineage")!;
+    expect(lineage.textContent).toContain("lineage: read prod.crm.<b>customers</b>");
+    expect(lineage.textContent).toContain("(during the run)");
+    expect(lineage.querySelector("b")).toBeNull();
+    expect(document.querySelector("article[data-event='10']")!.textContent).toContain("5 rows read");
     expect(document.body.textContent).toContain("<script>alert(1)</script>");
     expect(document.body.textContent).toContain("\u241b[31mhunter2</b>");
     // The context strip shows the user's secret read.
