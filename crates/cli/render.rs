@@ -140,7 +140,11 @@ pub fn replay(
         "{} → {} ({}, {}), users: {}; times are UTC, when each cell finished",
         format_time(s.start),
         format_time(s.end),
-        if s.attached {
+        if s.notebook_id
+            .starts_with(nbtrail_store::WAREHOUSE_SESSION_PREFIX)
+        {
+            "SQL warehouse statements of one user, in submit order"
+        } else if s.attached {
             "attached"
         } else {
             "no attach event in the trail"

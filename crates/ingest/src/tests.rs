@@ -808,3 +808,90 @@ fn query_history_and_lineage_rows_are_their_own_record_kinds() {
         "{items:?}"
     );
 }
+
+/// Lineage exported as Parquet (as `df.write.parquet` of the system table writes it, struct columns as
+/// JSON text) reads like its JSON and CSV exports: each row a `lineage.*` event, located by row group and row.
+#[test]
+fn lineage_exported_as_parquet_is_read_row_by_row() {
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("table_lineage.parquet");
+    let cols = [
+        "entity_type",
+        "entity_id",
+        "source_table_full_name",
+        "target_table_full_name",
+        "created_by",
+        "event_time",
+        "entity_metadata",
+    ];
+    let message = format!(
+        "message spark_schema {{ {} }}",
+        cols.iter()
+            .map(|c| format!("OPTIONAL BINARY {c} (STRING);"))
+            .collect::<String>()
+    );
+    let schema = Arc::new(parquet::schema::parser::parse_message_type(&message).unwrap());
+    let mut w = SerializedFileWriter::new(
+        std::fs::File::create(&p).unwrap(),
+        schema,
+        Arc::new(WriterProperties::builder().build()),
+    )
+    .unwrap();
+    for group in 0..2 {
+        let mut rg = w.next_row_group().unwrap();
+        let mut col = 0;
+        while let Some(mut c) = rg.next_column().unwrap() {
+            let mut data = Vec::new();
+            let mut def = Vec::new();
+            for row in 0..3 {
+                let i = group * 3 + row;
+                let v: Option<String> = match cols[col] {
+                    "entity_type" => Some("NOTEBOOK".into()),
+                    "entity_id" => Some(format!("nb{i}")),
+                    "source_table_full_name" => Some(format!("prod.s.t{i}")),
+                    "target_table_full_name" => (i % 2 == 0).then(|| format!("prod.s.out{i}")),
+                    "created_by" => Some("kim@example.com".into()),
+                    "event_time" => Some(format!("2024-05-02T10:0{i}:00Z")),
+                    _ => Some(format!(r#"{{"notebook_id":"nb{i}"}}"#)),
+                };
+                match v {
+                    Some(v) => {
+                        def.push(1i16);
+                        data.push(ByteArray::from(v.as_str()));
+                    }
+                    None => def.push(0),
+                }
+            }
+            c.typed::<ByteArrayType>()
+                .write_batch(&data, Some(&def), None)
+                .unwrap();
+            c.close().unwrap();
+            col += 1;
+        }
+        rg.close().unwrap();
+    }
+    w.close().unwrap();
+    let (items, sum) = read_all(&p);
+    assert_eq!(sum.framing, Framing::Parquet);
+    assert!(errors(&items).is_empty(), "{:?}", errors(&items));
+    let ev: Vec<&Event> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Event(e) => Some(&**e),
+            Item::Error(_) => None,
+        })
+        .collect();
+    assert_eq!(ev.len(), 6);
+    assert!(ev.iter().all(|e| e.action == "tableLineage"));
+    assert_eq!(ev[4].notebook_id.as_deref(), Some("nb4"));
+    assert_eq!(ev[4].params["target_table_full_name"], "prod.s.out4");
+    assert!(!ev[3].params.contains_key("target_table_full_name"));
+    // Row 5 is in row group 1.
+    assert_eq!(
+        (ev[4].provenance.line, ev[4].provenance.byte_offset),
+        (5, 1)
+    );
+}
