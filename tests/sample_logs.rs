@@ -1143,3 +1143,46 @@ fn a_schema_5_case_is_upgraded_in_place_and_keeps_every_event_and_session() {
     reingest_adds_nothing(&case, &first);
     assert_eq!(listing("sessions"), sessions);
 }
+
+/// A query-history row of a statement a notebook ran (`query_source.notebook_id`) is that notebook's
+/// event, not a SQL warehouse session of its own; a warehouse statement is one.
+#[test]
+fn query_history_from_a_notebook_belongs_to_the_notebook() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("query_history.jsonl");
+    let row = |id: &str, source: &str| {
+        format!(
+            r#"{{"statement_id":"{id}","executed_by":"kim@example.com","statement_text":"SELECT 1","execution_status":"FINISHED","compute":{{"type":"WAREHOUSE","warehouse_id":"wh9"}},"total_duration_ms":5,"end_time":"2024-05-02T10:00:00Z","query_source":{source}}}"#
+        )
+    };
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{}\n",
+            row("a", r#"{"notebook_id":"nb-7"}"#),
+            row("b", "null")
+        ),
+    )
+    .unwrap();
+    let case = dir.path().join("case");
+    let r = json([
+        "ingest".as_ref(),
+        "--case".as_ref(),
+        case.as_os_str(),
+        file.as_os_str(),
+        "-q".as_ref(),
+    ]);
+    assert_eq!(u(&r["events"]), 2);
+    let c = case.to_str().unwrap();
+    let sessions = json(["sessions", "--case", c, "--json"]);
+    let sessions = sessions.as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(
+        s(&sessions[0]["notebook_id"]),
+        "sql-warehouse/wh9/kim@example.com"
+    );
+    let replay = json(["replay", "--case", c, s(&sessions[0]["id"]), "--json"]);
+    assert_eq!(s(&replay["cells"][0]["command_id"]), "b");
+    let by_notebook = json(["events", "--case", c, "--notebook", "nb-7", "--json"]);
+    assert_eq!(s(&by_notebook[0]["command_id"]), "a");
+}

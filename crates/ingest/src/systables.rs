@@ -7,7 +7,8 @@
 //!   code, `statement_id` as command id, the warehouse as cluster, `execution_status` as status,
 //!   `total_duration_ms` as duration, time = `end_time` (like `runCommand`, a statement's time is its end);
 //!   rows read and produced, the statement type and where it came from (`query_source`) as parameters.
-//!   The store replays these in the warehouse's sessions.
+//!   The store replays these in the warehouse's sessions — except a statement a notebook ran
+//!   (`query_source.notebook_id`), which is an event of that notebook.
 //! * a lineage row → `lineage.tableLineage` / `lineage.columnLineage` (shape `lineage`): source and target
 //!   table (and column), the entity that did it (`entity_type`, `entity_id`, `entity_run_id`), the notebook
 //!   it ran in when the entity is one, `statement_id`.
@@ -131,7 +132,9 @@ pub fn normalize(
             put(k, text(obj, k));
         }
         if let Some(src) = &source {
-            put("sourceNotebookId", text(src, "notebook_id"));
+            // A statement a notebook ran belongs to that notebook (found by `notebook:`), not to a
+            // warehouse session of its own.
+            put("notebookId", text(src, "notebook_id"));
             put(
                 "sourceJobId",
                 text(src, "job_info").or_else(|| text(src, "job_id")),

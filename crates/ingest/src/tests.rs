@@ -767,6 +767,7 @@ fn query_history_and_lineage_rows_are_their_own_record_kinds() {
     assert_eq!(q.time.timestamp_millis(), 1_714_644_001_534);
     assert_eq!(q.params["read_rows"], "10");
     assert_eq!(q.params["sourceQueryId"], "q9");
+    assert!(!q.params.contains_key("notebookId"));
     assert_eq!(
         q.response_error.as_deref(),
         Some("[TABLE_OR_VIEW_NOT_FOUND]")

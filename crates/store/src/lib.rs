@@ -1329,7 +1329,8 @@ pub fn host() -> String {
 pub const WAREHOUSE_SESSION_PREFIX: &str = "sql-warehouse/";
 /// The events that are SQL warehouse statements (cells of warehouse sessions).
 /// (`commandSubmit` from the audit log, `queryHistory` rows from `system.query.history`.)
-const WAREHOUSE_STATEMENT_SQL: &str = "action IN ('commandSubmit', 'queryHistory') AND service = 'databrickssql' AND cluster_id IS NOT NULL";
+/// A history row of a statement a notebook ran has the notebook's id and is that notebook's event.
+const WAREHOUSE_STATEMENT_SQL: &str = "action IN ('commandSubmit', 'queryHistory') AND service = 'databrickssql' AND cluster_id IS NOT NULL AND notebook_id IS NULL";
 /// A statement event's warehouse session key, in SQL.
 const WAREHOUSE_KEY_SQL: &str = "('sql-warehouse/' || cluster_id || '/' || coalesce(user, ''))";
 
