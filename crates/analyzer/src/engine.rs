@@ -698,6 +698,16 @@ impl<'a> Engine<'a> {
         out
     }
 
+    /// The name a compared value goes by: a variable, an attribute, or a subscript with a constant key.
+    fn compared_name(&mut self, e: &'a Expr) -> Option<String> {
+        match e {
+            Expr::Name(n) => Some(n.id.to_string()),
+            Expr::Attribute(a) => Some(a.attr.to_string()),
+            Expr::Subscript(s) => self.eval(&s.slice).konst,
+            _ => None,
+        }
+    }
+
     /// A literal given the name `name` — passed as a keyword, set under a key or attribute, a parameter's
     /// default: adds to `v` the flows of the literal sources whose credential-name condition `name` meets
     /// (`v` keeps its constant).
@@ -874,9 +884,25 @@ impl<'a> Engine<'a> {
                 Val::union(&vals)
             }
             Expr::Compare(c) => {
-                self.eval(&c.left);
-                for x in &c.comparators {
-                    self.eval(x);
+                let mut prev: &Expr = &c.left;
+                let mut prev_v = self.eval(&c.left);
+                for (op, x) in c.ops.iter().zip(c.comparators.iter()) {
+                    let mut xv = self.eval(x);
+                    // `password == "root"`, `obj.password != "…"`: a credential checked against a literal
+                    // is a hardcoded one.
+                    if matches!(op, ast::CmpOp::Eq | ast::CmpOp::NotEq) {
+                        for (named, (lit, lit_v)) in
+                            [(prev, (x, &mut xv)), (x, (prev, &mut prev_v))]
+                        {
+                            if matches!(lit, Expr::StringLiteral(_))
+                                && let Some(n) = self.compared_name(named)
+                            {
+                                self.name_literal(&n, lit_v, lit.range());
+                            }
+                        }
+                    }
+                    prev = x;
+                    prev_v = xv;
                 }
                 Val::clean()
             }

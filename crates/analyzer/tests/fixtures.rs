@@ -503,11 +503,49 @@ fn hardcoded_passwords_in_every_position() {
             "api_key = '<your key>'",
             "token = '${TOKEN}'",
             "password = 'changeme'",
+            "password = 'your password here'",
+            "api_key = 'Enter API key'",
+            "token = ' padded '",
             "password_field = 'pw_input'",
             "token_url = 'https://login.example/token'",
             "secret_scope = 'prod'",
             "import os\npassword = os.environ['DB_PASSWORD']",
             "def f(password=None):\n    return password",
+        ],
+        &[],
+    );
+}
+
+/// A credential compared with a literal is a hardcoded one (`if password == "root"`): variables,
+/// attributes and keys, on either side, `==` and `!=`; not an empty string, a placeholder, another variable,
+/// or a name that is not a credential's.
+#[test]
+fn credential_compared_with_a_literal() {
+    for (code, line) in [
+        (
+            "def login(password):\n    if password == 'root':\n        return True",
+            2,
+        ),
+        ("def ok(req):\n    return req.token != 'tok-8812'", 2),
+        (
+            "def ok(form):\n    return 'opensesame' == form['passphrase']",
+            2,
+        ),
+        (
+            "def ok(o):\n    return o.password == 'correct horse battery'",
+            2,
+        ),
+    ] {
+        expect(&[code], &[("NBT003", 0, line)]);
+    }
+    expect(
+        &[
+            "def f(password):\n    return password == ''",
+            "def f(password):\n    return password == 'changeme'",
+            "def f(password):\n    return password == 'your password here'",
+            "def f(password, stored):\n    return password == stored",
+            "def f(user):\n    return user == 'admin'",
+            "def f(password):\n    return password is None",
         ],
         &[],
     );
@@ -541,6 +579,19 @@ fn credentials_in_configuration_by_key() {
         &[
             "spark.conf.set('spark.sql.shuffle.partitions', '200')\nspark.conf.set('fs.s3a.endpoint', 's3.eu-west-1.amazonaws.com')",
         ],
+        &[],
+    );
+}
+
+/// Weak protocol versions by name wherever they appear, also as pyOpenSSL is sometimes (wrongly) imported.
+#[test]
+fn weak_tls_protocol_names_from_pyopenssl_spellings() {
+    expect(
+        &["from pyOpenSSL import SSL\nctx = SSL.Context(method=SSL.TLSv1_METHOD)"],
+        &[("NBT006", 0, 2)],
+    );
+    expect(
+        &["from OpenSSL import SSL\nctx = SSL.Context(method=SSL.TLSv1_2_METHOD)"],
         &[],
     );
 }
