@@ -33,6 +33,32 @@ fn sql_ids(case: &Path, sql: &str) -> BTreeSet<i64> {
         .collect()
 }
 
+/// Lineage events (`nbtrail events`, read from the store) naming `table` as source or target: Unity
+/// Catalog lineage gives `table:` its tables itself.
+fn lineage_ids(case: &Path, table: &str) -> BTreeSet<i64> {
+    let mut out = BTreeSet::new();
+    for action in ["lineage.tableLineage", "lineage.columnLineage"] {
+        let listed = json([
+            "events",
+            "--case",
+            case.to_str().unwrap(),
+            "--action",
+            action,
+            "--json",
+        ]);
+        for e in listed.as_array().unwrap() {
+            let p = &e["params"];
+            if [&p["source_table_full_name"], &p["target_table_full_name"]]
+                .iter()
+                .any(|t| t.as_str().is_some_and(|t| t.eq_ignore_ascii_case(table)))
+            {
+                out.insert(e["id"].as_i64().unwrap());
+            }
+        }
+    }
+    out
+}
+
 /// Events whose command text matches `re`.
 fn code_ids(case: &Path, re: &str) -> BTreeSet<i64> {
     let re = Regex::new(re).unwrap();
@@ -84,7 +110,10 @@ fn known_queries_return_exactly_the_known_hit_sets() {
     );
 
     // Tables, in any spelling: `prod`.`crm`.`customers` and prod.crm.customers are one table.
-    let customers = code_ids(&case, r"(?i)`?prod`?\.`?crm`?\.`?customers`?");
+    let mut customers = code_ids(&case, r"(?i)`?prod`?\.`?crm`?\.`?customers`?");
+    let lineage = lineage_ids(&case, "prod.crm.customers");
+    assert!(!lineage.is_empty());
+    customers.extend(&lineage);
     check(&case, "table:prod.crm.customers", &customers);
     check(&case, "table:`PROD`.`CRM`.`Customers`", &customers);
     check(&case, "table:customers", &customers);
@@ -461,9 +490,15 @@ fn tables_lists_readers_and_writers_from_the_cells() {
             .unwrap_or_else(|| panic!("{name} listed"))
     };
     let customers = find("prod.crm.customers");
+    // Read by cells whose code names it, and by the lineage rows that name it as a source.
     assert_eq!(
         u(&customers["reads"]),
-        code_ids(&case, r"(?i)`?prod`?\.`?crm`?\.`?customers`?").len() as u64
+        (code_ids(&case, r"(?i)`?prod`?\.`?crm`?\.`?customers`?").len()
+            + lineage_ids(&case, "prod.crm.customers").len()) as u64
+    );
+    assert_eq!(
+        u(&customers["via_lineage"]),
+        lineage_ids(&case, "prod.crm.customers").len() as u64
     );
     let top = find("analytics.scratch.top_customers");
     assert_eq!(u(&top["reads"]), 0);

@@ -192,7 +192,7 @@ pub fn print_tables(tables: &[TableUsage]) {
     };
     for t in tables {
         println!(
-            "{:<40} {:>6} {:>6}  r: {}{}",
+            "{:<40} {:>6} {:>6}  r: {}{}{}",
             visible(&t.name),
             t.reads,
             t.writes,
@@ -201,6 +201,11 @@ pub fn print_tables(tables: &[TableUsage]) {
                 String::new()
             } else {
                 format!("  w: {}", users(&t.writers))
+            },
+            if t.via_lineage > 0 {
+                format!("  ({} from Unity Catalog lineage)", t.via_lineage)
+            } else {
+                String::new()
             }
         );
     }

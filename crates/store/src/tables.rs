@@ -15,6 +15,9 @@ pub struct TableUsage {
     pub reads: u64,
     /// Cells that wrote it.
     pub writes: u64,
+    /// Of the reads and writes, how many are Unity Catalog lineage rows rather than cells' code (facts the
+    /// lineage reports itself; see `Case::session_cells` for their join to cells).
+    pub via_lineage: u64,
     /// Users whose cells read it, with counts, most first.
     pub readers: Vec<(String, u64)>,
     /// Users whose cells wrote it, with counts, most first.
@@ -56,7 +59,7 @@ impl Case {
     pub fn table_usage(&self) -> Result<Vec<TableUsage>> {
         let mut st = self.conn.prepare(
             "SELECT t.table_name, t.access, coalesce(e.user, '?'), coalesce(e.notebook_path, e.notebook_id, ''),
-                    e.time_ms
+                    e.time_ms, e.service = 'lineage'
              FROM cell_tables t JOIN events e ON e.id = t.event_id",
         )?;
         let mut rows = st.query([])?;
@@ -64,6 +67,7 @@ impl Case {
         struct Acc {
             reads: u64,
             writes: u64,
+            via_lineage: u64,
             readers: BTreeMap<String, u64>,
             writers: BTreeMap<String, u64>,
             notebooks: std::collections::BTreeSet<String>,
@@ -77,7 +81,9 @@ impl Case {
             let user: String = r.get(2)?;
             let notebook: String = r.get(3)?;
             let t: i64 = r.get(4)?;
+            let lineage: bool = r.get(5)?;
             let a = by.entry(name).or_default();
+            a.via_lineage += u64::from(lineage);
             if access == "write" {
                 a.writes += 1;
                 *a.writers.entry(user).or_default() += 1;
@@ -102,6 +108,7 @@ impl Case {
                 name,
                 reads: a.reads,
                 writes: a.writes,
+                via_lineage: a.via_lineage,
                 readers: ranked(a.readers),
                 writers: ranked(a.writers),
                 notebooks: a.notebooks.into_iter().collect(),
