@@ -10,7 +10,11 @@ it departs from Bandit's comments where those flag something that is not a risk 
 Matching: a finding counts for (file, first line of its statement, family). Bandit's import blacklist
 (B4xx: "import pickle") is left out: it reports modules, not uses, and neither tool is asked to.
 
-Usage: python3 peers_compare.py EXAMPLES_DIR NBTRAIL BANDIT
+Semgrep (optional 4th argument) runs the rules in scripts/peers/semgrep-rules.yml, written for this benchmark
+(PyPI's Semgrep ships no rules and the registry is not reachable offline) — with sight of the corpus, so its
+figures measure those rules as much as Semgrep.
+
+Usage: python3 peers_compare.py EXAMPLES_DIR NBTRAIL BANDIT [SEMGREP]
 """
 
 import json
@@ -76,6 +80,22 @@ def run_bandit(bandit: str, files: list[Path]) -> set:
     return found
 
 
+def run_semgrep(semgrep: str, files: list[Path]) -> set:
+    rules = Path(__file__).parent / "peers" / "semgrep-rules.yml"
+    out = subprocess.run(
+        [semgrep, "--config", str(rules), "--json", "--metrics=off", "-q", *map(str, files)],
+        capture_output=True,
+        text=True,
+    )
+    prefix = {"credentials": CRED, "tls": TLS, "deser": DESER, "tmp": TMP}
+    found = set()
+    for r in json.loads(out.stdout)["results"]:
+        fam = prefix.get(r["check_id"].rsplit(".", 1)[-1].split("-", 1)[0])
+        if fam:
+            found.add((Path(r["path"]).name, r["start"]["line"], fam))
+    return found
+
+
 def score(found: set, truth: set) -> dict:
     per = defaultdict(lambda: [0, 0, 0])  # tp, fp, fn
     for item in found:
@@ -90,6 +110,8 @@ def main() -> None:
     files = [examples / f for f in TRUTH]
     truth = {(f, line, fam) for f, fams in TRUTH.items() for fam, lines in fams.items() for line in lines}
     results = {"nbtrail": score(run_nbtrail(nbtrail, files), truth), "Bandit 1.9.4": score(run_bandit(bandit, files), truth)}
+    if len(sys.argv) > 4:
+        results["Semgrep (own rules)"] = score(run_semgrep(sys.argv[4], files), truth)
     print(f"corpus: {len(files)} files from Bandit's sdist examples, {len(truth)} labelled findings\n")
     print("| family | tool | TP | FP | FN | recall | precision |")
     print("|---|---|---|---|---|---|---|")
