@@ -53,6 +53,14 @@ set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# The UI's types are generated from the Rust view types by `cargo test` (ts-rs, see .cargo/config.toml):
+# the checked-in bindings must be exactly what this build writes.
+echo "== generated TypeScript bindings are current"
+if [ -n "$(git status --porcelain -- ui/src/lib/bindings)" ]; then
+  git status --porcelain -- ui/src/lib/bindings
+  echo "ui/src/lib/bindings is stale: run cargo test and commit the files it writes" >&2
+  [ "$status" != 0 ] || status=1
+fi
 if [ "$status" = 0 ]; then
   echo "== desktop app end-to-end (real window under Xvfb, tauri-driver + WebKitWebDriver)"
   set +e

@@ -124,7 +124,8 @@ pub fn startup_case(st: &AppState) -> Option<String> {
 }
 
 /// A recently opened case.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct RecentCase {
     /// Its folder.
     pub dir: String,
@@ -166,7 +167,8 @@ fn remember(st: &AppState, dir: &Path) {
 }
 
 /// Findings per severity.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct SeverityCounts {
     /// High.
     pub high: u64,
@@ -177,7 +179,8 @@ pub struct SeverityCounts {
 }
 
 /// The case home's content.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct CaseInfo {
     /// The folder.
     pub dir: String,
@@ -243,7 +246,8 @@ pub fn case_info(st: &AppState) -> Result<CaseInfo> {
 
 /// Progress of an ingest, as the UI shows it: the store's counters (files, bytes, events, duplicates,
 /// errors, current file) flattened in, plus the phase and the index/analyze counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct IngestProgress {
     /// `store`, `index` or `analyze`.
     pub phase: String,
@@ -259,7 +263,8 @@ pub struct IngestProgress {
 }
 
 /// What an ingest did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct IngestResult {
     /// Store and index outcome (the report's counts add up; every rejected line is listed).
     #[serde(flatten)]
@@ -404,7 +409,8 @@ pub fn sessions(
 }
 
 /// A finding with where and whose it is, for lists.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct FindingRow {
     /// The finding.
     #[serde(flatten)]
@@ -419,7 +425,8 @@ pub struct FindingRow {
 
 /// A session to replay: its cells in order (code as text; [`highlight`] colours the visible ones) and
 /// its findings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Replay {
     /// The session.
     pub session: Session,
@@ -449,7 +456,8 @@ pub fn replay(st: &AppState, session_id: &str) -> Result<Replay> {
 }
 
 /// One cell to highlight, with the spans to mark.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct HighlightItem {
     /// The code.
     pub code: String,
@@ -461,7 +469,8 @@ pub struct HighlightItem {
 }
 
 /// A mark as the UI sends it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct MarkArg {
     /// Key (e.g. `f12` for finding 12's sink, `t12.0` for its first trace step).
     pub key: String,
@@ -533,7 +542,8 @@ pub fn event(st: &AppState, id: i64) -> Result<EventRow> {
 }
 
 /// Filters of the findings view; empty fields match everything.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ts_rs::TS)]
+#[ts(export, optional_fields)]
 pub struct FindingFilter {
     /// Rule code or name.
     pub rule: Option<String>,

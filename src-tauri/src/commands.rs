@@ -17,7 +17,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 /// Progress of a counted job (`done` of `total`).
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Count {
     /// Done.
     pub done: u64,

@@ -94,7 +94,8 @@ pub struct ExportOptions {
 }
 
 /// What an export wrote.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct ExportReport {
     /// The bundle.
     pub path: String,
@@ -591,7 +592,8 @@ pub fn sarif(findings: &[StoredFinding]) -> serde_json::Value {
 // ---- verify ------------------------------------------------------------------------------------------
 
 /// Whom the signer of an intact bundle is known as.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, ts_rs::TS)]
+#[ts(export)]
 #[serde(rename_all = "lowercase")]
 pub enum Trust {
     /// The key the caller expected (`--key`).
@@ -603,7 +605,8 @@ pub enum Trust {
 }
 
 /// The verdict on a bundle.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct Verdict {
     /// The bundle is intact and its signer is expected or pinned: the only verdict that means "verified".
     pub ok: bool,

@@ -243,7 +243,8 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 }
 
 /// Why a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionEnd {
     /// A `detachNotebook` for the same notebook and cluster.
@@ -281,7 +282,8 @@ impl SessionEnd {
 
 /// A notebook session: the commands run in one notebook on one cluster between an attach and a detach
 /// (or an idle gap).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Session {
     /// Stable id derived from the notebook, cluster and the session's first record.
     pub id: String,
@@ -308,7 +310,8 @@ pub struct Session {
 /// A client attaching to a session's notebook: for a kernel captured by the gateway, each time a browser
 /// connected (or reconnected, after a page reload or a network drop) to the kernel's websocket; the
 /// session goes on across them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Attachment {
     /// The `attachNotebook` event.
     pub event_id: i64,
@@ -321,7 +324,8 @@ pub struct Attachment {
 }
 
 /// One cell of a session, in execution order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct SessionCell {
     /// 1-based position in the session.
     pub seq: u64,
@@ -374,7 +378,8 @@ pub struct SessionCell {
 }
 
 /// A lineage row joined to a cell.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct LineageFact {
     /// The lineage event's id in the case store.
     pub event_id: i64,
@@ -393,7 +398,8 @@ pub struct LineageFact {
 
 /// One output shown under a cell (a Jupyter `stream`, `display_data`, `execute_result`, `error`, …).
 /// Always data, never markup to render: HTML or JavaScript in `data` is shown as source text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct CellOutput {
     /// The event id of the output message in the case store.
     pub event_id: i64,
@@ -403,20 +409,20 @@ pub struct CellOutput {
     /// `error`, `clear_output`, `input_request`.
     pub output_type: String,
     /// `stdout`/`stderr` for streams; `password` for a password prompt.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The output as text: stream text, the plain-text form of a rich output, the traceback without
     /// colour codes, the prompt of an input request.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// The full mime bundle of a rich output (images base64, as captured).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
     /// Exception name of an `error`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ename: Option<String>,
     /// Exception value of an `error`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evalue: Option<String>,
     /// The gateway cut part of it to its size cap (the full size and hash are in the raw record).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -424,7 +430,8 @@ pub struct CellOutput {
 }
 
 /// A stretch of time in which the trail has a hole: verbose audit logging was switched off.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct TrailGap {
     /// Workspace the setting applies to.
     pub workspace_id: Option<String>,

@@ -11,19 +11,21 @@ use serde::Serialize;
 use crate::Span;
 
 /// A run of characters with one colour and one set of marks.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Token {
     /// The text (hidden characters shown as pictures or escapes, see the module docs; no newline).
     pub text: String,
     /// Foreground colour, `#rrggbb`.
     pub color: String,
-    /// Keys of the marks covering this text.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Keys of the marks covering this text (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<String>,
 }
 
 /// A range to mark, named by a key the front end understands (e.g. `f12` for finding 12's sink).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, ts_rs::TS)]
+#[ts(export)]
 pub struct Mark {
     /// The key.
     pub key: String,

@@ -57,7 +57,8 @@ pub enum OpsError {
 pub type Result<T, E = OpsError> = std::result::Result<T, E>;
 
 /// What [`ingest_and_index`] did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct IngestOutcome {
     /// The store's report (counts add up: lines = events + duplicates + conflicts + errors).
     pub report: IngestReport,
@@ -66,7 +67,8 @@ pub struct IngestOutcome {
 }
 
 /// An index update.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct IndexOutcome {
     /// Events indexed now.
     pub indexed: u64,
@@ -356,7 +358,8 @@ fn stored(session: &str, f: &Finding) -> StoredFinding {
 }
 
 /// A cell as findings name it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct CellRef {
     /// Position in the session (1-based).
     pub seq: u64,
@@ -364,11 +367,13 @@ pub struct CellRef {
     pub command_id: Option<String>,
     /// The cell's event id (case findings only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub event_id: Option<i64>,
 }
 
 /// A span within a cell: 1-based lines, 1-based columns in characters, end exclusive.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Span {
     /// Start line.
     pub line: u32,
@@ -381,7 +386,8 @@ pub struct Span {
 }
 
 /// A trace step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct TraceStep {
     /// The cell.
     pub cell: CellRef,
@@ -392,7 +398,8 @@ pub struct TraceStep {
 }
 
 /// The JSON shape of a finding.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct FindingView {
     /// Id (case) or position in the output (files).
     pub id: i64,

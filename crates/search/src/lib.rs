@@ -144,7 +144,8 @@ impl Default for SearchRequest {
 }
 
 /// Matched text: `text` with the matched parts at `ranges` (character offsets, end exclusive).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct Snippet {
     /// The text.
     pub text: String,
@@ -153,7 +154,8 @@ pub struct Snippet {
 }
 
 /// One hit.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct Hit {
     /// Event id.
     pub event_id: i64,
@@ -174,12 +176,13 @@ pub struct Hit {
     /// Finding codes on this event.
     pub rules: Vec<String>,
     /// Relevance score (only with `sort = relevance`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
 }
 
 /// A facet value and how many hits have it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct FacetCount {
     /// Value.
     pub value: String,
@@ -188,7 +191,8 @@ pub struct FacetCount {
 }
 
 /// One histogram bucket.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct Bucket {
     /// Start (ms since the epoch, UTC, aligned to the interval).
     pub start_ms: i64,
@@ -197,7 +201,8 @@ pub struct Bucket {
 }
 
 /// Hits over time.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct Histogram {
     /// Bucket width, chosen so there are at most [`MAX_BUCKETS`].
     pub interval_ms: i64,
@@ -209,7 +214,8 @@ pub struct Histogram {
 pub const MAX_BUCKETS: usize = 120;
 
 /// The answer to a search.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct SearchResult {
     /// Hits in total.
     pub total: u64,

@@ -704,7 +704,8 @@ fn framing_name(f: nbtrail_ingest::framing::Framing) -> &'static str {
 pub const REPORT_ERROR_CAP: usize = 10_000;
 
 /// A file found in a directory but not read.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct SkippedFile {
     /// The path.
     pub file: String,
@@ -713,7 +714,8 @@ pub struct SkippedFile {
 }
 
 /// One rejected record.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct ErrorEntry {
     /// The file.
     pub file: String,
@@ -728,7 +730,8 @@ pub struct ErrorEntry {
 }
 
 /// Per-file accounting.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct FileReport {
     /// The path.
     pub file: String,
@@ -757,7 +760,8 @@ pub struct FileReport {
 }
 
 /// What an ingest run did. `lines == events + duplicates + conflicts + error_count` always holds.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct IngestReport {
     /// The run's id in the case.
     pub run_id: i64,
@@ -794,7 +798,8 @@ pub struct IngestReport {
 }
 
 /// Progress of a running ingest.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Progress {
     /// Files finished.
     pub files_done: u64,

@@ -37,7 +37,8 @@ pub struct EventFilter {
 }
 
 /// One event as listed (normalized fields and provenance; the raw record on request).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct EventRow {
     /// Id in the case.
     pub id: i64,
@@ -147,7 +148,8 @@ fn ms(v: i64) -> DateTime<Utc> {
 }
 
 /// Case-wide overview.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct CaseSummary {
     /// Events stored.
     pub events: u64,
@@ -181,7 +183,8 @@ pub struct CaseSummary {
 }
 
 /// A count of one category of notable events.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
+#[ts(export)]
 pub struct NotableCount {
     /// Category label.
     pub category: String,

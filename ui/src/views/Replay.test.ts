@@ -3,10 +3,12 @@ import { render, fireEvent, cleanup } from "@testing-library/svelte";
 import { mockIPC, clearMocks } from "@tauri-apps/api/mocks";
 import Replay from "./Replay.svelte";
 import { app } from "../lib/store.svelte";
+import type { FindingView, Session, SessionCell } from "../lib/ipc";
 
-const session = { id: "s1", notebook_id: "n1", notebook_path: "/Users/alice/nb", users: ["alice@example.com"], cluster_id: "c1",
+// Typed with the generated bindings: a change to the Rust view types breaks these fixtures' type check.
+const session: Session = { id: "s1", notebook_id: "n1", notebook_path: "/Users/alice/nb", users: ["alice@example.com"], cluster_id: "c1",
   start: "2024-05-01T14:00:00Z", end: "2024-05-01T15:00:00Z", cells: 2, attached: true, end_reason: "detach" };
-const cells = [
+const cells: SessionCell[] = [
   { seq: 1, event_id: 10, command_id: "1", time: "2024-05-01T14:00:00Z", language: "python", status: "finished", duration_s: 0.1,
     code: "key = dbutils.secrets.get('s', 'k')", user: "alice@example.com",
     lineage: [{ event_id: 30, access: "read", table: "prod.crm.<b>customers</b>", confidence: "during" }], rows_read: 5 },
@@ -14,7 +16,7 @@ const cells = [
     code: "print(key)  # <script>alert(1)</script>", user: "alice@example.com",
     outputs: [{ event_id: 12, time: null, output_type: "stream", name: "stdout", text: "\u001b[31mhunter2</b>" }] },
 ];
-const finding = { id: 5, rule: "NBT001", rule_name: "secret-leak", severity: "high", message: "secret printed", session_id: "s1",
+const finding: FindingView = { id: 5, rule: "NBT001", rule_name: "secret-leak", severity: "high", message: "secret printed", session_id: "s1",
   cell: { seq: 2, command_id: "2", event_id: 11 }, span: { line: 1, col: 7, end_line: 1, end_col: 10 }, status: "uncategorized",
   trace: [
     { cell: { seq: 1, command_id: "1", event_id: 10 }, span: { line: 1, col: 7, end_line: 1, end_col: 26 }, label: "secret read" },

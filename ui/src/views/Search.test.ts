@@ -4,10 +4,12 @@ import { mockIPC, clearMocks } from "@tauri-apps/api/mocks";
 import { tick } from "svelte";
 import Search from "./Search.svelte";
 import { app } from "../lib/store.svelte";
+import type { SearchResult } from "../lib/ipc";
 
 const evil = "<script>alert(1)</script><img src=x onerror=alert(2)>";
 
-function result(query: string) {
+// Typed with the generated bindings: a change to the Rust `SearchResult` breaks this fixture's type check.
+function result(query: string): SearchResult {
   return {
     total: 2,
     hits: [
