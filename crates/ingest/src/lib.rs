@@ -542,67 +542,21 @@ impl FileReader {
                             None,
                         )
                     }
-                    Err(e) => (
-                        None,
-                        Some(RecordError {
-                            line: 1,
-                            byte_offset: 0,
-                            message: e,
-                        }),
-                    ),
+                    Err(e) => (None, Some(e)),
                 };
-            return Ok(FileReader {
-                display: path.display().to_string(),
-                path: path.to_path_buf(),
-                framer: Framer::new(Box::new(Cursor::new(Vec::new())), Framing::Parquet, 0),
-                framing: Framing::Parquet,
-                gzip: false,
-                csv_header: None,
-                header_lines: 0,
-                state,
-                progress,
-                failed: false,
-                chain: CaptureChain::default(),
-                pending: std::collections::VecDeque::new(),
-                parquet: rows,
-                avro: None,
-                avro_event: None,
-                body_blank_lines: 0,
-                broken,
-            });
+            let mut reader = FileReader::columnar(path, Framing::Parquet, state, progress, broken);
+            reader.parquet = rows;
+            return Ok(reader);
         }
         if head.starts_with(avro::MAGIC) {
             // Avro streams: blocks are read (and hashed) as they are needed.
             let (records, broken) = match avro::AvroRecords::open(Box::new(raw)) {
                 Ok(r) => (Some(r), None),
-                Err(e) => (
-                    None,
-                    Some(RecordError {
-                        line: 1,
-                        byte_offset: 0,
-                        message: e,
-                    }),
-                ),
+                Err(e) => (None, Some(e)),
             };
-            return Ok(FileReader {
-                display: path.display().to_string(),
-                path: path.to_path_buf(),
-                framer: Framer::new(Box::new(Cursor::new(Vec::new())), Framing::Avro, 0),
-                framing: Framing::Avro,
-                gzip: false,
-                csv_header: None,
-                header_lines: 0,
-                state,
-                progress,
-                failed: false,
-                chain: CaptureChain::default(),
-                pending: std::collections::VecDeque::new(),
-                parquet: None,
-                avro: records,
-                avro_event: None,
-                body_blank_lines: 0,
-                broken,
-            });
+            let mut reader = FileReader::columnar(path, Framing::Avro, state, progress, broken);
+            reader.avro = records;
+            return Ok(reader);
         }
         let mut text: Box<dyn Read + Send> = if gzip {
             Box::new(BombGuard {
@@ -666,6 +620,40 @@ impl FileReader {
             body_blank_lines: 0,
             broken: None,
         })
+    }
+
+    /// A reader of a columnar container (its rows are set by the caller); `broken` is why the file cannot
+    /// be read at all, reported as its one error.
+    fn columnar(
+        path: &Path,
+        framing: Framing,
+        state: Arc<Mutex<HashState>>,
+        progress: Arc<AtomicU64>,
+        broken: Option<String>,
+    ) -> FileReader {
+        FileReader {
+            display: path.display().to_string(),
+            path: path.to_path_buf(),
+            framer: Framer::new(Box::new(Cursor::new(Vec::new())), framing, 0),
+            framing,
+            gzip: false,
+            csv_header: None,
+            header_lines: 0,
+            state,
+            progress,
+            failed: false,
+            chain: CaptureChain::default(),
+            pending: std::collections::VecDeque::new(),
+            parquet: None,
+            avro: None,
+            avro_event: None,
+            body_blank_lines: 0,
+            broken: broken.map(|message| RecordError {
+                line: 1,
+                byte_offset: 0,
+                message,
+            }),
+        }
     }
 
     /// The path as given.
