@@ -27,7 +27,6 @@ use nbtrail_analyzer::cells::Cell;
 use nbtrail_analyzer::tables::TableRef;
 use nbtrail_model::Shape;
 use nbtrail_store::{Case, StoreError};
-use rusqlite::OptionalExtension;
 use schema::{Fields, INDEX_FORMAT};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -45,9 +44,6 @@ pub enum SearchError {
     /// The case store.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// SQLite, reading the case.
-    #[error("reading the case: {0}")]
-    Sql(#[from] rusqlite::Error),
     /// The index.
     #[error("search index {path}: {source}")]
     Index {
@@ -364,9 +360,7 @@ impl SearchIndex {
         case: &mut Case,
         progress: &mut dyn FnMut(SyncProgress),
     ) -> Result<SyncReport> {
-        let store_max: i64 =
-            case.connection()
-                .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?;
+        let store_max = case.max_event_id()?;
         let mut report = SyncReport::default();
         let mut through = match self.payload()? {
             Some(p) if p.format == INDEX_FORMAT && p.through_event_id <= store_max => {
@@ -400,47 +394,39 @@ impl SearchIndex {
         if through == store_max {
             return Ok(report);
         }
-        let total: u64 = case.connection().query_row(
-            "SELECT count(*) FROM events WHERE id > ?1",
-            [through],
-            |r| r.get(0),
-        )?;
+        let total = case.count_events_after(through)?;
         let mut writer: tantivy::IndexWriter<TantivyDocument> = self
             .index
             .writer_with_num_threads(index_threads(), 256 << 20)
             .map_err(ix_err(&self.dir))?;
-        let paths = notebook_paths(case)?;
+        let paths = case.notebook_path_history()?;
         let f = self.fields;
         let mut facts: Vec<(i64, String, &'static str)> = Vec::new();
         {
-            let conn = case.connection();
-            let mut st = conn.prepare(
-                "SELECT id, time_ms, user, workspace_id, service, action, notebook_id, notebook_path,
-                        cluster_id, language, command_text, status, source_ip, response_status,
-                        response_error, shape, payload_block, payload_index
-                 FROM events WHERE id > ?1 ORDER BY id",
-            )?;
-            let mut rows = st.query([through])?;
             let mut done = 0u64;
             let mut payloads = nbtrail_store::payload::BlockReader::default();
             let mut table_memo = TableMemo::default();
-            while let Some(r) = rows.next()? {
-                let id: i64 = r.get(0)?;
-                let time_ms: i64 = r.get(1)?;
-                let user: Option<String> = r.get(2)?;
-                let workspace: Option<String> = r.get(3)?;
-                let service: String = r.get(4)?;
-                let action: String = r.get(5)?;
-                let notebook_id: Option<String> = r.get(6)?;
-                let notebook_path: Option<String> = r.get(7)?;
-                let cluster: Option<String> = r.get(8)?;
-                let language: Option<String> = r.get(9)?;
-                let code: Option<String> = r.get(10)?;
-                let status: Option<String> = r.get(11)?;
-                let ip: Option<String> = r.get(12)?;
-                let response_status: Option<i64> = r.get(13)?;
-                let response_error: Option<String> = r.get(14)?;
-                let shape: String = r.get(15)?;
+            let case: &Case = case;
+            case.scan_events_after(through, |ev| -> Result<()> {
+                let nbtrail_store::IndexRow {
+                    id,
+                    time_ms,
+                    user,
+                    workspace_id: workspace,
+                    service,
+                    action,
+                    notebook_id,
+                    notebook_path,
+                    cluster_id: cluster,
+                    language,
+                    command_text: code,
+                    status,
+                    source_ip: ip,
+                    response_status,
+                    response_error,
+                    shape,
+                    payload,
+                } = ev;
 
                 let mut doc = TantivyDocument::default();
                 doc.add_u64(f.event_id, id as u64);
@@ -526,8 +512,8 @@ impl SearchIndex {
                 if service == "lineage" {
                     // Unity Catalog lineage names the tables itself: found by `table:` like a cell's,
                     // and marked as lineage-derived by the event's own service.
-                    let p = payloads.get(conn, r.get(16)?, r.get(17)?)?;
-                    for (name, access) in lineage_tables(&p.params) {
+                    let params = case.payload_params(&mut payloads, payload)?;
+                    for (name, access) in lineage_tables(&params) {
                         let access_field = match access {
                             nbtrail_analyzer::tables::Access::Read => f.table_read,
                             nbtrail_analyzer::tables::Access::Write => f.table_write,
@@ -544,8 +530,8 @@ impl SearchIndex {
                 }
                 if shape == Shape::Capture.as_str() && service == "jupyter" {
                     // What the user was shown: captured outputs carry their text in the parameters.
-                    let p = payloads.get(conn, r.get(16)?, r.get(17)?)?;
-                    if let Some(text) = output_text(&p.params) {
+                    let params = case.payload_params(&mut payloads, payload)?;
+                    if let Some(text) = output_text(&params) {
                         add_bounded(&mut doc, f.output, &text, &mut meta);
                     }
                 }
@@ -556,7 +542,8 @@ impl SearchIndex {
                 if done.is_multiple_of(10_000) {
                     progress(SyncProgress { done, total });
                 }
-            }
+                Ok(())
+            })?;
             progress(SyncProgress { done, total });
             report.indexed = done;
         }
@@ -829,52 +816,27 @@ fn name_suffixes(name: &str) -> impl Iterator<Item = &str> {
     std::iter::once(name).chain(name.match_indices('.').map(move |(i, _)| &name[i + 1..]))
 }
 
-/// Every path each notebook id has had, oldest first.
-fn notebook_paths(case: &Case) -> Result<HashMap<String, Vec<String>>> {
-    let mut st = case
-        .connection()
-        .prepare("SELECT notebook_id, path FROM notebook_paths ORDER BY time_ms, event_id")?;
-    let mut rows = st.query([])?;
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    while let Some(r) = rows.next()? {
-        let id: String = r.get(0)?;
-        let path: String = r.get(1)?;
-        let v = out.entry(id).or_default();
-        v.retain(|p| p != &path);
-        v.push(path);
-    }
-    Ok(out)
-}
-
 struct CaseLookup<'a> {
     case: &'a Case,
 }
 
 impl query::Lookup for CaseLookup<'_> {
     fn events_with_rule(&self, code_glob: &str) -> Vec<u64> {
-        let like = code_glob.replace('*', "%").replace('?', "_");
-        let mut ids = Vec::new();
-        if let Ok(mut st) = self.case.connection().prepare(
-            "SELECT DISTINCT event_id FROM findings WHERE event_id IS NOT NULL AND code LIKE ?1",
-        ) && let Ok(rows) = st.query_map([like], |r| r.get::<_, i64>(0))
-        {
-            ids.extend(rows.flatten().map(|i| i as u64));
-        }
-        ids
+        self.case
+            .events_with_finding_code(code_glob)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i as u64)
+            .collect()
     }
 
     fn events_in_session(&self, prefix: &str) -> Vec<u64> {
-        let mut ids = Vec::new();
-        let like = format!("{}%", prefix.replace(['%', '_'], ""));
-        if let Ok(mut st) = self
-            .case
-            .connection()
-            .prepare("SELECT event_id FROM session_cells WHERE session_id LIKE ?1")
-            && let Ok(rows) = st.query_map([like], |r| r.get::<_, i64>(0))
-        {
-            ids.extend(rows.flatten().map(|i| i as u64));
-        }
-        ids
+        self.case
+            .events_in_sessions_with_prefix(prefix)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i as u64)
+            .collect()
     }
 }
 
@@ -886,15 +848,9 @@ struct RuleMap {
 
 impl RuleMap {
     fn load(case: &Case) -> Result<RuleMap> {
-        let mut st = case.connection().prepare(
-            "SELECT DISTINCT event_id, code FROM findings WHERE event_id IS NOT NULL ORDER BY 2",
-        )?;
-        let mut rows = st.query([])?;
         let mut codes: Vec<String> = Vec::new();
         let mut by_event: HashMap<u64, Vec<u32>> = HashMap::new();
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let code: String = r.get(1)?;
+        for (id, code) in case.finding_codes_by_event()? {
             let k = match codes.iter().position(|c| c == &code) {
                 Some(k) => k,
                 None => {
@@ -922,63 +878,23 @@ fn hit(
     snippets: &Snippets<'_>,
     rules: &RuleMap,
 ) -> Result<Hit> {
-    let row = case
-        .connection()
-        .query_row(
-            "SELECT e.time_ms, e.user, e.service || '.' || e.action,
-                    coalesce(e.notebook_path,
-                             (SELECT path FROM notebook_paths p WHERE p.notebook_id = e.notebook_id
-                              ORDER BY p.time_ms DESC LIMIT 1)),
-                    e.command_text, e.response_error,
-                    coalesce((SELECT session_id FROM session_cells s WHERE s.event_id = e.id LIMIT 1),
-                             -- a captured output or reply belongs to the session of the cell it answers
-                             (SELECT s.session_id FROM events c JOIN session_cells s ON s.event_id = c.id
-                              WHERE e.shape = 'jupyter_capture' AND c.shape = 'jupyter_capture'
-                                AND c.command_id = e.command_id AND c.action = 'runCommand' LIMIT 1)),
-                    e.shape, e.payload_block, e.payload_index
-             FROM events e WHERE e.id = ?1",
-            [id],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    (r.get::<_, String>(7)?, r.get::<_, i64>(8)?, r.get::<_, i64>(9)?),
-                ))
-            },
-        )
-        .optional()?;
-    let Some((
-        time_ms,
-        user,
-        action,
-        notebook_path,
-        code,
-        error,
-        session_id,
-        (shape, block, index),
-    )) = row
-    else {
+    let Some(row) = case.hit_row(id)? else {
         return Err(SearchError::Store(StoreError::NotFound(format!(
             "event {id} is in the index but not in the case; run `nbtrail reindex`"
         ))));
     };
+    let nbtrail_store::HitRow {
+        time_ms,
+        user,
+        action,
+        notebook_path,
+        command_text: code,
+        response_error: error,
+        session_id,
+        output_params,
+    } = row;
     // A captured output stands in for code: its text is what the hit shows.
-    let code = match code {
-        None if shape == Shape::Capture.as_str() && action.starts_with("jupyter.") => {
-            let p = nbtrail_store::payload::BlockReader::default().get(
-                case.connection(),
-                block,
-                index,
-            )?;
-            output_text(&p.params)
-        }
-        c => c,
-    };
+    let code = code.or_else(|| output_params.as_deref().and_then(output_text));
     let generator = if action.starts_with("jupyter.") {
         snippets.output
     } else {

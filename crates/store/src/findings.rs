@@ -241,7 +241,7 @@ mod tests {
             0,
         )
         .unwrap();
-        case.connection()
+        case.conn
             .execute(
                 "UPDATE findings SET triage = 'false_positive' WHERE fingerprint = 'a'",
                 [],

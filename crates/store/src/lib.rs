@@ -51,6 +51,7 @@
 
 pub mod custody;
 mod findings;
+mod index_feed;
 pub mod payload;
 mod query;
 mod schema;
@@ -58,6 +59,7 @@ pub mod sessions;
 mod tables;
 
 pub use findings::*;
+pub use index_feed::{HitRow, IndexRow};
 pub use query::*;
 pub use tables::*;
 
@@ -262,11 +264,6 @@ impl Case {
         &self.dir
     }
 
-    /// The underlying connection, for crates that add their own tables (index state, findings, …).
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
     /// The idle gap that ends a session (ms), from the case's settings.
     pub fn idle_gap_ms(&self) -> Result<i64> {
         let v: Option<String> = self
@@ -447,11 +444,16 @@ impl Case {
         };
         let mut last_progress = Instant::now();
         let mut waited = Duration::ZERO;
-        // Fault injection for crash tests: stop (inside the transaction) after this many records and wait
-        // to be killed. Never set in normal use.
-        let pause_after: Option<u64> = std::env::var("NBTRAIL_FAULT_PAUSE_AFTER_RECORDS")
-            .ok()
-            .and_then(|v| v.parse().ok());
+        // Fault injection for crash tests (`tests/bad_input.rs`): stop inside the transaction after this many
+        // records and wait to be killed. Debug builds only: a release build (what auditors run) ignores the
+        // variable, so no environment can make a production ingest hang.
+        let pause_after: Option<u64> = if cfg!(debug_assertions) {
+            std::env::var("NBTRAIL_FAULT_PAUSE_AFTER_RECORDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        } else {
+            None
+        };
         let outcome: Result<()> = (|| {
             loop {
                 let t_wait = Instant::now();
