@@ -37,22 +37,35 @@ export CARGO_TERM_COLOR=never
 command -v tauri-driver >/dev/null || [ -x "$HOME/.cargo/bin/tauri-driver" ] ||
   cargo install tauri-driver --locked --version 2.1.0
 
+# Wall time of each phase, printed at the end (issue 20: the suite's cost is recorded, not guessed).
+phases=()
+phase_start=0
+phase() { # closes the running phase under name $1
+  phases+=("$1: $((SECONDS - phase_start)) s")
+  phase_start=$SECONDS
+}
+phase "setup (apt, toolchain, tauri-driver)"
+
 # The UI: exact dependencies from the lock file, type check, unit tests, then the build that the app
 # embeds (the Tauri crate needs ui/dist to exist before it compiles, lints included).
 echo "== ui: npm ci, svelte-check, vitest, vite build"
 (cd ui && npm ci --no-audit --no-fund --loglevel=error && node_modules/.bin/svelte-check --tsconfig ./tsconfig.json --fail-on-warnings \
    && node_modules/.bin/vitest run && node_modules/.bin/vite build)
+phase "ui (npm ci, svelte-check, vitest, vite build)"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+phase "cargo fmt --check"
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+phase "cargo clippy"
 echo "== cargo test"
 log=$(mktemp)
 set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+phase "cargo test (build and run)"
 # The UI's types are generated from the Rust view types by `cargo test` (ts-rs, see .cargo/config.toml):
 # the checked-in bindings must be exactly what this build writes.
 echo "== generated TypeScript bindings are current"
@@ -68,7 +81,10 @@ if [ "$status" = 0 ]; then
   e2e=${PIPESTATUS[0]}
   set -e
   [ "$e2e" = 0 ] || status=$e2e
+  phase "desktop app end-to-end"
 fi
+echo "== time per phase (total $SECONDS s)"
+printf '  %s\n' "${phases[@]}"
 # One closing line for the whole run (cargo prints one per test binary, the last often a doc-test "0 passed").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
      /^ok - / { e += 1 } /^not ok|AssertionError/ { ef += 1 }

@@ -227,7 +227,7 @@ enum Command {
     /// status) and a time histogram over all hits. `--json` prints {total, hits:[{event_id, session_id,
     /// user, time, action, notebook_path, snippet:{text, ranges}, rules}], facets, histogram, warnings};
     /// snippet ranges are [start, end) character offsets into snippet.text.
-    #[command(after_long_help = search::QUERY_HELP)]
+    #[command(after_long_help = nbtrail_search::query::help_text())]
     Search {
         #[command(flatten)]
         case: CaseArg,

@@ -7,26 +7,6 @@ use nbtrail_search::{SearchIndex, SearchResult, SyncProgress, SyncReport};
 use nbtrail_store::{Case, TableUsage};
 use std::io::IsTerminal;
 
-/// The query syntax, for `nbtrail search --help`.
-pub const QUERY_HELP: &str = "\
-QUERY SYNTAX
-  secrets.get               words in code, outputs and metadata (user, notebook path, action, tables);
-                            identifiers match whole and by parts: secrets.get, to_csv, customer, toPandas
-  \"spark.read.table prod\"   phrase
-  a b   a AND b             both (AND is implied);  a OR b;  NOT a;  -a (exclude);  ( ... ) groups
-  dbutils.sec*  user:al*    prefix wildcard; in field values * and ? are globs
-  user:alice                user (alice matches alice@...)     action:runCommand  service:secrets
-  notebook:/Users/alice/*   notebook path or id                 cluster:ID  workspace:ID  ip:10.0.0.1
-  table:prod.customers      table read or written (table:customers matches any schema); read:T  write:T
-  lang:sql  status:error    command language, status or HTTP response code
-  rule:NBT001  rule:NBT*    cells with analyzer findings       session:8625526d  (id or prefix)
-  code:to_csv  output:xyz   only in code / only in outputs     id:123  (event id)
-  time:[2024-05-01 TO 2024-05-02]   inclusive range (dates, 2024-05-01T14:00, now-7d, *)
-  time:2024-05-01  time:>=2024-05-01T14:00  time:<2024-06-01   a day, comparisons
-  last 7d   last 24h   last 30m      relative to now
-A malformed query is never an error: it is searched as well as it can be and the parts that were
-ignored are listed as warnings. All times are UTC.";
-
 type Sync = fn(
     &mut Case,
     &mut dyn FnMut(SyncProgress),

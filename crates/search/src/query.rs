@@ -68,6 +68,55 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("id", "event id"),
 ];
 
+/// The query syntax besides fields: (example, what it does). With [`FIELDS`] this is the one source of the
+/// query-language help: the CLI prints [`help_text`], the app reads the same data
+/// (`ui/src/lib/bindings/queryHelp.json`, written by this crate's tests and checked current by CI).
+pub const SYNTAX: &[(&str, &str)] = &[
+    (
+        "secrets.get",
+        "words in code, outputs and metadata (user, notebook path, action, tables); identifiers match whole and by parts: secrets.get, to_csv, customer, toPandas",
+    ),
+    ("\"spark.read.table prod\"", "phrase"),
+    (
+        "a b   a OR b   NOT a   -a   ( … )",
+        "both (AND is implied), either, not, exclude, groups",
+    ),
+    (
+        "dbutils.sec*   user:al*",
+        "prefix wildcard; in field values * and ? are globs",
+    ),
+    (
+        "time:[2024-05-01 TO 2024-05-02]",
+        "inclusive range (dates, 2024-05-01T14:00, now-7d, *)",
+    ),
+    (
+        "time:2024-05-01   time:>=2024-05-01T14:00   time:<2024-06-01",
+        "a day, comparisons",
+    ),
+    ("last 7d   last 24h   last 30m", "relative to now"),
+];
+
+/// Notes that close the help.
+pub const HELP_NOTES: &[&str] = &[
+    "A malformed query is never an error: it is searched as well as it can be and the parts that were ignored are listed as warnings.",
+    "All times are UTC.",
+];
+
+/// The query-language help as text (`nbtrail search --help`), from [`SYNTAX`], [`FIELDS`] and
+/// [`HELP_NOTES`].
+pub fn help_text() -> String {
+    let mut out = String::from("QUERY SYNTAX\n");
+    for (example, meaning) in SYNTAX {
+        out.push_str(&format!("  {example}\n      {meaning}\n"));
+    }
+    out.push_str("FIELDS (field:value)\n");
+    for (name, meaning) in FIELDS {
+        out.push_str(&format!("  {:<10}  {meaning}\n", format!("{name}:")));
+    }
+    out.push_str(&HELP_NOTES.join(" "));
+    out
+}
+
 /// What the query side needs from the case to resolve joined fields.
 pub trait Lookup {
     /// Event ids with a finding whose code matches the glob (upper-case).
@@ -897,6 +946,34 @@ mod tests {
         #[test]
         fn lexing_and_parsing_any_text_terminates_without_panicking(q in "\\PC{0,80}") {
             let _ = ast(&q);
+        }
+    }
+}
+
+#[cfg(test)]
+mod help_export {
+    /// Writes the help the app shows (`queryHelp.json` next to the generated TypeScript bindings), so the
+    /// CLI and the app read one source; CI fails when the checked-in file is stale.
+    #[test]
+    fn export_query_help_for_the_app() {
+        let Some(dir) = std::env::var_os("TS_RS_EXPORT_DIR") else {
+            return;
+        };
+        let help = serde_json::json!({
+            "syntax": super::SYNTAX,
+            "fields": super::FIELDS,
+            "notes": super::HELP_NOTES,
+        });
+        let path = std::path::Path::new(&dir).join("queryHelp.json");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(path, serde_json::to_string_pretty(&help).unwrap() + "\n").unwrap();
+    }
+
+    #[test]
+    fn help_text_names_every_field() {
+        let text = super::help_text();
+        for (name, _) in super::FIELDS {
+            assert!(text.contains(&format!("{name}:")), "{name}");
         }
     }
 }

@@ -99,4 +99,14 @@ describe("Search view", () => {
     await new Promise((r) => setTimeout(r, 0));
     expect(app.error).toEqual({ kind: "no_case", message: "no case is open" });
   });
+  it("shows the query help from the one source the CLI prints, every field included", async () => {
+    mockIPC(() => null);
+    render(Search);
+    await fireEvent.click(screen.getByRole("button", { name: "?" }));
+    const help = document.querySelector(".help")!.textContent!;
+    for (const f of ["user:", "cluster:", "workspace:", "id:", "rule:", "session:", "output:"]) {
+      expect(help).toContain(f);
+    }
+    expect(help).toContain("All times are UTC.");
+  });
 });
