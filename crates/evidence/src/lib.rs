@@ -536,29 +536,20 @@ pub fn sarif(findings: &[StoredFinding]) -> serde_json::Value {
     let results = findings
         .iter()
         .map(|f| {
-            let steps = f
+            let steps: Vec<_> = f
                 .trace
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|s| {
-                            let n = |k: &str| s[k].as_u64().unwrap_or(1) as u32;
-                            let region = Region {
-                                line: n("line"),
-                                col: n("col"),
-                                end_line: n("end_line"),
-                                end_col: n("end_col"),
-                                chars: None,
-                            };
-                            at(
-                                s["event_id"].as_i64(),
-                                region,
-                                Some(s["note"].as_str().unwrap_or("")),
-                            )
-                        })
-                        .collect()
+                .iter()
+                .map(|s| {
+                    let region = Region {
+                        line: s.line,
+                        col: s.col,
+                        end_line: s.end_line,
+                        end_col: s.end_col,
+                        chars: None,
+                    };
+                    at(s.event_id, region, Some(&s.note))
                 })
-                .unwrap_or_default();
+                .collect();
             let region = Region {
                 line: f.line,
                 col: f.col,

@@ -149,24 +149,16 @@ pub fn session(
         for f in here {
             let trace: Vec<String> = f
                 .trace
-                .as_array()
-                .map(|steps| {
-                    steps
-                        .iter()
-                        .map(|st| {
-                            format!(
-                                "event {} line {}: {}",
-                                st["event_id"]
-                                    .as_i64()
-                                    .map(|i| i.to_string())
-                                    .unwrap_or_default(),
-                                st["line"],
-                                st["note"].as_str().unwrap_or("")
-                            )
-                        })
-                        .collect()
+                .iter()
+                .map(|st| {
+                    format!(
+                        "event {} line {}: {}",
+                        st.event_id.map(|i| i.to_string()).unwrap_or_default(),
+                        st.line,
+                        st.note
+                    )
                 })
-                .unwrap_or_default();
+                .collect();
             writeln!(
                 w,
                 "<div class=\"finding\"><b class=\"{}\">{} {}</b> (triage: {}) line {}:{} — {}<br><span class=\"meta\">trace: {}</span></div>",

@@ -22,7 +22,6 @@ use nbtrail_analyzer::{Analysis, Cell, Finding, Rules, analyze};
 use nbtrail_search::{SearchIndex, SyncProgress, SyncReport};
 use nbtrail_store::{Case, IngestReport, Progress, SessionFilter, StoredFinding};
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -343,15 +342,18 @@ fn stored(session: &str, f: &Finding) -> StoredFinding {
         col: f.location.col,
         end_line: f.location.end_line,
         end_col: f.location.end_col,
-        trace: serde_json::Value::Array(
-            f.trace
-                .iter()
-                .map(|s| {
-                    json!({"event_id": ev(&s.loc.cell_id), "line": s.loc.line, "col": s.loc.col,
-                           "end_line": s.loc.end_line, "end_col": s.loc.end_col, "note": s.note})
-                })
-                .collect(),
-        ),
+        trace: f
+            .trace
+            .iter()
+            .map(|s| nbtrail_store::TraceStepRecord {
+                event_id: ev(&s.loc.cell_id),
+                line: s.loc.line,
+                col: s.loc.col,
+                end_line: s.loc.end_line,
+                end_col: s.loc.end_col,
+                note: s.note.clone(),
+            })
+            .collect(),
         fingerprint: fingerprint(session, f),
         triage: "uncategorized".into(),
     }
@@ -468,7 +470,6 @@ pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<Fi
                 event_id: e,
             },
         };
-        let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0) as u32;
         out.push(FindingView {
             id: f.id,
             rule: f.code.clone(),
@@ -485,18 +486,16 @@ pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<Fi
             },
             trace: f
                 .trace
-                .as_array()
-                .into_iter()
-                .flatten()
+                .iter()
                 .map(|s| TraceStep {
-                    cell: cell(s["event_id"].as_i64()),
+                    cell: cell(s.event_id),
                     span: Span {
-                        line: n(s, "line"),
-                        col: n(s, "col"),
-                        end_line: n(s, "end_line"),
-                        end_col: n(s, "end_col"),
+                        line: s.line,
+                        col: s.col,
+                        end_line: s.end_line,
+                        end_col: s.end_col,
                     },
-                    label: s["note"].as_str().unwrap_or("").to_string(),
+                    label: s.note.clone(),
                 })
                 .collect(),
             status: f.triage.clone(),

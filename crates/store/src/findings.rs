@@ -17,6 +17,35 @@ pub const TRIAGE: &[&str] = &[
     "do_not_care",
 ];
 
+/// One step of a stored finding's trace (stored as JSON in `findings.trace`; the one declaration every
+/// reader uses: ops' views, SARIF, `report.html`). Positions are 1-based; a position missing from an old
+/// record reads as 1.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TraceStepRecord {
+    /// The cell's event id (none for a standalone file's analysis).
+    #[serde(default)]
+    pub event_id: Option<i64>,
+    /// Start line.
+    #[serde(default = "one")]
+    pub line: u32,
+    /// Start column (characters).
+    #[serde(default = "one")]
+    pub col: u32,
+    /// End line.
+    #[serde(default = "one")]
+    pub end_line: u32,
+    /// End column (exclusive).
+    #[serde(default = "one")]
+    pub end_col: u32,
+    /// What happens at this step.
+    #[serde(default)]
+    pub note: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
 /// A finding as stored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StoredFinding {
@@ -44,8 +73,8 @@ pub struct StoredFinding {
     pub end_line: u32,
     /// End column.
     pub end_col: u32,
-    /// The trace (JSON array of steps).
-    pub trace: serde_json::Value,
+    /// The trace: from the source to the sink, each step a place in a cell.
+    pub trace: Vec<TraceStepRecord>,
     /// Identity across re-analysis.
     pub fingerprint: String,
     /// Triage status.
@@ -123,7 +152,7 @@ impl Case {
                         f.col,
                         f.end_line,
                         f.end_col,
-                        f.trace.to_string(),
+                        serde_json::to_string(&f.trace).unwrap_or_else(|_| "[]".into()),
                         f.fingerprint,
                         t.unwrap_or_else(|| "uncategorized".into())
                     ])?;
@@ -225,7 +254,7 @@ mod tests {
             col: 1,
             end_line: 1,
             end_col: 2,
-            trace: serde_json::json!([]),
+            trace: Vec::new(),
             fingerprint: fp.into(),
             triage: "uncategorized".into(),
         }
@@ -269,5 +298,33 @@ mod tests {
             ]
         );
         assert_eq!(case.analysis_runs().unwrap(), 2);
+    }
+
+    /// Issue 20: a trace is one typed struct for every reader; a stored step missing a position (older
+    /// records) reads as 1 everywhere, not 0 in one reader and 1 in another.
+    #[test]
+    fn trace_steps_have_one_shape_and_one_default() {
+        let old: Vec<super::TraceStepRecord> = serde_json::from_str(
+            r#"[{"event_id": 7, "note": "secret read"}, {"line": 3, "col": 5}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (old[0].event_id, old[0].line, old[0].col, old[0].end_col),
+            (Some(7), 1, 1, 1)
+        );
+        assert_eq!(
+            (
+                old[1].event_id,
+                old[1].line,
+                old[1].col,
+                old[1].note.as_str()
+            ),
+            (None, 3, 5, "")
+        );
+        let text = serde_json::to_string(&old).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Vec<super::TraceStepRecord>>(&text).unwrap(),
+            old
+        );
     }
 }
