@@ -62,10 +62,10 @@ fn the_planted_incident_is_found_with_its_traces() {
         .iter()
         .map(|f| {
             (
-                s(&f["code"]).to_string(),
-                seq_of(&f["event_id"]),
-                u(&f["line"]),
-                seq_of(&f["source_event_id"]),
+                s(&f["rule"]).to_string(),
+                seq_of(&f["cell"]["event_id"]),
+                u(&f["span"]["line"]),
+                seq_of(&f["trace"][0]["cell"]["event_id"]),
             )
         })
         .collect();
@@ -81,10 +81,10 @@ fn the_planted_incident_is_found_with_its_traces() {
     for f in findings {
         let steps = f["trace"].as_array().unwrap();
         assert_eq!(steps.len(), 3);
-        assert!(s(&steps[0]["note"]).starts_with("source "));
-        assert!(s(&steps[1]["note"]).starts_with("assigned to `"));
-        assert!(s(&steps[2]["note"]).starts_with("reaches "));
-        assert_eq!(s(&f["triage"]), "uncategorized");
+        assert!(s(&steps[0]["label"]).starts_with("source "));
+        assert!(s(&steps[1]["label"]).starts_with("assigned to `"));
+        assert!(s(&steps[2]["label"]).starts_with("reaches "));
+        assert_eq!(s(&f["status"]), "uncategorized");
     }
     // Human replay marks the cells.
     let out = nbtrail(["replay", "--case", c, &sid]);

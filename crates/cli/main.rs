@@ -812,26 +812,11 @@ fn run(cli: Cli) -> Result<()> {
             color,
         } => {
             let c = open(&case)?;
-            let s = c.session(&session_id)?;
-            let cells = c.session_cells(&s.id)?;
-            let attachments = c.session_attachments(&s.id)?;
-            let findings = c.findings(Some(&s.id))?;
+            let r = nbtrail_ops::replay(&c, &session_id)?;
             if json {
-                #[derive(serde::Serialize)]
-                struct Replay<'a> {
-                    session: &'a nbtrail_model::Session,
-                    cells: &'a [nbtrail_model::SessionCell],
-                    attachments: &'a [nbtrail_model::Attachment],
-                    findings: &'a [nbtrail_store::StoredFinding],
-                }
-                print_json(&Replay {
-                    session: &s,
-                    cells: &cells,
-                    attachments: &attachments,
-                    findings: &findings,
-                })
+                print_json(&r)
             } else {
-                render::replay(&s, &cells, &attachments, &findings, color.enabled())
+                render::replay(&r, color.enabled())
             }
         }
         Command::Events {

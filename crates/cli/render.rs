@@ -2,7 +2,7 @@
 //! terminal (cell code and file names can carry escape sequences; they are shown, never obeyed).
 
 use nbtrail_highlight::{Highlighter, LinesWithEndings, Palette, terminal_escaped};
-use nbtrail_model::{Session, SessionCell, format_time};
+use nbtrail_model::{Session, format_time};
 use nbtrail_store::{CaseSummary, EventRow, IngestReport};
 use std::io::IsTerminal;
 
@@ -122,13 +122,8 @@ fn code(text: &str, lang: Option<&str>, color: bool) {
 }
 
 /// The replay view.
-pub fn replay(
-    s: &Session,
-    cells: &[SessionCell],
-    attachments: &[nbtrail_model::Attachment],
-    findings: &[nbtrail_store::StoredFinding],
-    color: bool,
-) -> anyhow::Result<()> {
+pub fn replay(r: &nbtrail_ops::Replay, color: bool) -> anyhow::Result<()> {
+    let (s, cells, attachments, findings) = (&r.session, &r.cells, &r.attachments, &r.findings);
     println!(
         "session {}  notebook {} (id {})  cluster {}",
         s.id,
@@ -267,14 +262,17 @@ pub fn replay(
                 println!("    │ {}", visible(line));
             }
         }
-        for f in findings.iter().filter(|f| f.event_id == Some(c.event_id)) {
+        for f in findings
+            .iter()
+            .filter(|f| f.cell.event_id == Some(c.event_id))
+        {
             let line = format!(
                 "  >> {} {} {} at {}:{}: {}",
                 f.severity.to_uppercase(),
-                f.code,
                 f.rule,
-                f.line,
-                f.col,
+                f.rule_name,
+                f.span.line,
+                f.span.col,
                 visible(&f.message)
             );
             if color {

@@ -2,7 +2,7 @@
 //! without a window or a webview (the Yaak pattern). `commands.rs` only moves arguments and progress
 //! between this module and the IPC layer.
 
-use nbtrail_model::{Session, SessionCell, TrailGap};
+use nbtrail_model::{Session, TrailGap};
 use nbtrail_ops::highlight::{Mark, Token, highlight as highlight_code};
 use nbtrail_ops::{FindingView, Span};
 use nbtrail_search::{SearchIndex, SearchRequest, SearchResult, Sort};
@@ -423,36 +423,11 @@ pub struct FindingRow {
     pub time: Option<String>,
 }
 
-/// A session to replay: its cells in order (code as text; [`highlight`] colours the visible ones) and
-/// its findings.
-#[derive(Debug, Clone, Serialize, ts_rs::TS)]
-#[ts(export)]
-pub struct Replay {
-    /// The session.
-    pub session: Session,
-    /// Cells in execution order.
-    pub cells: Vec<SessionCell>,
-    /// Attaches while the session lasted: its start, then each reconnect (captured kernels).
-    pub attachments: Vec<nbtrail_model::Attachment>,
-    /// Findings in this session.
-    pub findings: Vec<FindingView>,
-}
+pub use nbtrail_ops::Replay;
 
 /// A session's cells and findings.
 pub fn replay(st: &AppState, session_id: &str) -> Result<Replay> {
-    st.with_case(|o| {
-        let session = o.case.session(session_id)?;
-        let cells = o.case.session_cells(&session.id)?;
-        let attachments = o.case.session_attachments(&session.id)?;
-        let stored = o.case.findings(Some(&session.id))?;
-        let findings = nbtrail_ops::views_of_stored(&o.case, &stored)?;
-        Ok(Replay {
-            session,
-            cells,
-            attachments,
-            findings,
-        })
-    })
+    st.with_case(|o| Ok(nbtrail_ops::replay(&o.case, session_id)?))
 }
 
 /// One cell to highlight, with the spans to mark.

@@ -359,6 +359,37 @@ fn stored(session: &str, f: &Finding) -> StoredFinding {
     }
 }
 
+/// A session to replay — the one replay shape, for the CLI (`replay --json`), the app and tests: its
+/// cells in execution order (code as text; the app asks [`highlight`] to colour the visible ones), the
+/// attaches while it lasted, and its findings as views.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct Replay {
+    /// The session.
+    pub session: nbtrail_model::Session,
+    /// Cells in execution order.
+    pub cells: Vec<nbtrail_model::SessionCell>,
+    /// Attaches while the session lasted: its start, then each reconnect (captured kernels).
+    pub attachments: Vec<nbtrail_model::Attachment>,
+    /// Findings in this session.
+    pub findings: Vec<FindingView>,
+}
+
+/// A session (by id or unique prefix) to replay.
+pub fn replay(case: &Case, session_id: &str) -> Result<Replay> {
+    let session = case.session(session_id)?;
+    let cells = case.session_cells(&session.id)?;
+    let attachments = case.session_attachments(&session.id)?;
+    let stored = case.findings(Some(&session.id))?;
+    let findings = views_of_stored(case, &stored)?;
+    Ok(Replay {
+        session,
+        cells,
+        attachments,
+        findings,
+    })
+}
+
 /// A cell as findings name it.
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 #[ts(export)]

@@ -5,8 +5,9 @@ import type { Session } from "./Session";
 import type { SessionCell } from "./SessionCell";
 
 /**
- * A session to replay: its cells in order (code as text; [`highlight`] colours the visible ones) and
- * its findings.
+ * A session to replay — the one replay shape, for the CLI (`replay --json`), the app and tests: its
+ * cells in execution order (code as text; the app asks [`highlight`] to colour the visible ones), the
+ * attaches while it lasted, and its findings as views.
  */
 export type Replay = { 
 /**
