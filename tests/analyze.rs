@@ -161,6 +161,36 @@ fn the_whole_sample_case_has_exactly_these_findings() {
         "--json",
     ]);
     assert_eq!(alice.as_array().unwrap().len(), 2);
+    // One filter with one meaning per field (issue 20, the app's findings view calls the same
+    // `nbtrail_ops::findings`): a part of the user's e-mail in any case, the notebook by a part of its path
+    // or by its id, severity, triage status.
+    let filtered = |args: &[&str]| {
+        let mut a = vec!["findings", "--case", c, "--json"];
+        a.extend_from_slice(args);
+        json(a)
+    };
+    assert_eq!(filtered(&["--user", "ALICE", "--rule", "NBT001"]), alice);
+    let by_path = filtered(&["--notebook", "churn_scratch"]);
+    assert!(by_path.as_array().unwrap().len() >= 3);
+    assert!(by_path.as_array().unwrap().iter().all(|f| {
+        s(&f["notebook_path"]).ends_with("/churn_scratch")
+            && f["users"][0] == "alice.nguyen@example.com"
+    }));
+    assert_eq!(filtered(&["--notebook", "4419276310582231"]), by_path);
+    let high = filtered(&["--severity", "high"]);
+    assert!(
+        high.as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] == "high")
+    );
+    assert_eq!(
+        filtered(&["--status", "false_positive"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     // Re-analysis is idempotent: the same findings, the same ids.
     analyze_expecting_findings(["--case", c]);
     let all2 = json(["findings", "--case", c, "--json"]);

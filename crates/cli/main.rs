@@ -203,9 +203,18 @@ enum Command {
         /// Only this rule (code like NBT001, or name like secret-leak).
         #[arg(long)]
         rule: Option<String>,
-        /// Only sessions of this user.
+        /// Only sessions of this user (any part of the e-mail, any case: `alice`).
         #[arg(long)]
         user: Option<String>,
+        /// Only this severity (`high`, `medium`, `low`).
+        #[arg(long)]
+        severity: Option<String>,
+        /// Only sessions of this notebook (a part of its path, or its id).
+        #[arg(long)]
+        notebook: Option<String>,
+        /// Only this triage status.
+        #[arg(long)]
+        status: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = analyze::Format::Text)]
         format: analyze::Format,
@@ -911,52 +920,34 @@ fn run(cli: Cli) -> Result<()> {
             session,
             rule,
             user,
+            severity,
+            notebook,
+            status,
             format,
             json,
         } => {
             let c = open(&case)?;
-            let session = match session {
-                Some(s) => Some(c.session(&s)?.id),
-                None => None,
-            };
-            let sessions_of_user: Option<Vec<String>> = match &user {
-                Some(u) => Some(
-                    c.sessions(&SessionFilter {
-                        user: Some(u.clone()),
-                        ..SessionFilter::default()
-                    })?
-                    .into_iter()
-                    .map(|s| s.id)
-                    .collect(),
-                ),
-                None => None,
-            };
-            let found: Vec<_> = c
-                .findings(session.as_deref())?
-                .into_iter()
-                .filter(|f| {
-                    rule.as_ref()
-                        .is_none_or(|r| f.code.eq_ignore_ascii_case(r) || f.rule == *r)
-                })
-                .filter(|f| {
-                    sessions_of_user
-                        .as_ref()
-                        .is_none_or(|ss| ss.contains(&f.session_id))
-                })
-                .collect();
-            let views = analyze::views_of_stored(&c, &found)?;
-            match if json { analyze::Format::Json } else { format } {
-                analyze::Format::Json => print_json(&views),
-                analyze::Format::Text => {
-                    analyze::print_text(&views);
-                    Ok(())
-                }
-                analyze::Format::Sarif => {
-                    bail!(
-                        "SARIF comes from `nbtrail analyze --format sarif` (it needs the analyses)"
-                    )
-                }
+            // The same filter, with the same meaning of each field, as the app's findings view.
+            let rows = nbtrail_ops::findings(
+                &c,
+                &nbtrail_ops::FindingFilter {
+                    session,
+                    rule,
+                    severity,
+                    user,
+                    notebook,
+                    status,
+                },
+            )?;
+            if json || format == analyze::Format::Json {
+                return print_json(&rows);
             }
+            if format == analyze::Format::Sarif {
+                bail!("SARIF comes from `nbtrail analyze --format sarif` (it needs the analyses)")
+            }
+            let views: Vec<_> = rows.into_iter().map(|r| r.view).collect();
+            analyze::print_text(&views);
+            Ok(())
         }
         Command::Runs { case, json } => {
             let c = open(&case)?;

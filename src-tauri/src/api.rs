@@ -3,8 +3,8 @@
 //! between this module and the IPC layer.
 
 use nbtrail_model::{Session, TrailGap};
+use nbtrail_ops::Span;
 use nbtrail_ops::highlight::{Mark, Token, highlight as highlight_code};
-use nbtrail_ops::{FindingView, Span};
 use nbtrail_search::{SearchIndex, SearchRequest, SearchResult, Sort};
 use nbtrail_store::{Case, EventFilter, EventRow, SessionFilter};
 use serde::{Deserialize, Serialize};
@@ -408,20 +408,7 @@ pub fn sessions(
     })
 }
 
-/// A finding with where and whose it is, for lists.
-#[derive(Debug, Clone, Serialize, ts_rs::TS)]
-#[ts(export)]
-pub struct FindingRow {
-    /// The finding.
-    #[serde(flatten)]
-    pub view: FindingView,
-    /// The session's notebook path.
-    pub notebook_path: Option<String>,
-    /// The session's users.
-    pub users: Vec<String>,
-    /// When the finding's cell ran (RFC 3339), if known.
-    pub time: Option<String>,
-}
+pub use nbtrail_ops::{FindingFilter, FindingRow};
 
 pub use nbtrail_ops::Replay;
 
@@ -516,75 +503,9 @@ pub fn event(st: &AppState, id: i64) -> Result<EventRow> {
     st.with_case(|o| Ok(o.case.event(id)?))
 }
 
-/// Filters of the findings view; empty fields match everything.
-#[derive(Debug, Clone, Default, Deserialize, ts_rs::TS)]
-#[ts(export, optional_fields)]
-pub struct FindingFilter {
-    /// Rule code or name.
-    pub rule: Option<String>,
-    /// `high`, `medium`, `low`.
-    pub severity: Option<String>,
-    /// A user of the session (case-insensitive).
-    pub user: Option<String>,
-    /// Notebook path substring.
-    pub notebook: Option<String>,
-    /// Triage status.
-    pub status: Option<String>,
-}
-
 /// All findings matching `f`, with their session's notebook and users and their cell's time.
 pub fn findings(st: &AppState, f: &FindingFilter) -> Result<Vec<FindingRow>> {
-    let some = |o: &Option<String>| o.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
-    let (rule, sev, user, nb, status) = (
-        some(&f.rule),
-        some(&f.severity),
-        some(&f.user).map(|u| u.to_lowercase()),
-        some(&f.notebook),
-        some(&f.status),
-    );
-    st.with_case(|o| {
-        let stored: Vec<_> = o
-            .case
-            .findings(None)?
-            .into_iter()
-            .filter(|x| {
-                rule.as_ref()
-                    .is_none_or(|r| x.code.eq_ignore_ascii_case(r) || x.rule == *r)
-            })
-            .filter(|x| sev.as_ref().is_none_or(|s| x.severity == *s))
-            .filter(|x| status.as_ref().is_none_or(|s| x.triage == *s))
-            .collect();
-        let views = nbtrail_ops::views_of_stored(&o.case, &stored)?;
-        let mut sessions = std::collections::HashMap::new();
-        let mut out = Vec::new();
-        for v in views {
-            if !sessions.contains_key(&v.session_id) {
-                sessions.insert(v.session_id.clone(), o.case.session(&v.session_id)?);
-            }
-            let sess = &sessions[&v.session_id];
-            if let Some(u) = &user
-                && !sess.users.iter().any(|x| x.to_lowercase().contains(u))
-            {
-                continue;
-            }
-            if let Some(n) = &nb
-                && !sess
-                    .notebook_path
-                    .as_deref()
-                    .unwrap_or("")
-                    .contains(n.as_str())
-            {
-                continue;
-            }
-            out.push(FindingRow {
-                notebook_path: sess.notebook_path.clone(),
-                users: sess.users.clone(),
-                time: v.time.clone(),
-                view: v,
-            });
-        }
-        Ok(out)
-    })
+    st.with_case(|o| Ok(nbtrail_ops::findings(&o.case, f)?))
 }
 
 /// Changes a finding's triage status (recorded in the custody log).

@@ -375,6 +375,93 @@ pub struct Replay {
     pub findings: Vec<FindingView>,
 }
 
+/// The one finding filter of both front ends (`nbtrail findings`, the app's findings view); an empty or
+/// absent field matches everything.
+#[derive(Debug, Clone, Default, serde::Deserialize, ts_rs::TS)]
+#[ts(export, optional_fields)]
+pub struct FindingFilter {
+    /// A session id or unique prefix.
+    pub session: Option<String>,
+    /// Rule code (`NBT001`, any case) or rule name (`secret-leak`).
+    pub rule: Option<String>,
+    /// `high`, `medium`, `low`.
+    pub severity: Option<String>,
+    /// A user of the finding's session: a case-insensitive part of the e-mail (`alice` matches
+    /// `alice.nguyen@example.com`).
+    pub user: Option<String>,
+    /// The session's notebook: a part of its path, or its id.
+    pub notebook: Option<String>,
+    /// Triage status.
+    pub status: Option<String>,
+}
+
+/// A finding with where and whose it is, for lists.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct FindingRow {
+    /// The finding.
+    #[serde(flatten)]
+    pub view: FindingView,
+    /// The session's notebook path.
+    pub notebook_path: Option<String>,
+    /// The session's users.
+    pub users: Vec<String>,
+    /// When the finding's cell ran (RFC 3339), if known.
+    pub time: Option<String>,
+}
+
+/// All findings matching `f`, in the store's order (session start, cell, position), with their session's
+/// notebook and users and their cell's time.
+pub fn findings(case: &Case, f: &FindingFilter) -> Result<Vec<FindingRow>> {
+    fn some(o: &Option<String>) -> Option<&str> {
+        o.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+    let session = match some(&f.session) {
+        Some(s) => Some(case.session(s)?.id),
+        None => None,
+    };
+    let (rule, sev, status) = (some(&f.rule), some(&f.severity), some(&f.status));
+    let user = some(&f.user).map(str::to_lowercase);
+    let notebook = some(&f.notebook);
+    let stored: Vec<_> = case
+        .findings(session.as_deref())?
+        .into_iter()
+        .filter(|x| rule.is_none_or(|r| x.code.eq_ignore_ascii_case(r) || x.rule == r))
+        .filter(|x| sev.is_none_or(|s| x.severity == s))
+        .filter(|x| status.is_none_or(|s| x.triage == s))
+        .collect();
+    let views = views_of_stored(case, &stored)?;
+    let mut sessions: HashMap<String, nbtrail_model::Session> = HashMap::new();
+    let mut out = Vec::new();
+    for v in views {
+        if !sessions.contains_key(&v.session_id) {
+            sessions.insert(v.session_id.clone(), case.session(&v.session_id)?);
+        }
+        let sess = &sessions[&v.session_id];
+        if let Some(u) = &user
+            && !sess
+                .users
+                .iter()
+                .any(|x| x.to_lowercase().contains(u.as_str()))
+        {
+            continue;
+        }
+        if let Some(n) = notebook
+            && sess.notebook_id != n
+            && !sess.notebook_path.as_deref().unwrap_or("").contains(n)
+        {
+            continue;
+        }
+        out.push(FindingRow {
+            notebook_path: sess.notebook_path.clone(),
+            users: sess.users.clone(),
+            time: v.time.clone(),
+            view: v,
+        });
+    }
+    Ok(out)
+}
+
 /// A session (by id or unique prefix) to replay.
 pub fn replay(case: &Case, session_id: &str) -> Result<Replay> {
     let session = case.session(session_id)?;
