@@ -1468,17 +1468,7 @@ impl<'a> Engine<'a> {
                     arg(1, "key").unwrap_or_else(|| "?".into())
                 ));
             }
-            "spark.table" | "spark.read.table" | "DeltaTable.forName" => {
-                if let Some(t) = arg(0, "tableName").or_else(|| arg(0, "name")) {
-                    facts.tables_read.push(t);
-                }
-            }
             _ => {}
-        }
-        if (glob("*.saveAsTable", callee) || glob("*.insertInto", callee))
-            && let Some(t) = arg(0, "name").or_else(|| arg(0, "tableName"))
-        {
-            facts.tables_written.push(t);
         }
         if (glob("*.to_csv", callee)
             || glob("*.to_parquet", callee)

@@ -97,9 +97,9 @@ pub struct CellFacts {
     pub cell_id: String,
     /// Secrets read, as `scope/key` (`?` when not a constant).
     pub secrets: Vec<String>,
-    /// Tables read (`spark.table`, `spark.read.table`, `DeltaTable.forName`).
+    /// Tables read, normalised ([`tables::tables`]: Python and SQL cells, the search index's facts too).
     pub tables_read: Vec<String>,
-    /// Tables written (`saveAsTable`, `insertInto`).
+    /// Tables written, normalised (the same extractor).
     pub tables_written: Vec<String>,
     /// Outbound URLs passed to calls.
     pub urls: Vec<String>,
@@ -238,6 +238,17 @@ fn analyze_parsed(cells: &[Cell], rules: &Rules, parsed: &[Option<Parse>]) -> An
         }
         engine.run_cell(i, p.syntax());
     }
+    // Tables come from the one extractor (`tables`: ruff for Python, sqlparser for SQL, names
+    // normalised), the same facts the search index records for `table:` — never a second list.
+    let mut facts = engine.facts;
+    for (cell, f) in cells.iter().zip(facts.iter_mut()) {
+        for t in tables::tables(cell) {
+            match t.access {
+                tables::Access::Read => f.tables_read.push(t.name),
+                tables::Access::Write => f.tables_written.push(t.name),
+            }
+        }
+    }
     let mut findings = engine.findings;
     findings.extend(sql_findings);
     findings.extend(refused);
@@ -245,7 +256,7 @@ fn analyze_parsed(cells: &[Cell], rules: &Rules, parsed: &[Option<Parse>]) -> An
     Analysis {
         findings,
         diagnostics,
-        facts: engine.facts,
+        facts,
         cells: cells.len(),
         python_cells,
     }

@@ -791,3 +791,32 @@ fn dict_keys_are_tracked_one_by_one() {
         &[("NBT001", 1, 2)],
     );
 }
+
+/// Issue 20: a cell's table facts come from the one extractor the search index uses (`tables`), so the
+/// analysis and `table:` search never disagree: SQL inside `spark.sql`, `%sql` cells and quoted names
+/// included, normalised.
+#[test]
+fn cell_facts_tables_are_the_search_index_tables() {
+    let a = run(&[
+        "df = spark.sql(\"SELECT * FROM `Prod`.`Sales`.`Orders` o JOIN prod.crm.customers c ON o.c = c.id\")",
+        "df.write.saveAsTable('analytics.scratch.joined')",
+        "%sql\nINSERT INTO audit.copy SELECT * FROM prod.sales.orders",
+    ]);
+    assert_eq!(
+        a.facts[0].tables_read,
+        ["prod.crm.customers", "prod.sales.orders"]
+    );
+    assert_eq!(a.facts[1].tables_written, ["analytics.scratch.joined"]);
+    assert_eq!(a.facts[2].tables_read, ["prod.sales.orders"]);
+    assert_eq!(a.facts[2].tables_written, ["audit.copy"]);
+    let first = Cell::new(
+        "0",
+        "df = spark.sql(\"SELECT * FROM `Prod`.`Sales`.`Orders` o JOIN prod.crm.customers c ON o.c = c.id\")",
+        Some("python"),
+    );
+    let names: Vec<String> = nbtrail_analyzer::tables::tables(&first)
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, a.facts[0].tables_read);
+}
