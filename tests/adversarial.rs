@@ -398,7 +398,7 @@ fn capture_lines(tag: &str, n: usize) -> Vec<String> {
         let (line, hash) = nbtrail_capture::encode_record(
             seq,
             &prev,
-            &format!("2026-11-29T10:00:{:02}.000Z", seq),
+            &format!("2026-11-29T10:00:{seq:02}.000Z"),
             kind,
             fields.as_object().unwrap(),
         );

@@ -651,8 +651,7 @@ fn nix_is_root() -> bool {
     std::process::Command::new("id")
         .arg("-u")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Issue 15, "code cut off": a cell of more than 1 MiB of comment followed by a payload ran the payload

@@ -12,14 +12,15 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn real_logs() -> Option<PathBuf> {
-    let dir = std::env::var_os("NBTRAIL_REAL_LOGS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
+    let dir = std::env::var_os("NBTRAIL_REAL_LOGS").map_or_else(
+        || {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("..")
                 .join("shared")
                 .join("real-logs")
-        });
+        },
+        PathBuf::from,
+    );
     if dir.join("README.md").exists() {
         Some(dir)
     } else {

@@ -227,7 +227,7 @@ fn parquet_avro_capture_and_batches_read_the_same_events_as_json_and_csv() {
             "-q".into(),
         ];
         args.extend(files.iter().map(|f| root.join(f).into_os_string()));
-        json(args.iter().map(|a| a.as_os_str()))
+        json(args.iter().map(std::ffi::OsString::as_os_str))
     };
     let records = |files: &[&str]| -> u64 { files.iter().map(|f| u(&m["records"][*f])).sum() };
     let first = ingest(&columnar);
@@ -648,7 +648,10 @@ fn later_runs_touch_only_their_notebooks_and_age_the_others_exactly_as_one_run()
     let whole = dir.path().join("whole");
     ingest(
         &whole,
-        &files.iter().map(|f| f.as_path()).collect::<Vec<_>>(),
+        &files
+            .iter()
+            .map(std::path::PathBuf::as_path)
+            .collect::<Vec<_>>(),
     );
     let (a, b) = (sessions_with_cells(&pieces), sessions_with_cells(&whole));
     assert_eq!(a, b);

@@ -237,7 +237,7 @@ fn facets_and_histogram_match_sqlite_counts() {
     let c = db(&case);
     let list = ids
         .iter()
-        .map(|i| i.to_string())
+        .map(std::string::ToString::to_string)
         .collect::<Vec<_>>()
         .join(",");
     let group = |col: &str| -> BTreeMap<String, u64> {

@@ -254,7 +254,7 @@ pub fn analyze_files(
         let mut out = serde_json::to_value(&views)?;
         if let Some(list) = out.as_array_mut() {
             for m in &missed {
-                let (seq, line, col) = m.at.map(|(c, l, k)| (c + 1, l, k)).unwrap_or((0, 0, 0));
+                let (seq, line, col) = m.at.map_or((0, 0, 0), |(c, l, k)| (c + 1, l, k));
                 list.push(json!({
                     "rule": NOT_ANALYZED_ENTRY, "rule_name": "not-analyzed", "severity": "info",
                     "message": m.message, "session_id": m.file,

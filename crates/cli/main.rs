@@ -716,7 +716,7 @@ fn run(cli: Cli) -> Result<()> {
                 let p = r
                     .problem
                     .as_ref()
-                    .map(|p| p.to_string())
+                    .map(std::string::ToString::to_string)
                     .unwrap_or_default();
                 println!("NOT VERIFIED: {name} — {}", render::visible(&p));
                 println!("  {} record(s) verified before the problem", r.records);

@@ -110,7 +110,7 @@ fn code(text: &str, lang: Option<&str>, color: bool) {
     let mut first = true;
     for line in LinesWithEndings::from(&text) {
         if first && line.trim_start().starts_with('%') {
-            print!("    \x1b[2m{}\x1b[0m", line);
+            print!("    \x1b[2m{line}\x1b[0m");
         } else {
             print!("    {}\x1b[0m", terminal_escaped(&h.line(line)));
         }
@@ -177,8 +177,7 @@ pub fn replay(r: &nbtrail_ops::Replay, color: bool) -> anyhow::Result<()> {
             c.language.as_deref().unwrap_or("?"),
             c.status.as_deref().unwrap_or("?"),
             c.duration_s
-                .map(|d| format!("{d:.3}s"))
-                .unwrap_or_else(|| "-".into()),
+                .map_or_else(|| "-".into(), |d| format!("{d:.3}s")),
             opt(&c.command_id),
             opt(&c.user)
         );
@@ -197,7 +196,7 @@ pub fn replay(r: &nbtrail_ops::Replay, color: bool) -> anyhow::Result<()> {
         }
         match (c.verified.as_deref(), c.signer.as_deref()) {
             (Some("signed"), Some(k)) => {
-                println!("    (capture record signed: checkpoint verified with key {k})")
+                println!("    (capture record signed: checkpoint verified with key {k})");
             }
             (Some("chain"), _) => println!(
                 "    (capture record: hash chain verified; no signed checkpoint covers it)"
@@ -209,10 +208,12 @@ pub fn replay(r: &nbtrail_ops::Replay, color: bool) -> anyhow::Result<()> {
                 "    (user_expressions: evaluated by the kernel after the cell, not part of its source)"
             ),
             Some("comm") => {
-                println!("    (comm message: data sent to a comm target in the kernel, not a cell)")
+                println!(
+                    "    (comm message: data sent to a comm target in the kernel, not a cell)"
+                );
             }
             Some("debugger") => {
-                println!("    (debugger: expressions the kernel's debugger evaluated, not a cell)")
+                println!("    (debugger: expressions the kernel's debugger evaluated, not a cell)");
             }
             Some(other) => println!("    (execution of kind {})", visible(other)),
             None => {}
@@ -314,8 +315,8 @@ pub fn summary(s: &CaseSummary, sessions: &[Session], findings: Option<&[(String
     println!(
         "{} events from {} to {}; {} users, {} notebooks, {} cells run, {} sessions",
         s.events,
-        s.first.map(format_time).unwrap_or_else(|| "-".into()),
-        s.last.map(format_time).unwrap_or_else(|| "-".into()),
+        s.first.map_or_else(|| "-".into(), format_time),
+        s.last.map_or_else(|| "-".into(), format_time),
         s.users,
         s.notebooks,
         s.commands,

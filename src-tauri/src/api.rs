@@ -102,7 +102,9 @@ impl AppState {
 
     fn lock(&self) -> MutexGuard<'_, Option<Open>> {
         // A panic while holding the lock leaves a case that is still consistent (SQLite transactions).
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn with_case<T>(&self, f: impl FnOnce(&mut Open) -> Result<T>) -> Result<T> {
@@ -213,7 +215,7 @@ fn case_info_of(o: &Open) -> Result<CaseInfo> {
         analyzed: o.case.analysis_runs()? > 0,
         triage_states: nbtrail_store::TRIAGE
             .iter()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect(),
     })
 }

@@ -33,7 +33,7 @@ fn ingested() -> (Fixture, api::IngestResult, Vec<api::IngestProgress>) {
     api::open_case(&f.state, f.case.to_str().unwrap(), true, &mut |_, _| {}).unwrap();
     let mut seen = Vec::new();
     let r = api::ingest(&f.state, &[sample_logs().display().to_string()], &mut |p| {
-        seen.push(p.clone())
+        seen.push(p.clone());
     })
     .unwrap();
     (f, r, seen)

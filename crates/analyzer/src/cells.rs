@@ -89,7 +89,7 @@ fn classify(code: &str, reported: Option<&str>) -> (Lang, usize) {
         }
         return (Lang::Python, 0);
     }
-    let lang = match reported.map(|r| r.to_ascii_lowercase()) {
+    let lang = match reported.map(str::to_ascii_lowercase) {
         Some(r) if r == "sql" => Lang::Sql,
         Some(r) if r == "markdown" || r == "md" => Lang::Markdown,
         Some(r) if r == "scala" || r == "r" || r == "sh" => Lang::Other,

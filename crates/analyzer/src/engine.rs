@@ -365,7 +365,7 @@ impl<'a> Engine<'a> {
 
     /// Every statement and expression walk passes through here: stack growth per level (see `guard`).
     fn stmt(&mut self, s: &'a Stmt) {
-        crate::guard::with_stack(|| self.stmt_inner(s))
+        crate::guard::with_stack(|| self.stmt_inner(s));
     }
 
     fn stmt_inner(&mut self, s: &'a Stmt) {
@@ -577,13 +577,17 @@ impl<'a> Engine<'a> {
                 }
             }
             Stmt::ImportFrom(i) => {
-                let module = i.module.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                let module = i
+                    .module
+                    .as_ref()
+                    .map(std::string::ToString::to_string)
+                    .unwrap_or_default();
                 for alias in &i.names {
                     let name = alias.name.to_string();
                     let local = alias
                         .asname
                         .as_ref()
-                        .map_or(name.clone(), |a| a.to_string());
+                        .map_or(name.clone(), std::string::ToString::to_string);
                     self.aliases.insert(local, format!("{module}.{name}"));
                 }
             }
@@ -603,7 +607,7 @@ impl<'a> Engine<'a> {
     }
 
     fn assign(&mut self, target: &'a Expr, val: Val, value: Option<&'a Expr>) {
-        crate::guard::with_stack(|| self.assign_inner(target, val, value))
+        crate::guard::with_stack(|| self.assign_inner(target, val, value));
     }
 
     fn assign_inner(&mut self, target: &'a Expr, val: Val, value: Option<&'a Expr>) {
@@ -1032,7 +1036,12 @@ impl<'a> Engine<'a> {
             .arguments
             .keywords
             .iter()
-            .map(|k| (k.arg.as_ref().map(|a| a.to_string()), self.eval(&k.value)))
+            .map(|k| {
+                (
+                    k.arg.as_ref().map(std::string::ToString::to_string),
+                    self.eval(&k.value),
+                )
+            })
             .collect();
         // A literal passed as a credential-named keyword (`password="…"`), or set under a credential
         // configuration key (`spark.conf.set("fs.azure.account.key.…", "…")`): a hardcoded credential

@@ -275,7 +275,7 @@ struct PyVisitor<'o> {
 
 /// `a.b().c` → `a.b().c`: the call chain as text, for matching receivers.
 fn chain(e: &Expr) -> String {
-    crate::engine::call_chain(e, |name| name.to_string())
+    crate::engine::call_chain(e, std::string::ToString::to_string)
 }
 
 fn literal(e: &Expr) -> Option<String> {
@@ -317,7 +317,7 @@ impl PyVisitor<'_> {
         };
         match method {
             "table" if matches!(last, "spark" | "read" | "readStream" | "sqlContext") => {
-                self.add(arg(c, 0, "tableName"), Access::Read)
+                self.add(arg(c, 0, "tableName"), Access::Read);
             }
             "sql" if matches!(last, "spark" | "sqlContext" | "session") => {
                 if let Some(sql) = arg(c, 0, "sqlQuery") {
@@ -325,14 +325,14 @@ impl PyVisitor<'_> {
                 }
             }
             "saveAsTable" | "insertInto" | "toTable" => {
-                self.add(arg(c, 0, "tableName"), Access::Write)
+                self.add(arg(c, 0, "tableName"), Access::Write);
             }
             "forName" if last == "DeltaTable" => {
-                self.add(arg(c, 1, "tableOrViewName"), Access::Read)
+                self.add(arg(c, 1, "tableOrViewName"), Access::Read);
             }
             "jdbc" if last == "read" || last == "write" => self.add(arg(c, 1, "table"), direction),
             "option" if arg(c, 0, "key").is_some_and(|k| k.eq_ignore_ascii_case("dbtable")) => {
-                self.add(arg(c, 1, "value"), direction)
+                self.add(arg(c, 1, "value"), direction);
             }
             "options" => {
                 if let Some(k) = c
@@ -356,11 +356,11 @@ impl<'a> Visitor<'a> for PyVisitor<'_> {
                 self.call(c);
             }
             walk_expr(self, expr);
-        })
+        });
     }
 
     fn visit_stmt(&mut self, stmt: &'a ast::Stmt) {
-        crate::guard::with_stack(|| ruff_python_ast::visitor::walk_stmt(self, stmt))
+        crate::guard::with_stack(|| ruff_python_ast::visitor::walk_stmt(self, stmt));
     }
 }
 

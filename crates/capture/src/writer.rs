@@ -269,8 +269,7 @@ impl LogWriter {
             self.cfg
                 .signer
                 .as_ref()
-                .map(|k| json!(public_key_hex(k)))
-                .unwrap_or(Value::Null),
+                .map_or(Value::Null, |k| json!(public_key_hex(k))),
         );
         fields.insert("writer".into(), Value::Object(self.cfg.info.clone()));
         let seq = self.seq + 1;

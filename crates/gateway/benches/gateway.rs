@@ -32,7 +32,7 @@ const REQUESTS_PER_USER: usize = 20;
 const CONCURRENT_ROUNDS: usize = 2;
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
+    v.sort_by(f64::total_cmp);
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
@@ -195,7 +195,7 @@ fn main() {
             p(&mut lat_via, 0.5),
             p(&mut lat_via, 0.95),
         );
-        let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+        let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
         println!("gateway overhead ({} requests per path, {} rounds; {DISPLAYS}-output cell x3)", ROUNDS * REQUESTS_PER_ROUND, ROUNDS);
         println!("  execute round trip p50: direct {d50:.2} ms, via gateway {v50:.2} ms (+{:.2} ms, x{:.2})", v50 - d50, v50 / d50);
         println!("  execute round trip p95: direct {d95:.2} ms, via gateway {v95:.2} ms (+{:.2} ms, x{:.2})", v95 - d95, v95 / d95);

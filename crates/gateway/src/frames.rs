@@ -180,7 +180,7 @@ fn python_json_to_json(bytes: &[u8]) -> Vec<u8> {
                 })
                 .map_or(bytes.len(), |p| i + 1 + p);
             let text = std::str::from_utf8(&bytes[i..end]).unwrap_or("");
-            let overflows = text.parse::<f64>().is_ok_and(|f| f.is_infinite());
+            let overflows = text.parse::<f64>().is_ok_and(f64::is_infinite);
             if overflows {
                 Some(end - i)
             } else {

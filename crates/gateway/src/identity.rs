@@ -201,7 +201,7 @@ impl Identity {
 /// An IPv4-mapped IPv6 address as the IPv4 address it is (a dual-stack listener reports those).
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
 }

@@ -322,7 +322,9 @@ fn upstream_uri(shared: &Shared, path_and_query: &str, ws: bool) -> String {
         (Some(s), false) => s,
         (None, false) => "http",
     };
-    let authority = u.authority().map(|a| a.as_str()).unwrap_or("127.0.0.1");
+    let authority = u
+        .authority()
+        .map_or("127.0.0.1", hyper::http::uri::Authority::as_str);
     format!("{scheme}://{authority}{path_and_query}")
 }
 
@@ -331,8 +333,7 @@ async fn forward_http(shared: &Shared, req: Request<Incoming>) -> Response<Body>
     let pq = parts
         .uri
         .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+        .map_or("/", hyper::http::uri::PathAndQuery::as_str);
     let uri: hyper::Uri = match upstream_uri(shared, pq, false).parse() {
         Ok(u) => u,
         Err(e) => return plain(StatusCode::BAD_GATEWAY, format!("bad upstream URI: {e}\n")),

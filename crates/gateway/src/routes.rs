@@ -30,7 +30,7 @@ pub fn decide(method: &str, path: &str) -> Result<&'static str, String> {
             Ok("contents: notebooks and files read and saved (request recorded)")
         }
         ["files", ..] => Ok("file downloads (request recorded)"),
-        ["api", "status"] | ["api", "me"] | ["api"] | ["api", "spec.yaml"] => Ok("server status"),
+        ["api", "status" | "me" | "spec.yaml"] | ["api"] => Ok("server status"),
         ["api", "config", ..] => Ok("front-end configuration"),
         ["api", "nbconvert", ..] | ["nbconvert", ..] => {
             Ok("notebook export formats (no code runs)")
@@ -41,23 +41,20 @@ pub fn decide(method: &str, path: &str) -> Result<&'static str, String> {
             "extensions" | "settings" | "workspaces" | "translations" | "listings" | "themes",
             ..,
         ] => Ok("JupyterLab settings and metadata"),
-        ["lab", ..]
-        | ["tree", ..]
-        | ["notebooks", ..]
-        | ["edit", ..]
-        | ["view", ..]
-        | ["doc", ..] => Ok("JupyterLab / Notebook pages"),
-        ["static", ..] | ["custom", ..] | ["favicon.ico"] | ["robots.txt"] => Ok("static assets"),
-        ["login"] | ["logout"] | ["hub", ..] | ["oauth_callback"] | [""] => {
+        ["lab" | "tree" | "notebooks" | "edit" | "view" | "doc", ..] => {
+            Ok("JupyterLab / Notebook pages")
+        }
+        ["static" | "custom", ..] | ["favicon.ico" | "robots.txt"] => Ok("static assets"),
+        ["login" | "logout" | "oauth_callback" | ""] | ["hub", ..] => {
             Ok("login, logout, hub OAuth")
         }
         ["api", "terminals", ..] | ["terminals", ..] => {
             refuse("terminals run shell commands the gateway cannot record")
         }
-        ["proxy", ..] | ["absproxy", ..] => {
+        ["proxy" | "absproxy", ..] => {
             refuse("proxied ports carry traffic the gateway cannot record")
         }
-        ["api", "events", ..] | ["api", "collaboration", ..] | ["api", "yjs", ..] => {
+        ["api", "events" | "collaboration" | "yjs", ..] => {
             refuse("event and collaboration channels are not decoded by the gateway")
         }
         _ => refuse("route not on the gateway's allow-list"),

@@ -69,12 +69,12 @@ pub fn syntax_token(code: &str, language: Option<&str>) -> &'static str {
             return token;
         }
     }
-    match language.map(|l| l.to_ascii_lowercase()).as_deref() {
+    match language.map(str::to_ascii_lowercase).as_deref() {
         Some("sql") => "sql",
         Some("scala") => "scala",
         Some("r") => "r",
-        Some("markdown") | Some("md") => "md",
-        Some("sh") | Some("shell") | Some("bash") => "sh",
+        Some("markdown" | "md") => "md",
+        Some("sh" | "shell" | "bash") => "sh",
         _ => "py",
     }
 }

@@ -166,7 +166,7 @@ pub fn normalize(
         put("reply_status", content.get("status"));
         put("execution_count", content.get("execution_count"));
     }
-    let remote = st("remote").map(|r| r.rsplit_once(':').map(|(h, _)| h).unwrap_or(r).to_string());
+    let remote = st("remote").map(|r| r.rsplit_once(':').map_or(r, |(h, _)| h).to_string());
     let mut ev = build(
         Common {
             time,
@@ -222,10 +222,7 @@ pub fn executed_code(msg_type: &str, content: &Value) -> Option<Executed> {
                 return Some(Executed { kind: None, text });
             }
             for (name, e) in exprs {
-                let expr = e
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| e.to_string());
+                let expr = e.as_str().map_or_else(|| e.to_string(), str::to_string);
                 let label = format!(
                     "user_expressions[{}], evaluated by the kernel after the cell",
                     serde_json::to_string(name).unwrap_or_default()

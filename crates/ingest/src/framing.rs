@@ -419,14 +419,14 @@ impl<R: BufRead> Framer<R> {
                     _ => {}
                 }
             }
-            let take = end.map(|(n, _)| n).unwrap_or(buf.len());
+            let take = end.map_or(buf.len(), |(n, _)| n);
             len += take as u64;
             if len <= MAX_RECORD_BYTES as u64 {
                 bytes.extend_from_slice(&buf[..take]);
             } else if !bytes.is_empty() {
                 bytes = Vec::new();
             }
-            let consumed = take + end.map(|(_, sep)| usize::from(sep)).unwrap_or(0);
+            let consumed = take + end.map_or(0, |(_, sep)| usize::from(sep));
             self.advance(consumed);
             if end.is_some() {
                 break;

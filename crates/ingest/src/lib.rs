@@ -136,10 +136,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Inputs, IngestError> {
         } else if meta.is_dir() {
             for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
                 let entry = entry.map_err(|e| IngestError::Io {
-                    path: e
-                        .path()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| path.clone()),
+                    path: e.path().map_or_else(|| path.clone(), Path::to_path_buf),
                     source: e.into(),
                 })?;
                 if entry.file_type().is_dir() {
@@ -240,7 +237,11 @@ impl<R: Read> Read for BombGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.out += n as u64;
-        let compressed = self.state.lock().unwrap_or_else(|p| p.into_inner()).bytes;
+        let compressed = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .bytes;
         if inflates_too_far(compressed, self.out) {
             return Err(io::Error::other(DecompressionRefused(format!(
                 "decompression stopped: {} bytes inflated from {compressed} compressed bytes, past the \
@@ -270,7 +271,10 @@ struct HashingReader {
 impl Read for HashingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.file.read(buf)?;
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.hasher.update(&buf[..n]);
         st.bytes += n as u64;
         self.progress.fetch_add(n as u64, Ordering::Relaxed);
@@ -695,7 +699,7 @@ impl FileReader {
                     self.failed = true;
                     let refused = e
                         .get_ref()
-                        .is_some_and(|inner| inner.is::<DecompressionRefused>());
+                        .is_some_and(<dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<DecompressionRefused>);
                     let what = if refused {
                         "refused to decompress further"
                     } else if self.gzip {
@@ -947,7 +951,12 @@ impl FileReader {
         };
         let blank_lines = self.framer.blank_lines + self.body_blank_lines;
         drop(self.framer);
-        let mut st = std::mem::take(&mut *self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut st = std::mem::take(
+            &mut *self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         let size = std::fs::metadata(&self.path).map_err(io_err)?.len();
         if st.bytes < size {
             let mut f = File::open(&self.path).map_err(io_err)?;

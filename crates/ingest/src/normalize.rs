@@ -259,7 +259,7 @@ pub fn cell_language(command_text: Option<&str>, logged: Option<&str>) -> Option
             }
         }
     }
-    logged.map(|l| l.to_ascii_lowercase())
+    logged.map(str::to_ascii_lowercase)
 }
 
 /// Normalizes one JSON object into an [`Event`]. `raw` is the record verbatim.

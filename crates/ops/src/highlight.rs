@@ -85,7 +85,7 @@ pub fn highlight(code: &str, language: Option<&str>, marks: &[Mark]) -> Vec<Vec<
                             text,
                             color: color.clone(),
                             marks: keys,
-                        })
+                        });
                     }
                 }
                 col += 1;

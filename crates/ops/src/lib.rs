@@ -121,7 +121,7 @@ pub fn ingest_and_index(
             progress(Step::Index {
                 done: p.done,
                 total: p.total,
-            })
+            });
         })?;
         Some(IndexOutcome {
             indexed: sync.indexed,

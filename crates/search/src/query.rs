@@ -319,13 +319,13 @@ impl Parser {
         let mut all = Vec::new();
         loop {
             match self.peek() {
-                None | Some(Tok::Or) | Some(Tok::RParen) => break,
+                None | Some(Tok::Or | Tok::RParen) => break,
                 Some(Tok::And) => {
                     self.pos += 1;
                     if all.is_empty() {
                         self.warnings
                             .push("`AND` with nothing before it: ignored".into());
-                    } else if matches!(self.peek(), None | Some(Tok::Or) | Some(Tok::RParen)) {
+                    } else if matches!(self.peek(), None | Some(Tok::Or | Tok::RParen)) {
                         self.warnings
                             .push("`AND` with nothing after it: ignored".into());
                     }

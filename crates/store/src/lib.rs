@@ -1015,7 +1015,10 @@ impl<'a> Writer<'a> {
     }
 
     fn compressor_gone(&mut self) -> StoreError {
-        let _ = self.compressor_thread.take().map(|t| t.join());
+        let _ = self
+            .compressor_thread
+            .take()
+            .map(std::thread::JoinHandle::join);
         zstd_error(std::io::Error::other("the compression thread stopped"))
     }
 

@@ -932,7 +932,10 @@ impl Case {
             }
             notable.push(NotableCount {
                 category: cat.to_string(),
-                actions: actions.iter().map(|s| s.to_string()).collect(),
+                actions: actions
+                    .iter()
+                    .map(std::string::ToString::to_string)
+                    .collect(),
                 count,
             });
         }
@@ -954,7 +957,7 @@ impl Case {
                 "verbose audit logging was off in workspace {} from {} to {}: cells run then are not in the trail",
                 g.workspace_id.as_deref().unwrap_or("?"),
                 nbtrail_model::format_time(g.start),
-                g.end.map(nbtrail_model::format_time).unwrap_or_else(|| "the end of the trail".into())
+                g.end.map_or_else(|| "the end of the trail".into(), nbtrail_model::format_time)
             ));
         }
         Ok(CaseSummary {

@@ -264,7 +264,7 @@ pub fn find_gaps(mut edits: Vec<ConfEdit>) -> Vec<Gap> {
                     on_event_id: None,
                     off_by: e.user,
                     on_by: None,
-                })
+                });
             }
             (false, Some(_)) => {}
             (true, Some(g)) => {
