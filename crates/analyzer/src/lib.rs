@@ -173,6 +173,16 @@ fn analyze_parsed(cells: &[Cell], rules: &Rules, parsed: &[Option<Parse>]) -> An
         }
     }
     let mut refused = Vec::new();
+    // Tables come from the one extractor (`tables`: ruff for Python, sqlparser for SQL, names
+    // normalised), the same facts the search index records for `table:` — never a second list; Python
+    // cells are walked on the tree parsed here, not parsed again.
+    let mut cell_tables: Vec<std::collections::BTreeSet<tables::TableRef>> =
+        vec![Default::default(); cells.len()];
+    for (i, c) in cells.iter().enumerate() {
+        if c.lang == Lang::Sql {
+            tables::sql_tables(c.body(), &mut cell_tables[i]);
+        }
+    }
     for (i, p) in parsed.iter().enumerate() {
         let Some(p) = p else { continue };
         python_cells += 1;
@@ -237,12 +247,11 @@ fn analyze_parsed(cells: &[Cell], rules: &Rules, parsed: &[Option<Parse>]) -> An
             continue;
         }
         engine.run_cell(i, p.syntax());
+        tables::python_tables_in(&p.syntax().body, &mut cell_tables[i]);
     }
-    // Tables come from the one extractor (`tables`: ruff for Python, sqlparser for SQL, names
-    // normalised), the same facts the search index records for `table:` — never a second list.
     let mut facts = engine.facts;
-    for (cell, f) in cells.iter().zip(facts.iter_mut()) {
-        for t in tables::tables(cell) {
+    for (found, f) in cell_tables.into_iter().zip(facts.iter_mut()) {
+        for t in found {
             match t.access {
                 tables::Access::Read => f.tables_read.push(t.name),
                 tables::Access::Write => f.tables_written.push(t.name),

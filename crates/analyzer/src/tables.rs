@@ -262,11 +262,17 @@ fn python_tables(code: &str, out: &mut BTreeSet<TableRef>) {
     let Some(parsed) = crate::parse_python(code, ParseOptions::from(Mode::Ipython)) else {
         return;
     };
+    python_tables_in(parsed.suite(), out);
+    crate::guard::with_deep_stack(|| drop(parsed));
+}
+
+/// The tables of a Python cell the caller has already parsed (the analyzer parses each cell once and takes
+/// its facts from the same visitor as [`tables`]).
+pub(crate) fn python_tables_in(suite: &[ruff_python_ast::Stmt], out: &mut BTreeSet<TableRef>) {
     let mut v = PyVisitor { out };
-    for stmt in parsed.suite() {
+    for stmt in suite {
         ruff_python_ast::visitor::walk_stmt(&mut v, stmt);
     }
-    crate::guard::with_deep_stack(|| drop(parsed));
 }
 
 struct PyVisitor<'o> {
