@@ -408,9 +408,10 @@ impl SearchIndex {
             let mut table_memo = TableMemo::default();
             let case: &Case = case;
             case.scan_events_after(through, |ev| -> Result<()> {
-                let nbtrail_store::IndexRow {
+                let nbtrail_store::IndexRow { event, payload } = ev;
+                let nbtrail_store::EventRow {
                     id,
-                    time_ms,
+                    time,
                     user,
                     workspace_id: workspace,
                     service,
@@ -425,8 +426,9 @@ impl SearchIndex {
                     response_status,
                     response_error,
                     shape,
-                    payload,
-                } = ev;
+                    ..
+                } = event;
+                let time_ms = time.timestamp_millis();
 
                 let mut doc = TantivyDocument::default();
                 doc.add_u64(f.event_id, id as u64);

@@ -8,41 +8,12 @@ use nbtrail_model::Shape;
 use rusqlite::OptionalExtension;
 use std::collections::HashMap;
 
-/// One event as the index needs it.
+/// One event as the index needs it: the event's listing row (its normalized fields; `params` and `raw`
+/// are left empty — the index asks for parameters only where it needs them) and where its payload is.
 #[derive(Debug, Clone)]
 pub struct IndexRow {
-    /// Event id.
-    pub id: i64,
-    /// Time (ms since the epoch, UTC).
-    pub time_ms: i64,
-    /// User.
-    pub user: Option<String>,
-    /// Workspace.
-    pub workspace_id: Option<String>,
-    /// Service.
-    pub service: String,
-    /// Action.
-    pub action: String,
-    /// Notebook id.
-    pub notebook_id: Option<String>,
-    /// Notebook path carried by the event.
-    pub notebook_path: Option<String>,
-    /// Cluster or warehouse.
-    pub cluster_id: Option<String>,
-    /// Cell language.
-    pub language: Option<String>,
-    /// Code.
-    pub command_text: Option<String>,
-    /// Status.
-    pub status: Option<String>,
-    /// Source IP.
-    pub source_ip: Option<String>,
-    /// Response status code.
-    pub response_status: Option<i64>,
-    /// Response error.
-    pub response_error: Option<String>,
-    /// Shape it was read in.
-    pub shape: String,
+    /// The event (the one declaration of an event's stored fields, [`crate::EventRow`]).
+    pub event: crate::EventRow,
     /// Where its payload (raw record, parameters) is: see [`Case::payload_params`].
     pub payload: (i64, i64),
 }
@@ -93,37 +64,19 @@ impl Case {
     ) -> std::result::Result<(), E> {
         let mut st = self
             .conn
-            .prepare(
-                "SELECT id, time_ms, user, workspace_id, service, action, notebook_id, notebook_path,
-                        cluster_id, language, command_text, status, source_ip, response_status,
-                        response_error, shape, payload_block, payload_index
-                 FROM events WHERE id > ?1 ORDER BY id",
-            )
+            .prepare(&format!(
+                "SELECT {} FROM {} WHERE e.id > ?1 ORDER BY e.id",
+                crate::query::EVENT_COLS,
+                crate::query::EVENT_FROM
+            ))
             .map_err(StoreError::from)?;
         let mut rows = st.query([after]).map_err(StoreError::from)?;
-        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<IndexRow> {
-            Ok(IndexRow {
-                id: r.get(0)?,
-                time_ms: r.get(1)?,
-                user: r.get(2)?,
-                workspace_id: r.get(3)?,
-                service: r.get(4)?,
-                action: r.get(5)?,
-                notebook_id: r.get(6)?,
-                notebook_path: r.get(7)?,
-                cluster_id: r.get(8)?,
-                language: r.get(9)?,
-                command_text: r.get(10)?,
-                status: r.get(11)?,
-                source_ip: r.get(12)?,
-                response_status: r.get(13)?,
-                response_error: r.get(14)?,
-                shape: r.get(15)?,
-                payload: (r.get(16)?, r.get(17)?),
-            })
-        };
         while let Some(r) = rows.next().map_err(StoreError::from)? {
-            f(row(r).map_err(StoreError::from)?)?;
+            let (event, block, index) = crate::query::event_row(r).map_err(StoreError::from)?;
+            f(IndexRow {
+                event,
+                payload: (block, index),
+            })?;
         }
         Ok(())
     }

@@ -96,15 +96,15 @@ pub struct EventRow {
     pub raw: String,
 }
 
-const EVENT_COLS: &str = "e.id, e.time_ms, e.user, e.workspace_id, e.service, e.action, e.notebook_id, e.notebook_path,
+pub(crate) const EVENT_COLS: &str = "e.id, e.time_ms, e.user, e.workspace_id, e.service, e.action, e.notebook_id, e.notebook_path,
     e.cluster_id, e.command_id, e.language, e.status, e.duration_ms, e.source_ip, e.user_agent, e.request_id,
     e.response_status, e.response_error, e.payload_block, e.command_text, e.shape, f.path, f.sha256, e.line, e.byte_offset, e.payload_index, f.framing";
 
 /// The joins every event listing needs.
-const EVENT_FROM: &str = "events e JOIN source_files f ON f.id = e.source_file_id";
+pub(crate) const EVENT_FROM: &str = "events e JOIN source_files f ON f.id = e.source_file_id";
 
 /// An event row and where its payload is; [`Case::fill_payloads`] completes `params` and `raw`.
-fn event_row(r: &Row<'_>) -> rusqlite::Result<(EventRow, i64, i64)> {
+pub(crate) fn event_row(r: &Row<'_>) -> rusqlite::Result<(EventRow, i64, i64)> {
     let at = (r.get(18)?, r.get(25)?);
     let row = EventRow {
         id: r.get(0)?,
