@@ -1,0 +1,75 @@
+//! `nbtrail analyze`: Find credential leaks, hardcoded credentials, insecure configuration, SQL injection, unsafe
+
+use crate::*;
+
+/// The arguments of `nbtrail analyze`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Analyze this case's sessions and store the findings.
+    #[arg(long, value_name = "DIR")]
+    case: Option<PathBuf>,
+    /// With --case: session ids (default: all). Without: notebook files.
+    targets: Vec<String>,
+    /// Rules file to add to the defaults (repeatable).
+    #[arg(long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// Use only the --rules files.
+    #[arg(long)]
+    no_default_rules: bool,
+    /// Read sessions as JSON lines on stdin, write findings as JSON lines on stdout.
+    #[arg(long, conflicts_with_all = ["case", "targets"])]
+    jsonl: bool,
+    /// Also write SARIF 2.1.0 to this file.
+    #[arg(long, value_name = "FILE")]
+    sarif: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = analyze::Format::Text)]
+    format: analyze::Format,
+    /// Same as --format json.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the command.
+pub fn run(
+    Args {
+        case,
+        targets,
+        rules,
+        no_default_rules,
+        jsonl,
+        sarif,
+        format,
+        json,
+    }: Args,
+) -> Result<()> {
+    let format = if json { analyze::Format::Json } else { format };
+    // Exit status: 0 no findings, 1 findings, 2 error, 3 files: the analysis is incomplete (a file
+    // unreadable or a cell not analyzed), whatever was found (a CI gate).
+    let result = (|| -> Result<(usize, bool)> {
+        let (rules, sha) = analyze::load_rules(&rules, no_default_rules)?;
+        if jsonl {
+            Ok((analyze::analyze_pipe(&rules)?, false))
+        } else if let Some(dir) = case {
+            Ok((
+                analyze::analyze_case(&dir, &targets, &rules, &sha, format, sarif.as_deref())?,
+                false,
+            ))
+        } else if targets.is_empty() {
+            bail!("nothing to analyze: give --case DIR, notebook files, or --jsonl")
+        } else {
+            let o = analyze::analyze_files(&targets, &rules, format, sarif.as_deref())?;
+            Ok((o.findings, o.incomplete))
+        }
+    })();
+    match result {
+        Ok((_, true)) => std::process::exit(3),
+        Ok((0, false)) => Ok(()),
+        Ok(_) => std::process::exit(1),
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("nbtrail: error: {}", render::visible(&msg));
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! `nbtrail conflicts`: List every conflict: a record whose natural key is in the case with other content (another user,
+
+use crate::*;
+
+/// The arguments of `nbtrail conflicts`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    list: RunListing,
+}
+
+/// Runs the command.
+pub fn run(
+    Args {
+        list: RunListing { case, run, json },
+    }: Args,
+) -> Result<()> {
+    let c = open(&case)?;
+    let rows = c.conflicts(run, None)?;
+    if json {
+        return print_json(&rows);
+    }
+    for r in &rows {
+        println!(
+            "{}: conflicts with event {} ({})",
+            render::visible(&r.location),
+            r.event_id,
+            render::visible(&r.event_source)
+        );
+        for f in r.fields.as_array().into_iter().flatten() {
+            println!(
+                "  {}: stored {} / this record {}",
+                f["field"].as_str().unwrap_or("?"),
+                render::visible(&f["stored"].to_string()),
+                render::visible(&f["record"].to_string())
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! One file per command (ruff's layout): each has its `Args` and its `run`; `main.rs` only dispatches.
+
+pub mod analyze;
+pub mod check;
+pub mod conflicts;
+pub mod custody;
+pub mod errors;
+pub mod events;
+pub mod export;
+pub mod findings;
+pub mod ingest;
+pub mod note;
+pub mod reindex;
+pub mod replay;
+pub mod runs;
+pub mod search;
+pub mod sessions;
+pub mod summary;
+pub mod tables;
+pub mod triage;
+pub mod verify;
+pub mod verify_log;
