@@ -856,3 +856,19 @@ fn bundle_with_a_tag_file_bomb_is_refused_unread() {
         "{problem}"
     );
 }
+
+/// Issue 20: `report.html` is pinned by a snapshot (hostile cells escaped as text): a change to the
+/// report is a reviewed one. What differs per run — the temporary folder, the times, hashes — is replaced by
+/// placeholders (the examiner is fixed by the test's environment).
+#[test]
+fn report_html_snapshot_of_hostile_cells() {
+    let (html, dir) = hostile_report();
+    let tmp = regex::escape(&dir.path().display().to_string());
+    insta::with_settings!({ filters => vec![
+        (tmp.as_str(), "[TMP]"),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)", "[TIME]"),
+        (r"[0-9a-f]{64}", "[SHA256]"),
+    ] }, {
+        insta::assert_snapshot!(html);
+    });
+}
