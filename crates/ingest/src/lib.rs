@@ -524,8 +524,10 @@ impl FileReader {
             let (rows, broken) =
                 match parquet::file::serialized_reader::SerializedFileReader::new(file)
                     .map_err(|e| format!("not a readable Parquet file: {e}"))
-                    .and_then(|r| parquet_within_bounds(&r).map(|()| r))
-                {
+                    .and_then(|r| {
+                        let len = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
+                        parquet_within_bounds(&r, len).map(|()| r)
+                    }) {
                     Ok(r) => {
                         use parquet::file::reader::FileReader as _;
                         let group_ends = r
@@ -813,7 +815,23 @@ impl FileReader {
     /// ends the file with an error naming the row (the rows after it cannot be located reliably).
     fn next_parquet_row(&mut self) -> Option<Item> {
         let p = self.parquet.as_mut()?;
-        let next = p.rows.next()?;
+        // The parquet crate asserts on some malformed input instead of returning an error; a panic while
+        // decoding a row ends this file with a positioned error, never the whole ingest.
+        let next = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.rows.next())) {
+            Ok(n) => n?,
+            Err(_) => {
+                self.failed = true;
+                let row_no = p.read + 1;
+                return Some(Item::Error(RecordError {
+                    line: row_no,
+                    byte_offset: 0,
+                    message: format!(
+                        "Parquet row {row_no} cannot be read (the parquet reader failed on malformed data); \
+                         the rest of the file could not be read"
+                    ),
+                }));
+            }
+        };
         p.read += 1;
         let row_no = p.read;
         let row = match next {
@@ -1120,13 +1138,27 @@ fn batch_array_start(b: &[u8]) -> Option<usize> {
 /// ([`MAX_GZIP_RATIO`]× their compressed size + [`GZIP_SLACK_BYTES`], or [`MAX_DECOMPRESSED_BYTES`] in all):
 /// a decompression bomb is refused before a page is read. (A page header that lies about its own size
 /// within an honest-looking chunk is bounded only by the parquet crate.)
+///
+/// It also refuses column chunks whose footer places them outside the file (a negative offset or size, or
+/// past the end): the parquet crate panics on some of those (`ColumnChunkMetaData::byte_range`), found by
+/// fuzzing (`parquet_column_chunk_outside_the_file_is_refused_not_a_panic`).
 fn parquet_within_bounds(
     r: &parquet::file::serialized_reader::SerializedFileReader<File>,
+    file_len: u64,
 ) -> Result<(), String> {
     use parquet::file::reader::FileReader as _;
     let mut total: u64 = 0;
     for (g, rg) in r.metadata().row_groups().iter().enumerate() {
         for c in rg.columns() {
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let len = c.compressed_size();
+            if start < 0 || len < 0 || (start as u64).saturating_add(len as u64) > file_len {
+                return Err(format!(
+                    "refused: Parquet row group {g} column {} is declared at bytes {start}..+{len}, outside the \
+                     {file_len}-byte file (damaged or crafted footer)",
+                    c.column_path()
+                ));
+            }
             let (packed, unpacked) = (
                 c.compressed_size().max(0) as u64,
                 c.uncompressed_size().max(0) as u64,

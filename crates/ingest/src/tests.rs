@@ -896,3 +896,24 @@ fn lineage_exported_as_parquet_is_read_row_by_row() {
         (5, 1)
     );
 }
+
+/// Found by fuzzing (`ingest_file`): a Parquet footer placing a column chunk at a negative offset made the
+/// parquet crate panic (`byte_range` asserts) and killed the ingest. Now it is one refusal naming the
+/// row group and column.
+#[test]
+fn parquet_column_chunk_outside_the_file_is_refused_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("crafted.parquet");
+    std::fs::write(
+        &p,
+        include_bytes!("testdata/parquet-chunk-outside-file.parquet"),
+    )
+    .unwrap();
+    let (items, _) = read_all(&p);
+    assert_eq!(items.len(), 1, "{items:?}");
+    let errs = errors(&items);
+    assert!(
+        errs[0].1.starts_with("refused: Parquet row group") && errs[0].1.contains("outside the"),
+        "{errs:?}"
+    );
+}
