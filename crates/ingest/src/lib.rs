@@ -847,7 +847,7 @@ impl FileReader {
                 }));
             }
         };
-        let value = row.to_json_value();
+        let value = parquet_row_json(&row);
         let raw = value.to_string();
         // A row is located by its row group (0-based, as Parquet tools count) and its file-wide row number.
         let group = p.group_ends.partition_point(|&end| end < row_no) as u64;
@@ -1132,6 +1132,73 @@ fn batch_array_start(b: &[u8]) -> Option<usize> {
         i += part.len();
     }
     Some(i - 1)
+}
+
+/// A Parquet row as JSON: groups and maps as objects, lists as arrays, text as strings, dates and timestamps
+/// as UTC text. Written here rather than `Row::to_json_value`, which unwraps the conversion of a date or
+/// timestamp out of chrono's range and so panics on a crafted file (found by fuzzing); here such a value
+/// stays its number.
+fn parquet_row_json(row: &parquet::record::Row) -> Value {
+    Value::Object(
+        row.get_column_iter()
+            .map(|(k, v)| (k.clone(), parquet_field_json(v)))
+            .collect(),
+    )
+}
+
+fn parquet_field_json(f: &parquet::record::Field) -> Value {
+    use parquet::record::Field as F;
+    let float = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>, raw: i64| {
+        t.map_or(Value::from(raw), |t| {
+            Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        })
+    };
+    match f {
+        F::Null => Value::Null,
+        F::Bool(b) => Value::Bool(*b),
+        F::Byte(n) => Value::from(*n),
+        F::Short(n) => Value::from(*n),
+        F::Int(n) => Value::from(*n),
+        F::Long(n) => Value::from(*n),
+        F::UByte(n) => Value::from(*n),
+        F::UShort(n) => Value::from(*n),
+        F::UInt(n) => Value::from(*n),
+        F::ULong(n) => Value::from(*n),
+        F::Float16(x) => float(x.to_f64()),
+        F::Float(x) => float(f64::from(*x)),
+        F::Double(x) => float(*x),
+        F::Decimal(_) => Value::String(f.to_string()),
+        F::Str(s) => Value::String(s.clone()),
+        F::Bytes(b) => match std::str::from_utf8(b.data()) {
+            Ok(s) => Value::String(s.to_string()),
+            Err(_) => Value::Array(b.data().iter().map(|&x| Value::from(x)).collect()),
+        },
+        F::Date(days) => chrono::DateTime::from_timestamp(i64::from(*days) * 86_400, 0)
+            .map_or(Value::from(*days), |d| {
+                Value::String(d.format("%Y-%m-%d").to_string())
+            }),
+        F::TimeMillis(n) => Value::from(*n),
+        F::TimeMicros(n) => Value::from(*n),
+        F::TimestampMillis(ms) => time(chrono::DateTime::from_timestamp_millis(*ms), *ms),
+        F::TimestampMicros(us) => time(chrono::DateTime::from_timestamp_micros(*us), *us),
+        F::Group(row) => parquet_row_json(row),
+        F::ListInternal(list) => {
+            Value::Array(list.elements().iter().map(parquet_field_json).collect())
+        }
+        F::MapInternal(map) => Value::Object(
+            map.entries()
+                .iter()
+                .map(|(k, v)| {
+                    let key = match parquet_field_json(k) {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (key, parquet_field_json(v))
+                })
+                .collect(),
+        ),
+    }
 }
 
 /// Refuses a Parquet file whose column chunks declare more uncompressed data than the gzip bounds allow

@@ -917,3 +917,31 @@ fn parquet_column_chunk_outside_the_file_is_refused_not_a_panic() {
         "{errs:?}"
     );
 }
+
+/// Found by fuzzing (`ingest_file`): a Parquet date or timestamp outside chrono's range made the parquet
+/// crate's `Row::to_json_value` panic (it unwraps the conversion). Rows are converted by nbtrail now; such a
+/// value stays a number and the file is read to its end without a panic.
+#[test]
+fn parquet_timestamp_out_of_range_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("crafted.parquet");
+    std::fs::write(
+        &p,
+        include_bytes!("testdata/parquet-timestamp-out-of-range.parquet"),
+    )
+    .unwrap();
+    let (items, _) = read_all(&p);
+    assert!(!items.is_empty());
+    assert_eq!(
+        parquet_field_json(&parquet::record::Field::TimestampMillis(i64::MAX)),
+        Value::from(i64::MAX)
+    );
+    assert_eq!(
+        parquet_field_json(&parquet::record::Field::Date(i32::MAX)),
+        Value::from(i32::MAX)
+    );
+    assert_eq!(
+        parquet_field_json(&parquet::record::Field::TimestampMillis(1_714_557_661_000)),
+        Value::String("2024-05-01T10:01:01Z".into())
+    );
+}
