@@ -1,4 +1,6 @@
-//! `nbtrail analyze`: Find credential leaks, hardcoded credentials, insecure configuration, SQL injection, unsafe
+//! `nbtrail analyze`: find credential leaks, hardcoded credentials, insecure configuration, SQL injection,
+//! unsafe deserialization and data exfiltration in a case's sessions, in notebook files, or in sessions given
+//! as JSON lines on stdin.
 
 use crate::*;
 

@@ -1,20 +1,13 @@
-//! `nbtrail conflicts`: List every conflict: a record whose natural key is in the case with other content (another user,
+//! `nbtrail conflicts`: list every conflict — a record whose natural key is in the case with other content
+//! (another user, source, response or code) — with the fields that differ.
 
 use crate::*;
 
-/// The arguments of `nbtrail conflicts`.
-#[derive(clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    list: RunListing,
-}
+/// The arguments of `nbtrail conflicts`: the case, an optional run, `--json`.
+pub type Args = RunListing;
 
 /// Runs the command.
-pub fn run(
-    Args {
-        list: RunListing { case, run, json },
-    }: Args,
-) -> Result<()> {
+pub fn run(RunListing { case, run, json }: Args) -> Result<()> {
     let c = open(&case)?;
     let rows = c.conflicts(run, None)?;
     if json {

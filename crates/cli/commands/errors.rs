@@ -2,19 +2,11 @@
 
 use crate::*;
 
-/// The arguments of `nbtrail errors`.
-#[derive(clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    list: RunListing,
-}
+/// The arguments of `nbtrail errors`: the case, an optional run, `--json`.
+pub type Args = RunListing;
 
 /// Runs the command.
-pub fn run(
-    Args {
-        list: RunListing { case, run, json },
-    }: Args,
-) -> Result<()> {
+pub fn run(RunListing { case, run, json }: Args) -> Result<()> {
     let c = open(&case)?;
     let e = c.ingest_errors(run)?;
     if json {

@@ -1,4 +1,5 @@
-//! `nbtrail verify-log`: Verify a capture log written by nbtrail-gateway: every hash link, sequence, segment boundary and
+//! `nbtrail verify-log`: verify a capture log written by nbtrail-gateway — every hash link, sequence, segment
+//! boundary and checkpoint signature.
 
 use crate::*;
 
