@@ -309,7 +309,8 @@ pub fn export(
     // Sessions.
     let mut replays = Vec::new();
     for s in &sessions {
-        let cells = case.session_cells(&s.id)?;
+        let mut cells = case.session_cells(&s.id)?;
+        case.join_lineage(s, &mut cells)?;
         let fs: Vec<&StoredFinding> = findings.iter().filter(|f| f.session_id == s.id).collect();
         let json = serde_json::to_string_pretty(&serde_json::json!({
             "session": s, "cells": cells, "findings": fs,

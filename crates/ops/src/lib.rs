@@ -465,7 +465,8 @@ pub fn findings(case: &Case, f: &FindingFilter) -> Result<Vec<FindingRow>> {
 /// A session (by id or unique prefix) to replay.
 pub fn replay(case: &Case, session_id: &str) -> Result<Replay> {
     let session = case.session(session_id)?;
-    let cells = case.session_cells(&session.id)?;
+    let mut cells = case.session_cells(&session.id)?;
+    case.join_lineage(&session, &mut cells)?;
     let attachments = case.session_attachments(&session.id)?;
     let stored = case.findings(Some(&session.id))?;
     let findings = views_of_stored(case, &stored)?;

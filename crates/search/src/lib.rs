@@ -790,22 +790,20 @@ fn walk_size(dir: &Path) -> u64 {
 }
 
 /// `a.b.c` → `a.b.c`, `b.c`, `c`: `table:customers` finds `prod.customers` and `main.prod.customers`.
-/// The tables a lineage row names: its source (read) and target (write) table, or path.
+/// The tables a lineage row names (its source read, its target written), normalised like code's tables.
 fn lineage_tables(params: &str) -> Vec<(String, nbtrail_analyzer::tables::Access)> {
     use nbtrail_analyzer::tables::Access;
-    let v: serde_json::Value = serde_json::from_str(params).unwrap_or_default();
-    [
-        ("source_table_full_name", "source_path", Access::Read),
-        ("target_table_full_name", "target_path", Access::Write),
-    ]
-    .into_iter()
-    .filter_map(|(table, path, access)| {
-        v[table]
-            .as_str()
-            .or_else(|| v[path].as_str())
-            .map(|t| (t.to_ascii_lowercase(), access))
-    })
-    .collect()
+    nbtrail_store::lineage_endpoints(params)
+        .into_iter()
+        .map(|(access, name, _)| {
+            let access = if access == "write" {
+                Access::Write
+            } else {
+                Access::Read
+            };
+            (name.to_ascii_lowercase(), access)
+        })
+        .collect()
 }
 
 fn name_suffixes(name: &str) -> impl Iterator<Item = &str> {

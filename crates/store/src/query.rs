@@ -358,53 +358,44 @@ impl Case {
     /// end go to the cell of the same user whose run contains the row's time, else to the last cell of that
     /// user that finished at most 10 minutes before it; a row matching no cell stays unjoined (it is still an
     /// event of the notebook, found by `notebook:` and `table:`).
-    fn join_lineage(
-        &self,
-        session_id: &str,
-        cells: &mut [SessionCell],
-        history: &[(usize, (i64, i64))],
-    ) -> Result<()> {
+    ///
+    /// Replay and bundles call it on [`Case::session_cells`]' result; analysis does not need it.
+    pub fn join_lineage(&self, session: &Session, cells: &mut [SessionCell]) -> Result<()> {
         const AFTER_MS: i64 = 10 * 60 * 1000;
         let mut reader = crate::payload::BlockReader::default();
+        let mut st = self.conn.prepare_cached(
+            "SELECT e.id, e.payload_block, e.payload_index
+             FROM session_cells c JOIN events e ON e.id = c.event_id
+             WHERE c.session_id = ?1 AND e.service = 'databrickssql' AND e.action = 'queryHistory'",
+        )?;
+        let history: Vec<(i64, i64, i64)> = st
+            .query_map([&session.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         let number = |v: &serde_json::Value| -> Option<u64> {
             v.as_str()
                 .and_then(|s| s.trim().parse().ok())
                 .or_else(|| v.as_u64())
         };
-        for (i, (block, index)) in history {
-            let p = reader.get(&self.conn, *block, *index)?;
+        for (event, block, index) in history {
+            let Some(cell) = cells.iter_mut().find(|c| c.event_id == event) else {
+                continue;
+            };
+            let p = reader.get(&self.conn, block, index)?;
             let v: serde_json::Value = serde_json::from_str(&p.params).unwrap_or_default();
-            cells[*i].rows_read = number(&v["read_rows"]);
-            cells[*i].rows_produced = number(&v["produced_rows"]);
+            cell.rows_read = number(&v["read_rows"]);
+            cell.rows_produced = number(&v["produced_rows"]);
         }
         let facts = |params: &str, id: i64, confidence: &str| -> Vec<LineageFact> {
-            let v: serde_json::Value = serde_json::from_str(params).unwrap_or_default();
-            let mut out = Vec::new();
-            for (access, table, path, column) in [
-                (
-                    "read",
-                    "source_table_full_name",
-                    "source_path",
-                    "source_column_name",
-                ),
-                (
-                    "write",
-                    "target_table_full_name",
-                    "target_path",
-                    "target_column_name",
-                ),
-            ] {
-                if let Some(t) = v[table].as_str().or_else(|| v[path].as_str()) {
-                    out.push(LineageFact {
-                        event_id: id,
-                        access: access.into(),
-                        table: t.to_string(),
-                        column: v[column].as_str().map(str::to_string),
-                        confidence: confidence.into(),
-                    });
-                }
-            }
-            out
+            lineage_endpoints(params)
+                .into_iter()
+                .map(|(access, table, column)| LineageFact {
+                    event_id: id,
+                    access: access.into(),
+                    table,
+                    column,
+                    confidence: confidence.into(),
+                })
+                .collect()
         };
         let mut joined = std::collections::HashSet::new();
         let mut by_statement = self.conn.prepare_cached(
@@ -424,11 +415,11 @@ impl Case {
                 joined.insert(id);
             }
         }
-        let (notebook, start, end): (String, i64, i64) = self.conn.query_row(
-            "SELECT notebook_id, start_ms, end_ms FROM sessions WHERE id = ?1",
-            [session_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
+        let (notebook, start, end) = (
+            &session.notebook_id,
+            session.start.timestamp_millis(),
+            session.end.timestamp_millis(),
+        );
         if notebook.starts_with(crate::WAREHOUSE_SESSION_PREFIX) {
             return Ok(());
         }
@@ -566,14 +557,12 @@ impl Case {
         let mut st = self.conn.prepare(
             "SELECT c.seq, e.id, e.command_id, e.time_ms, e.language, e.status, e.duration_ms, e.command_text, e.user,
                     e.shape, e.payload_block, e.payload_index,
-                    e.service = 'databrickssql' AND e.action = 'commandSubmit', e.cluster_id,
-                    e.service = 'databrickssql' AND e.action = 'queryHistory'
+                    e.service = 'databrickssql' AND e.action = 'commandSubmit', e.cluster_id
              FROM session_cells c JOIN events e ON e.id = c.event_id
              WHERE c.session_id = ? ORDER BY c.seq",
         )?;
         let mut captured = Vec::new();
         let mut statements = Vec::new();
-        let mut history = Vec::new();
         let rows = st.query_map([session_id], |r| {
             let shape: String = r.get(9)?;
             Ok((
@@ -602,17 +591,11 @@ impl Case {
                     .then(|| r.get::<_, Option<String>>(13))
                     .transpose()?
                     .flatten(),
-                r.get::<_, bool>(14)?
-                    .then(|| Ok::<_, rusqlite::Error>((r.get::<_, i64>(10)?, r.get::<_, i64>(11)?)))
-                    .transpose()?,
             ))
         })?;
         let mut cells = Vec::new();
         for row in rows {
-            let (cell, payload, warehouse, from_history) = row?;
-            if let Some(p) = from_history {
-                history.push((cells.len(), p));
-            }
+            let (cell, payload, warehouse) = row?;
             if let Some(p) = payload {
                 captured.push((cells.len(), p));
             }
@@ -624,7 +607,6 @@ impl Case {
         if !statements.is_empty() {
             self.finish_statements(&mut cells, &statements)?;
         }
-        self.join_lineage(session_id, &mut cells, &history)?;
         if captured.is_empty() {
             return Ok(cells);
         }
@@ -983,4 +965,34 @@ fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
+}
+
+/// What a lineage row's parameters name: `(access, table or path, column)` for its source (`read`) and its
+/// target (`write`). The one reading of a lineage row, for replay's join and the index's `table:` facts.
+pub fn lineage_endpoints(params: &str) -> Vec<(&'static str, String, Option<String>)> {
+    let v: serde_json::Value = serde_json::from_str(params).unwrap_or_default();
+    [
+        (
+            "read",
+            "source_table_full_name",
+            "source_path",
+            "source_column_name",
+        ),
+        (
+            "write",
+            "target_table_full_name",
+            "target_path",
+            "target_column_name",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(access, table, path, column)| {
+        let name = v[table].as_str().or_else(|| v[path].as_str())?;
+        Some((
+            access,
+            name.to_string(),
+            v[column].as_str().map(str::to_string),
+        ))
+    })
+    .collect()
 }
