@@ -29,8 +29,11 @@ command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolcha
 command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ with npm first" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
-# Tests link many crates: keep debug info small so the target dir stays modest on 2-core machines.
+# Tests link many crates: keep debug info small and skip incremental caches (a clean CI build never
+# reuses them, and they doubled target/ until a CI run hit "No space left on device").
 export CARGO_PROFILE_DEV_DEBUG=0
+export CARGO_INCREMENTAL=0
+df -h . | tail -1 | awk '{print "disk before build: " $4 " free"}'
 export CARGO_TERM_COLOR=never
 
 # tauri-driver bridges WebDriver to WebKitWebDriver for the app's end-to-end test.
@@ -85,6 +88,7 @@ if [ "$status" = 0 ]; then
 fi
 echo "== time per phase (total $SECONDS s)"
 printf '  %s\n' "${phases[@]}"
+echo "== disk: target/ $(du -sh target 2>/dev/null | cut -f1), $(df -h . | tail -1 | awk '{print $4}') free"
 # One closing line for the whole run (cargo prints one per test binary, the last often a doc-test "0 passed").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
      /^ok - / { e += 1 } /^not ok|AssertionError/ { ef += 1 }
