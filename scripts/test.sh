@@ -69,12 +69,13 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 phase "cargo test (build and run)"
-# The UI's types are generated from the Rust view types by `cargo test` (ts-rs, see .cargo/config.toml):
-# the checked-in bindings must be exactly what this build writes.
-echo "== generated TypeScript bindings are current"
-if [ -n "$(git status --porcelain -- ui/src/lib/bindings)" ]; then
-  git status --porcelain -- ui/src/lib/bindings
-  echo "ui/src/lib/bindings is stale: run cargo test and commit the files it writes" >&2
+# The UI's types are generated from the Rust view types by `cargo test` (ts-rs, see .cargo/config.toml),
+# and its replay fixtures are what the shell returns on the sample logs (src-tauri/tests/api.rs): the
+# checked-in files must be exactly what this build writes.
+echo "== generated TypeScript bindings and UI fixtures are current"
+if [ -n "$(git status --porcelain -- ui/src/lib/bindings ui/src/fixtures)" ]; then
+  git status --porcelain -- ui/src/lib/bindings ui/src/fixtures
+  echo "ui/src/lib/bindings or ui/src/fixtures is stale: run cargo test and commit the files it writes" >&2
   [ "$status" != 0 ] || status=1
 fi
 if [ "$status" = 0 ]; then

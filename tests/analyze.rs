@@ -1,6 +1,7 @@
 //! End to end: the analyzer through the real CLI — on the sample case (the planted incident found with its
 //! traces, findings stored and shown in replay and summary, the documented JSON shape, filters, exit codes),
 //! SARIF output, notebook files, and the JSON-lines pipe mode used to run it at scale on another engine.
+#![allow(clippy::unwrap_used)] // test code: a failing unwrap is a failing test
 
 mod common;
 
@@ -29,9 +30,16 @@ where
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The sample case analyzed by the code analyzer alone (the event rules have tests of their own below):
+/// the analyzer's ground truth stays exact.
 fn analyzed_case() -> (tempfile::TempDir, std::path::PathBuf) {
     let (d, case, _) = sample_case();
-    analyze_expecting_findings(["--case".as_ref(), case.as_os_str(), "--json".as_ref()]);
+    analyze_expecting_findings([
+        "--case".as_ref(),
+        case.as_os_str(),
+        "--json".as_ref(),
+        "--no-detections".as_ref(),
+    ]);
     (d, case)
 }
 
@@ -192,7 +200,7 @@ fn the_whole_sample_case_has_exactly_these_findings() {
         0
     );
     // Re-analysis is idempotent: the same findings, the same ids.
-    analyze_expecting_findings(["--case", c]);
+    analyze_expecting_findings(["--case", c, "--no-detections"]);
     let all2 = json(["findings", "--case", c, "--json"]);
     let key = |v: &Value| {
         v.as_array()
@@ -210,7 +218,7 @@ fn the_whole_sample_case_has_exactly_these_findings() {
     };
     assert_eq!(key(&all), key(&all2));
     // Text output shows the cell with the span marked.
-    let text = analyze_expecting_findings(["--case", c, "--format", "text"]);
+    let text = analyze_expecting_findings(["--case", c, "--format", "text", "--no-detections"]);
     assert!(
         text.contains("   1 | print(f\"token is {crm_token}\")"),
         "{text}"
@@ -219,6 +227,155 @@ fn the_whole_sample_case_has_exactly_these_findings() {
         text.contains("       |       ^^^^^^^^^^^^^^^^^^^^^^^\n"),
         "{text}"
     );
+}
+
+/// Issue 19: the event rules find the planted incident too — a secret read, then an outbound call by the
+/// same user within 30 minutes (NBE018) — stored as a finding of the incident's session whose trace names
+/// both cells; the switched-off verbose logging is found (NBE001) with the notebooks used during the gap
+/// (NBE039); re-analysis keeps them (same fingerprints) and triage carries over.
+#[test]
+fn the_planted_incident_is_found_by_the_event_rules_as_well() {
+    let (_d, case, _) = sample_case();
+    let c = case.to_str().unwrap();
+    let out = nbtrail(["analyze", "--case", c, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("from event detections over "), "{stderr}");
+    let sessions = json([
+        "sessions",
+        "--case",
+        c,
+        "--notebook",
+        "/Users/alice.nguyen@example.com/churn_scratch",
+        "--json",
+    ]);
+    let sid = s(&sessions[0]["id"]).to_string();
+    let replay = json(["replay", "--case", c, &sid, "--json"]);
+    let cells = replay["cells"].as_array().unwrap();
+    let code_of = |event: &Value| {
+        cells
+            .iter()
+            .find(|c| c["event_id"] == *event)
+            .map(|c| s(&c["code"]).to_string())
+            .unwrap_or_default()
+    };
+    let seq: Vec<&Value> = replay["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "NBE018")
+        .collect();
+    assert_eq!(seq.len(), 1, "{:#}", replay["findings"]);
+    let f = seq[0];
+    assert_eq!(f["severity"], "high");
+    assert!(s(&f["message"]).contains("alice.nguyen@example.com"), "{f}");
+    let steps = f["trace"].as_array().unwrap();
+    // The window holds the secret reads before the call: the secrets API read and the cell that read it.
+    assert!(
+        steps
+            .iter()
+            .any(|st| code_of(&st["cell"]["event_id"]).contains("dbutils.secrets.get")),
+        "{f}"
+    );
+    assert!(code_of(&f["cell"]["event_id"]).contains("requests.post"));
+    // The trail gap: verbose audit logging switched off, and notebooks used while it was.
+    let all = json(["findings", "--case", c, "--json"]);
+    let codes: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| s(&f["rule"]))
+        .collect();
+    assert!(codes.contains(&"NBE001"), "{codes:?}");
+    assert!(codes.contains(&"NBE039"), "{codes:?}");
+    // The analyzer's findings are all still there.
+    assert_eq!(codes.iter().filter(|c| c.starts_with("NBT")).count(), 6);
+    // Filter by rule code works for detections like for the analyzer's rules.
+    let only = json(["findings", "--case", c, "--rule", "NBE018", "--json"]);
+    assert_eq!(only.as_array().unwrap().len(), 1);
+    // Triage survives re-analysis (same fingerprint).
+    let id = f["id"].as_i64().unwrap().to_string();
+    let t = nbtrail([
+        "triage",
+        "--case",
+        c,
+        &id,
+        "valid",
+        "--note",
+        "confirmed exfiltration",
+    ]);
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    nbtrail(["analyze", "--case", c]);
+    let again = json(["findings", "--case", c, "--rule", "NBE018", "--json"]);
+    assert_eq!(again[0]["status"], "valid");
+    assert_eq!(
+        json(["findings", "--case", c, "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        all.as_array().unwrap().len()
+    );
+}
+
+/// A user's own Sigma rules: loaded from `--detection-rules DIR` (and the case folder's `detections/`),
+/// validated before anything runs — a broken rule fails the run naming its file and line.
+#[test]
+fn user_detection_rules_are_loaded_and_a_broken_one_is_named_by_file_and_line() {
+    let (d, case, _) = sample_case();
+    let c = case.to_str().unwrap();
+    let rules = d.path().join("my-rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let rule = [
+        "title: Churn notebook ran",
+        "name: churn_ran",
+        "logsource: {product: databricks}",
+        "detection:",
+        "  s:",
+        "    actionName: runCommand",
+        "    requestParams.commandText|contains: churn",
+        "  condition: s",
+        "level: medium",
+        "custom_attributes: {nbtrail.code: NBEX01}",
+    ]
+    .join("\n");
+    std::fs::write(rules.join("churn.yml"), rule + "\n").unwrap();
+    let out = nbtrail([
+        "analyze",
+        "--case",
+        c,
+        "--detection-rules",
+        rules.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mine = json(["findings", "--case", c, "--rule", "NBEX01", "--json"]);
+    assert!(!mine.as_array().unwrap().is_empty());
+    std::fs::write(
+        rules.join("zbroken.yml"),
+        "title: no detection
+level: high
+",
+    )
+    .unwrap();
+    let out = nbtrail([
+        "analyze",
+        "--case",
+        c,
+        "--detection-rules",
+        rules.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("zbroken.yml:1:"), "{err}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Unusable input and the atomicity of an ingest: clear one-line errors with the file named, a non-zero
 //! exit, and a case that is left exactly as it was — also when the process is killed mid-ingest.
+#![allow(clippy::unwrap_used)] // test code: a failing unwrap is a failing test
 
 mod common;
 

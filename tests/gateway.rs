@@ -1,6 +1,7 @@
 //! End-to-end: a real `jupyter_server` + `ipykernel` (from PyPI, in target/jupyter-venv) behind the real
 //! `nbtrail-gateway`, driven over the kernel websocket like a browser; then the capture log is checked
 //! record by record, verified, tampered with, and ingested into a case.
+#![allow(clippy::unwrap_used)] // test code: a failing unwrap is a failing test
 
 mod common;
 mod gateway_support;

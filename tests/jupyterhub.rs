@@ -7,6 +7,7 @@
 //! gateway, straight to the single-user server, is refused there.
 //!
 //! Everything listens on 127.0.0.1 and is started and stopped by the test.
+#![allow(clippy::unwrap_used)] // test code: a failing unwrap is a failing test
 
 mod common;
 mod gateway_support;

@@ -4,6 +4,7 @@
 //!
 //! The samples are not copied into the repository. Where they are absent (`NBTRAIL_REAL_LOGS` or
 //! `<workspace>/../shared/real-logs`), each test says so on stderr and passes without checking.
+#![allow(clippy::unwrap_used)] // test code: a failing unwrap is a failing test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! End to end on the committed sample logs: the real CLI, exact counts against the generator's manifest,
 //! duplicates, errors with file:line for every shape, sessions, cell order, trail gaps, renames.
+#![allow(clippy::unwrap_used)] // test code: a failing unwrap is a failing test
 
 mod common;
 

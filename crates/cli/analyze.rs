@@ -98,6 +98,7 @@ pub fn analyze_case(
     ids: &[String],
     rules: &Rules,
     rules_sha: &str,
+    detections: Option<&nbtrail_detect::RuleSet>,
     format: Format,
     sarif_file: Option<&Path>,
 ) -> Result<usize> {
@@ -110,10 +111,18 @@ pub fn analyze_case(
         )
         .expect("template"),
     );
-    let done = nbtrail_ops::analyze_case(&mut case, ids, rules, rules_sha, keep, &mut |d, t| {
-        bar.set_length(t);
-        bar.set_position(d);
-    });
+    let done = nbtrail_ops::analyze_case(
+        &mut case,
+        ids,
+        rules,
+        rules_sha,
+        detections,
+        keep,
+        &mut |d, t| {
+            bar.set_length(t);
+            bar.set_position(d);
+        },
+    );
     bar.finish_and_clear();
     let done = done?;
     let sarif = || {
@@ -136,11 +145,13 @@ pub fn analyze_case(
     let views = views_of_stored(&case, &stored_now)?;
     emit(format, &views, sarif)?;
     eprintln!(
-        "analyzed {} session(s), {} cell(s) in {:.2}s: {} finding(s), {} cell(s) with syntax errors; triage kept for {}",
+        "analyzed {} session(s), {} cell(s) in {:.2}s: {} finding(s) ({} from event detections over {} event(s)), {} cell(s) with syntax errors; triage kept for {}",
         done.sessions,
         done.cells,
         done.elapsed_ms as f64 / 1000.0,
         done.findings,
+        done.detections,
+        done.events_evaluated,
         done.diagnostics,
         done.triage_kept
     );

@@ -3,8 +3,7 @@
 //! between this module and the IPC layer.
 
 use nbtrail_model::{Session, TrailGap};
-use nbtrail_ops::Span;
-use nbtrail_ops::highlight::{Mark, Token, highlight as highlight_code};
+use nbtrail_ops::highlight::HighlightedCell;
 use nbtrail_search::{SearchIndex, SearchRequest, SearchResult, Sort};
 use nbtrail_store::{Case, EventFilter, EventRow, SessionFilter};
 use serde::{Deserialize, Serialize};
@@ -301,7 +300,7 @@ pub fn ingest(
         elapsed_s: 0.0,
     };
     let outcome =
-        nbtrail_ops::ingest_and_index(&mut case, &paths, true, &st.cancel, &mut |step| {
+        nbtrail_ops::ingest_and_index(&mut case, &paths, &[], true, &st.cancel, &mut |step| {
             match step {
                 nbtrail_ops::Step::Store(p) => {
                     last.phase = "store".into();
@@ -335,7 +334,13 @@ pub fn ingest(
 
 fn analyze_with(case: &mut Case, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
     let (rules, sha) = nbtrail_ops::load_rules(&[], false)?;
-    let done = nbtrail_ops::analyze_case(case, &[], &rules, &sha, false, progress)?;
+    // The shipped event rules and the case folder's own (`detections/`), as `nbtrail analyze --case`.
+    let own = case.dir().join("detections");
+    let dirs: Vec<std::path::PathBuf> = own.is_dir().then_some(own).into_iter().collect();
+    let detections = nbtrail_detect::RuleSet::load(&dirs)
+        .map_err(|e| ApiError::new("bad_input", e.to_string()))?;
+    let done =
+        nbtrail_ops::analyze_case(case, &[], &rules, &sha, Some(&detections), false, progress)?;
     Ok(done.findings)
 }
 
@@ -419,56 +424,18 @@ pub fn replay(st: &AppState, session_id: &str) -> Result<Replay> {
     st.with_case(|o| Ok(nbtrail_ops::replay(&o.case, session_id)?))
 }
 
-/// One cell to highlight, with the spans to mark.
-#[derive(Debug, Clone, Deserialize, ts_rs::TS)]
-#[ts(export)]
-pub struct HighlightItem {
-    /// The code.
-    pub code: String,
-    /// Its language.
-    pub language: Option<String>,
-    /// Marks: key and span.
-    #[serde(default)]
-    pub marks: Vec<MarkArg>,
-}
-
-/// A mark as the UI sends it.
-#[derive(Debug, Clone, Deserialize, ts_rs::TS)]
-#[ts(export)]
-pub struct MarkArg {
-    /// Key (e.g. `f12` for finding 12's sink, `t12.0` for its first trace step).
-    pub key: String,
-    /// Start line.
-    pub line: u32,
-    /// Start column.
-    pub col: u32,
-    /// End line.
-    pub end_line: u32,
-    /// End column.
-    pub end_col: u32,
-}
-
-/// Highlights cells: per item, per line, the tokens.
-pub fn highlight(items: &[HighlightItem]) -> Vec<Vec<Vec<Token>>> {
-    items
-        .iter()
-        .map(|it| {
-            let marks: Vec<Mark> = it
-                .marks
-                .iter()
-                .map(|m| Mark {
-                    key: m.key.clone(),
-                    span: Span {
-                        line: m.line,
-                        col: m.col,
-                        end_line: m.end_line,
-                        end_col: m.end_col,
-                    },
-                })
-                .collect();
-            highlight_code(&it.code, it.language.as_deref(), &marks)
-        })
-        .collect()
+/// Highlights cells of a session, named by event id (the code never travels back from the UI), with the
+/// marks of the session's findings.
+pub fn highlight(
+    st: &AppState,
+    session_id: &str,
+    event_ids: &[i64],
+) -> Result<Vec<HighlightedCell>> {
+    st.with_case(|o| {
+        Ok(nbtrail_ops::highlight::highlight_cells(
+            &o.case, session_id, event_ids,
+        )?)
+    })
 }
 
 /// Kinds of events the context strip shows (everything but cells, which the replay shows itself).

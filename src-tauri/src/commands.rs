@@ -134,12 +134,15 @@ pub async fn replay(state: State<'_, Shared>, session_id: String) -> Result<api:
     blocking(move || api::replay(&st, &session_id)).await
 }
 
-/// Syntax-highlights cells as tokens.
+/// Syntax-highlights cells of a session as tokens, by event id.
 #[tauri::command]
 pub async fn highlight(
-    items: Vec<api::HighlightItem>,
-) -> Result<Vec<Vec<Vec<nbtrail_ops::highlight::Token>>>> {
-    blocking(move || Ok(api::highlight(&items))).await
+    state: State<'_, Shared>,
+    session_id: String,
+    event_ids: Vec<i64>,
+) -> Result<Vec<nbtrail_ops::highlight::HighlightedCell>> {
+    let st = state.inner().clone();
+    blocking(move || api::highlight(&st, &session_id, &event_ids)).await
 }
 
 /// The same user's other events around an event.

@@ -1,6 +1,7 @@
 //! The shell's commands on the committed sample logs, without a window: each `api` function the UI calls,
 //! on a real case, and the same commands through Tauri's IPC layer (mock runtime) to check names,
 //! argument shapes and the `{kind, message}` error form.
+#![allow(clippy::unwrap_used)] // test code: a failing unwrap is a failing test
 
 use nbtrail_app::api::{self, AppState};
 use std::path::PathBuf;
@@ -154,8 +155,21 @@ fn search_replay_findings_triage_export_verify() {
     let finding = replay
         .findings
         .iter()
-        .find(|f| f.trace.len() > 1 && f.trace[0].cell.event_id == Some(hit.event_id))
-        .expect("a finding traced from the secrets.get cell");
+        .find(|f| {
+            f.rule.starts_with("NBT")
+                && f.trace.len() > 1
+                && f.trace[0].cell.event_id == Some(hit.event_id)
+        })
+        .expect("an analyzer finding traced from the secrets.get cell");
+    // The event rules found the same incident (secret read, then an outbound call): issue 19.
+    assert!(
+        replay.findings.iter().any(|f| f.rule == "NBE018"
+            && f.trace
+                .iter()
+                .any(|t| t.cell.event_id == Some(hit.event_id))),
+        "{:?}",
+        replay.findings.iter().map(|f| &f.rule).collect::<Vec<_>>()
+    );
     assert_ne!(finding.cell.event_id, Some(hit.event_id));
     assert!(ids.contains(&finding.cell.event_id.unwrap()));
     for step in &finding.trace {
@@ -167,17 +181,22 @@ fn search_replay_findings_triage_export_verify() {
         .iter()
         .find(|c| Some(c.event_id) == finding.cell.event_id)
         .unwrap();
-    let toks = api::highlight(&[api::HighlightItem {
-        code: cell.code.clone().unwrap(),
-        language: cell.language.clone(),
-        marks: vec![api::MarkArg {
-            key: format!("f{}", finding.id),
-            line: finding.span.line,
-            col: finding.span.col,
-            end_line: finding.span.end_line,
-            end_col: finding.span.end_col,
-        }],
-    }]);
+    // By event id: the app never sends code back.
+    let hl = api::highlight(st, &replay.session.id, &[cell.event_id]).unwrap();
+    assert_eq!(hl[0].event_id, cell.event_id);
+    let toks = [hl[0].lines.clone()];
+    // Only the sink and trace steps located in this cell are marked.
+    let keys: std::collections::BTreeSet<&str> = toks[0]
+        .iter()
+        .flatten()
+        .flat_map(|t| t.marks.iter().map(String::as_str))
+        .collect();
+    assert!(
+        keys.contains(format!("f{}", finding.id).as_str()),
+        "{keys:?}"
+    );
+    // An event of another session, or no cell at all, is refused.
+    assert!(api::highlight(st, &replay.session.id, &[i64::MAX]).is_err());
     let line: Vec<char> = cell
         .code
         .as_deref()
@@ -187,9 +206,10 @@ fn search_replay_findings_triage_export_verify() {
         .unwrap()
         .chars()
         .collect();
+    let sink = format!("f{}", finding.id);
     let marked: String = toks[0][finding.span.line as usize - 1]
         .iter()
-        .filter(|t| !t.marks.is_empty())
+        .filter(|t| t.marks.contains(&sink))
         .map(|t| t.text.as_str())
         .collect();
     if finding.span.line == finding.span.end_line {
@@ -355,20 +375,16 @@ mod ipc {
         let w = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
             .build()
             .unwrap();
-        // highlight needs no case.
-        let ok = get_ipc_response(
+        // Highlighting names cells of a session: without a case, the error says so.
+        let err = get_ipc_response(
             &w,
             request(
                 "highlight",
-                serde_json::json!({"items": [{"code": "print(1)", "language": "python", "marks": []}]}),
+                serde_json::json!({"sessionId": "s", "eventIds": [1]}),
             ),
         )
-        .unwrap();
-        let toks: serde_json::Value = ok.deserialize().unwrap();
-        assert_eq!(
-            toks[0][0][0]["text"].as_str().unwrap().chars().next(),
-            Some('p')
-        );
+        .unwrap_err();
+        assert_eq!(err["kind"], "no_case");
         // Before a case is open: the error reaches the UI as {kind, message}.
         let err = get_ipc_response(
             &w,
@@ -400,6 +416,25 @@ mod ipc {
         .unwrap();
         assert!(res["total"].as_u64().unwrap() > 0);
         assert!(res["hits"][0]["snippet"]["ranges"].is_array());
+        // With the case open, a hit's cell comes back highlighted by session and event id.
+        let hit = res["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["session_id"].is_string())
+            .unwrap();
+        let cells = get_ipc_response(
+            &w,
+            request(
+                "highlight",
+                serde_json::json!({"sessionId": hit["session_id"], "eventIds": [hit["event_id"]]}),
+            ),
+        )
+        .unwrap()
+        .deserialize::<serde_json::Value>()
+        .unwrap();
+        assert_eq!(cells[0]["event_id"], hit["event_id"]);
+        assert!(cells[0]["lines"][0][0]["text"].is_string());
         // The capability grants the commands to the app's own window only: another window is refused.
         let other = tauri::WebviewWindowBuilder::new(&app, "other", Default::default())
             .build()
@@ -408,12 +443,55 @@ mod ipc {
             &other,
             request(
                 "highlight",
-                serde_json::json!({"items": [{"code": "x", "language": null, "marks": []}]}),
+                serde_json::json!({"sessionId": "s", "eventIds": [1]}),
             ),
         )
         .unwrap_err();
         assert!(denied.to_string().contains("not allowed"), "{denied}");
         // Unknown arguments shapes are refused by the IPC layer, not ignored.
         assert!(get_ipc_response(&w, request("replay", serde_json::json!({}))).is_err());
+    }
+}
+
+/// The UI's fixtures are what the shell returns on the sample logs: the planted incident session's replay
+/// and its highlighted cells, written to `ui/src/fixtures/` (checked in; `scripts/test.sh` fails when they
+/// are stale, like the generated bindings), so the UI tests that use them break when the Rust side changes
+/// what it sends.
+#[test]
+fn ui_fixtures_are_what_the_shell_returns_for_the_incident_session() {
+    let (f, _, _) = ingested();
+    let st = &f.state;
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sample_logs().join("MANIFEST.json")).unwrap(),
+    )
+    .unwrap();
+    let notebook = manifest["incident_notebook_id"].as_str().unwrap();
+    let session = api::sessions(st, None, Some(notebook.to_string()))
+        .unwrap()
+        .into_iter()
+        .find(|s| s.cells > 1)
+        .expect("the incident session");
+    let replay = api::replay(st, &session.id).unwrap();
+    assert!(!replay.findings.is_empty(), "the incident has findings");
+    let ids: Vec<i64> = replay.cells.iter().map(|c| c.event_id).collect();
+    let highlighted = api::highlight(st, &session.id, &ids).unwrap();
+    assert_eq!(highlighted.len(), ids.len());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ui/src/fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, value) in [
+        (
+            "incident-replay.json",
+            serde_json::to_value(&replay).unwrap(),
+        ),
+        (
+            "incident-highlight.json",
+            serde_json::to_value(&highlighted).unwrap(),
+        ),
+    ] {
+        let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&path, text).unwrap();
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! (code, cell index, line of the finding). Every rule has positive and negative cases; flows cross
 //! cells, go through functions, containers, f-strings, unpacking and comprehensions; redefinition kills
 //! taint; a cell with a syntax error does not stop the others.
+#![allow(clippy::unwrap_used)] // test code: a failing unwrap is a failing test
 
 use nbtrail_analyzer::{Analysis, Cell, Rules, analyze};
 

@@ -3,6 +3,7 @@
 //! the whole analysis (and, through table extraction while indexing, every later search of the case).
 //! Each nesting kind is a test; all run on a small thread stack so a walker that recurses on the native
 //! stack would still crash here.
+#![allow(clippy::unwrap_used)] // test code: a failing unwrap is a failing test
 
 use nbtrail_analyzer::{Cell, NOT_ANALYZED_CODE, Rules, analyze, tables};
 

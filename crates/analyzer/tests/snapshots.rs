@@ -1,5 +1,6 @@
 //! Snapshot tests (insta) of the analyzer's outputs on the planted incident's cells: the findings JSON and
 //! the SARIF log. A change to either is a reviewed change (`cargo insta review`), not a silent one.
+#![allow(clippy::unwrap_used)] // test code: a failing unwrap is a failing test
 
 use nbtrail_analyzer::{Cell, Rules, analyze, sarif};
 

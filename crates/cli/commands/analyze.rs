@@ -30,6 +30,13 @@ pub struct Args {
     /// Same as --format json.
     #[arg(long)]
     json: bool,
+    /// With --case: also load the Sigma event rules in this directory (repeatable; the case folder's own
+    /// `detections/` directory is loaded when it exists).
+    #[arg(long = "detection-rules", value_name = "DIR")]
+    detection_rules: Vec<PathBuf>,
+    /// With --case: do not evaluate the event detection rules.
+    #[arg(long)]
+    no_detections: bool,
 }
 
 /// Runs the command.
@@ -43,6 +50,8 @@ pub fn run(
         sarif,
         format,
         json,
+        detection_rules,
+        no_detections,
     }: Args,
 ) -> Result<()> {
     let format = if json { analyze::Format::Json } else { format };
@@ -53,8 +62,26 @@ pub fn run(
         if jsonl {
             Ok((analyze::analyze_pipe(&rules)?, false))
         } else if let Some(dir) = case {
+            let detections = if no_detections {
+                None
+            } else {
+                let mut dirs = detection_rules;
+                let own = dir.join("detections");
+                if own.is_dir() {
+                    dirs.push(own);
+                }
+                Some(nbtrail_detect::RuleSet::load(&dirs)?)
+            };
             Ok((
-                analyze::analyze_case(&dir, &targets, &rules, &sha, format, sarif.as_deref())?,
+                analyze::analyze_case(
+                    &dir,
+                    &targets,
+                    &rules,
+                    &sha,
+                    detections.as_ref(),
+                    format,
+                    sarif.as_deref(),
+                )?,
                 false,
             ))
         } else if targets.is_empty() {

@@ -47,7 +47,6 @@ pub fn run(
         }
     }
     let mut c = Case::create(&case.case)?;
-    c.set_capture_keys(capture_keys);
     if let Some(ms) = idle_gap {
         c.set_idle_gap_ms(ms)?;
     }
@@ -63,38 +62,42 @@ pub fn run(
     // Test hook: die between the store's commit and the index's, as a crash or kill would.
     let fault = std::env::var_os("NBTRAIL_FAULT_EXIT_BEFORE_INDEX").is_some();
     let mut indexing = false;
-    let outcome =
-        nbtrail_ops::ingest_and_index(&mut c, &paths, !no_index && !fault, &cancel, &mut |step| {
-            match step {
-                nbtrail_ops::Step::Store(p) => {
-                    bar.set_length(p.bytes_total);
-                    bar.set_position(p.bytes_read);
-                    let secs = started.elapsed().as_secs_f64().max(0.001);
-                    bar.set_message(format!(
-                        "file {}/{} · {} events ({:.0}/s) · {} dup · {} err",
-                        p.files_done,
-                        p.files_total,
-                        p.events,
-                        p.events as f64 / secs,
-                        p.duplicates,
-                        p.errors
-                    ));
-                }
-                nbtrail_ops::Step::Index { done, total } => {
-                    if !indexing {
-                        indexing = true;
-                        bar.set_style(
-                            ProgressStyle::with_template(
-                                "{spinner} indexing {pos}/{len} events [{wide_bar}] ETA {eta}",
-                            )
-                            .expect("template"),
-                        );
-                    }
-                    bar.set_length(total);
-                    bar.set_position(done);
-                }
+    let outcome = nbtrail_ops::ingest_and_index(
+        &mut c,
+        &paths,
+        &capture_keys,
+        !no_index && !fault,
+        &cancel,
+        &mut |step| match step {
+            nbtrail_ops::Step::Store(p) => {
+                bar.set_length(p.bytes_total);
+                bar.set_position(p.bytes_read);
+                let secs = started.elapsed().as_secs_f64().max(0.001);
+                bar.set_message(format!(
+                    "file {}/{} · {} events ({:.0}/s) · {} dup · {} err",
+                    p.files_done,
+                    p.files_total,
+                    p.events,
+                    p.events as f64 / secs,
+                    p.duplicates,
+                    p.errors
+                ));
             }
-        });
+            nbtrail_ops::Step::Index { done, total } => {
+                if !indexing {
+                    indexing = true;
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} indexing {pos}/{len} events [{wide_bar}] ETA {eta}",
+                        )
+                        .expect("template"),
+                    );
+                }
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+        },
+    );
     bar.finish_and_clear();
     let outcome = outcome?;
     if fault {

@@ -12,7 +12,7 @@
 //! tagmanifest-sha256.txt.sig    ed25519 signature (hex) over tagmanifest-sha256.txt — detached, so unlisted
 //! data/events.jsonl             each selected event: original record verbatim (`raw`, plus `raw_sha256`),
 //!                               provenance (file, line, byte offset, the file's SHA-256) and normalized fields
-//! data/sessions/<id>.json       each selected session's replay: cells in order, code, findings with traces
+//! data/sessions/<id>.json       each selected session's replay, `nbtrail_ops::Replay` as `replay --json` prints it
 //! data/findings.sarif           SARIF 2.1.0, triage status in each result's properties
 //! data/triage.json              each finding's triage status
 //! data/custody.jsonl            the custody-log entries concerning the selection (with their hashes)
@@ -46,6 +46,9 @@ pub enum EvidenceError {
     /// The case store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A case operation (the replay written into the bundle).
+    #[error(transparent)]
+    Ops(#[from] nbtrail_ops::OpsError),
     /// File system.
     #[error("{path}: {source}")]
     Io {
@@ -309,15 +312,12 @@ pub fn export(
     // Sessions.
     let mut replays = Vec::new();
     for s in &sessions {
-        let mut cells = case.session_cells(&s.id)?;
-        case.join_lineage(s, &mut cells)?;
-        let fs: Vec<&StoredFinding> = findings.iter().filter(|f| f.session_id == s.id).collect();
-        let json = serde_json::to_string_pretty(&serde_json::json!({
-            "session": s, "cells": cells, "findings": fs,
-        }))
-        .expect("serializes");
+        // The one replay shape (`nbtrail replay --json`, the app's replay view): a bundle's reader sees
+        // exactly what the examiner saw.
+        let replay = nbtrail_ops::replay(case, &s.id)?;
+        let json = serde_json::to_string_pretty(&replay).expect("serializes");
         bag.text(&format!("data/sessions/{}.json", s.id), &json)?;
-        replays.push((s.clone(), cells));
+        replays.push((s.clone(), replay.cells));
     }
 
     // Findings: SARIF and triage.

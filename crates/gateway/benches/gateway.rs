@@ -7,7 +7,7 @@
 //! alternate between the paths so drift hits both alike. Then [`users`] (50) connections at once, each to its
 //! own kernel, per path (alternating again): what many notebooks executing at the same time cost the
 //! gateway's one log writer, and the gateway's peak memory (VmHWM) over the whole run.
-
+#![allow(clippy::unwrap_used)] // test code: a failing unwrap is a failing test
 #![allow(missing_docs)]
 
 #[path = "../../../tests/gateway_support/mod.rs"]

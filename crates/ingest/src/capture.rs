@@ -188,7 +188,7 @@ pub fn normalize(
     );
     if ev.action == "runCommand" {
         // A capture knows the kernel's language only from the code; magics still win.
-        ev.language = ev.language.or_else(|| Some("python".into()));
+        ev.language = ev.fields.language.take().or_else(|| Some("python".into()));
     }
     Ok(ev)
 }

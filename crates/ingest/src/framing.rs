@@ -89,8 +89,7 @@ pub fn detect(first: &[u8]) -> Framing {
     let trimmed = first
         .iter()
         .position(|b| !b.is_ascii_whitespace())
-        .map(|i| &first[i..])
-        .unwrap_or(&[]);
+        .map_or(&[][..], |i| &first[i..]);
     match trimmed.first() {
         Some(b'{') => {
             if first_line_holds_one_value(trimmed) {

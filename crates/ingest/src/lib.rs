@@ -20,6 +20,10 @@
 //! are counted separately. Structural damage (an unclosed array, a truncated gzip stream, a read error)
 //! is reported as one more error at the position where it was found. Nothing is dropped silently.
 //!
+//! ## The hand-off
+//! [`RecordStream`] is the one way records leave this crate: inputs expanded, every file read on a thread
+//! of its own, the store handed one ordered stream of records with provenance and per-file accounting.
+//!
 //! This crate does no storage and knows nothing of duplicates; `nbtrail-store` decides those.
 
 pub mod avro;
@@ -27,7 +31,10 @@ pub mod capture;
 mod fast;
 pub mod framing;
 pub mod normalize;
+pub mod stream;
 pub mod systables;
+
+pub use stream::{Record, RecordStream};
 
 use flate2::read::MultiGzDecoder;
 use framing::{Frame, Framer, Framing};

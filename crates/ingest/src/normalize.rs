@@ -11,7 +11,7 @@
 //! and are parsed. Every request parameter is kept as a string, as Databricks delivers them.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use nbtrail_model::{Event, Provenance, Shape, time_from_ms};
+use nbtrail_model::{Event, EventFields, Provenance, Shape, time_from_ms};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -417,25 +417,27 @@ pub(crate) fn build(
             Some(format!("{}/{}", parent.trim_end_matches('/'), name))
         });
     Event {
-        time: c.time,
-        user: c.user,
-        workspace_id: c.workspace_id,
-        notebook_id: p("notebookId"),
-        notebook_path,
-        cluster_id: p("clusterId").or_else(|| p("warehouseId")),
-        command_id: p("commandId"),
-        language,
-        command_text,
-        status: p("status"),
-        duration_ms,
-        source_ip: c.source_ip,
-        user_agent: c.user_agent,
-        request_id: c.request_id,
+        fields: EventFields {
+            time: c.time,
+            user: c.user,
+            workspace_id: c.workspace_id,
+            notebook_id: p("notebookId"),
+            notebook_path,
+            cluster_id: p("clusterId").or_else(|| p("warehouseId")),
+            command_id: p("commandId"),
+            language,
+            command_text,
+            status: p("status"),
+            duration_ms,
+            source_ip: c.source_ip,
+            user_agent: c.user_agent,
+            request_id: c.request_id,
+            response_status: c.response_status,
+            response_error: c.response_error,
+            service: c.service,
+            action: c.action,
+        },
         web_session_id: c.web_session_id,
-        response_status: c.response_status,
-        response_error: c.response_error,
-        service: c.service,
-        action: c.action,
         params,
         shape: c.shape,
         raw,

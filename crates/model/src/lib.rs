@@ -95,10 +95,13 @@ pub struct Provenance {
     pub file_sha256: Option<String>,
 }
 
-/// The normalized view of one audit record. Every field but `time`, `service`, `action` and the raw record
-/// is optional: real logs omit things, and a missing field is not an error.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
+/// The normalized fields of one audit record — declared once, here: the in-flight [`Event`] and the stored
+/// row the case lists (`nbtrail_store::EventRow`) both carry exactly this (flattened, so JSON and the
+/// generated TypeScript see plain fields). Every field but `time`, `service` and `action` is optional: real
+/// logs omit things, and a missing field is not an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
+pub struct EventFields {
     /// When the event happened (for `runCommand`: when the cell finished), UTC.
     pub time: DateTime<Utc>,
     /// Who did it: `userIdentity.email` (or the shape's equivalent). Automation shows as e.g. `System-User`.
@@ -131,23 +134,41 @@ pub struct Event {
     pub user_agent: Option<String>,
     /// `requestId`.
     pub request_id: Option<String>,
-    /// `sessionId`: the web/API session, **not** a notebook session.
-    pub web_session_id: Option<String>,
     /// `response.statusCode`.
     pub response_status: Option<i64>,
     /// `response.errorMessage`.
     pub response_error: Option<String>,
-    /// All request parameters, every value as a string (numbers and objects rendered as text), sorted.
-    pub params: BTreeMap<String, String>,
-    /// The shape the record was read in.
-    pub shape: Shape,
-    /// The record exactly as it appeared in the source (without its line terminator).
-    pub raw: String,
-    /// Where the record came from.
-    pub provenance: Provenance,
 }
 
-impl Event {
+impl EventFields {
+    /// A record with only its time, service and action known.
+    pub fn new(
+        time: DateTime<Utc>,
+        service: impl Into<String>,
+        action: impl Into<String>,
+    ) -> EventFields {
+        EventFields {
+            time,
+            user: None,
+            workspace_id: None,
+            service: service.into(),
+            action: action.into(),
+            notebook_id: None,
+            notebook_path: None,
+            cluster_id: None,
+            command_id: None,
+            language: None,
+            command_text: None,
+            status: None,
+            duration_ms: None,
+            source_ip: None,
+            user_agent: None,
+            request_id: None,
+            response_status: None,
+            response_error: None,
+        }
+    }
+
     /// When a command started: `time − duration` for commands with an execution time, else `time`.
     pub fn started_at(&self) -> DateTime<Utc> {
         match self.duration_ms {
@@ -165,7 +186,42 @@ impl Event {
     pub fn is_notebook_command(&self) -> bool {
         self.action == "runCommand" && (self.service == "notebook" || self.service == "jobs")
     }
+}
 
+/// One audit record in flight from a source file to the case: its [`EventFields`] (reachable directly,
+/// `event.user`, through `Deref`), all request parameters, the shape, the raw record and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The normalized fields.
+    #[serde(flatten)]
+    pub fields: EventFields,
+    /// `sessionId`: the web/API session, **not** a notebook session. Read for the record's natural key
+    /// only; the raw record keeps it, the case does not index it.
+    pub web_session_id: Option<String>,
+    /// All request parameters, every value as a string (numbers and objects rendered as text), sorted.
+    pub params: BTreeMap<String, String>,
+    /// The shape the record was read in.
+    pub shape: Shape,
+    /// The record exactly as it appeared in the source (without its line terminator).
+    pub raw: String,
+    /// Where the record came from.
+    pub provenance: Provenance,
+}
+
+impl std::ops::Deref for Event {
+    type Target = EventFields;
+    fn deref(&self) -> &EventFields {
+        &self.fields
+    }
+}
+
+impl std::ops::DerefMut for Event {
+    fn deref_mut(&mut self) -> &mut EventFields {
+        &mut self.fields
+    }
+}
+
+impl Event {
     /// The natural key of this record; see [`NaturalKey`].
     pub fn natural_key(&self) -> NaturalKey {
         NaturalKey::new(
@@ -480,25 +536,11 @@ mod tests {
     fn started_at_subtracts_duration() {
         let t = time_from_ms(10_000).unwrap();
         let e = Event {
-            time: t,
-            user: None,
-            workspace_id: None,
-            service: "notebook".into(),
-            action: "runCommand".into(),
-            notebook_id: None,
-            notebook_path: None,
-            cluster_id: None,
-            command_id: None,
-            language: None,
-            command_text: None,
-            status: None,
-            duration_ms: Some(2_500),
-            source_ip: None,
-            user_agent: None,
-            request_id: None,
+            fields: EventFields {
+                duration_ms: Some(2_500),
+                ..EventFields::new(t, "notebook", "runCommand")
+            },
             web_session_id: None,
-            response_status: None,
-            response_error: None,
             params: BTreeMap::new(),
             shape: Shape::Delivered,
             raw: String::new(),

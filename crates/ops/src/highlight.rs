@@ -9,6 +9,7 @@ use nbtrail_model::display::push_shown;
 use serde::Serialize;
 
 use crate::Span;
+use nbtrail_store::{Case, StoredFinding};
 
 /// A run of characters with one colour and one set of marks.
 #[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
@@ -96,9 +97,125 @@ pub fn highlight(code: &str, language: Option<&str>, marks: &[Mark]) -> Vec<Vec<
     out
 }
 
+/// One cell of a session, highlighted, with its findings' marks.
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct HighlightedCell {
+    /// The cell's event id.
+    pub event_id: i64,
+    /// Per line, the tokens ([`highlight`]).
+    pub lines: Vec<Vec<Token>>,
+}
+
+/// The marks of `findings` located in the cell `event_id`: each finding's sink (`f<id>`) and each step of
+/// its trace in that cell (`t<id>.<n>`, `n` counted from the source).
+pub fn marks_in_cell(findings: &[StoredFinding], event_id: i64) -> Vec<Mark> {
+    let mut marks = Vec::new();
+    for f in findings {
+        if f.event_id == Some(event_id) {
+            marks.push(Mark {
+                key: format!("f{}", f.id),
+                span: Span {
+                    line: f.line,
+                    col: f.col,
+                    end_line: f.end_line,
+                    end_col: f.end_col,
+                },
+            });
+        }
+        for (i, t) in f.trace.iter().enumerate() {
+            if t.event_id == Some(event_id) {
+                marks.push(Mark {
+                    key: format!("t{}.{i}", f.id),
+                    span: Span {
+                        line: t.line,
+                        col: t.col,
+                        end_line: t.end_line,
+                        end_col: t.end_col,
+                    },
+                });
+            }
+        }
+    }
+    marks
+}
+
+/// Highlights the cells `event_ids` of session `session_id` from the case — the front end names cells, it
+/// never sends code back — with the marks of the session's findings. Ids of events that are not cells of
+/// the session are refused, so the view cannot be pointed at another session's code by accident.
+pub fn highlight_cells(
+    case: &Case,
+    session_id: &str,
+    event_ids: &[i64],
+) -> crate::Result<Vec<HighlightedCell>> {
+    let session = case.session(session_id)?;
+    let findings = case.findings(Some(&session.id))?;
+    let code = case.cell_code(&session.id, event_ids)?;
+    event_ids
+        .iter()
+        .zip(code)
+        .map(|(&id, code)| {
+            let (text, language) = code.ok_or_else(|| {
+                crate::OpsError::Usage(format!(
+                    "event {id} is not a cell of session {}",
+                    session.id
+                ))
+            })?;
+            Ok(HighlightedCell {
+                event_id: id,
+                lines: highlight(&text, language.as_deref(), &marks_in_cell(&findings, id)),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn finding(id: i64, event_id: i64, trace: &[(i64, u32)]) -> StoredFinding {
+        StoredFinding {
+            id,
+            session_id: "s".into(),
+            event_id: Some(event_id),
+            source_event_id: trace.first().map(|t| t.0),
+            code: "NBT001".into(),
+            rule: "secret-leak".into(),
+            severity: "high".into(),
+            message: String::new(),
+            line: 2,
+            col: 7,
+            end_line: 2,
+            end_col: 10,
+            trace: trace
+                .iter()
+                .map(|&(e, line)| nbtrail_store::TraceStepRecord {
+                    event_id: Some(e),
+                    line,
+                    col: 1,
+                    end_line: line,
+                    end_col: 4,
+                    note: String::new(),
+                })
+                .collect(),
+            fingerprint: String::new(),
+            triage: String::new(),
+        }
+    }
+
+    #[test]
+    fn marks_in_cell_are_the_sink_and_the_trace_steps_located_there_only() {
+        let f = finding(3, 7, &[(5, 1), (7, 2)]);
+        let keys = |e| {
+            marks_in_cell(std::slice::from_ref(&f), e)
+                .into_iter()
+                .map(|m| m.key)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(7), ["f3", "t3.1"]);
+        assert_eq!(keys(5), ["t3.0"]);
+        assert!(keys(6).is_empty());
+    }
 
     /// A mark from (line, column) to (line, column), end exclusive.
     fn mark(key: &str, (line, col): (u32, u32), (end_line, end_col): (u32, u32)) -> Mark {

@@ -97,11 +97,14 @@ pub enum Step<'a> {
 }
 
 /// Ingests `paths` into `case` as one atomic run, then (unless `index` is false) brings the search index
-/// up to date. Missing paths are refused before anything is read. Setting `cancel` during the store phase
-/// leaves the case as it was.
+/// up to date. The one hand-off: `nbtrail_ingest::RecordStream` reads, the store writes what it streams,
+/// then the index catches up. Missing paths and malformed keys are refused before anything is read.
+/// Capture logs must be signed by one of `capture_keys` (64 hex digits each) when any is given. Setting
+/// `cancel` during the store phase leaves the case as it was.
 pub fn ingest_and_index(
     case: &mut Case,
     paths: &[PathBuf],
+    capture_keys: &[String],
     index: bool,
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(Step<'_>),
@@ -114,7 +117,16 @@ pub fn ingest_and_index(
             )));
         }
     }
-    let report = case.ingest(paths, cancel, &mut |p| progress(Step::Store(p)))?;
+    for k in capture_keys {
+        if k.len() != 64 || !k.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(OpsError::Usage(format!(
+                "capture key {k:?}: expected 64 hex digits (the gateway's .pub file)"
+            )));
+        }
+    }
+    let stream = nbtrail_ingest::RecordStream::open(paths, capture_keys)
+        .map_err(nbtrail_store::StoreError::from)?;
+    let report = case.ingest(stream, cancel, &mut |p| progress(Step::Store(p)))?;
     let index = if index {
         let started = std::time::Instant::now();
         let (ix, sync) = open_index(case, &mut |p| {
@@ -196,16 +208,26 @@ pub struct CaseAnalysis {
     pub session_ids: Vec<String>,
     /// Whole analyses, per session, when asked for (for SARIF).
     pub analyses: Vec<(String, Analysis)>,
+    /// Event detections stored (included in `findings`).
+    pub detections: u64,
+    /// Events the detection rules were evaluated on.
+    pub events_evaluated: u64,
 }
 
 /// Analyzes sessions of `case` (all when `ids` is empty; a unique id prefix is enough) and stores the
 /// findings. `keep_analyses` keeps each session's whole analysis (for SARIF); memory then grows with the
 /// findings. `progress(done, total)` after each session.
+///
+/// With `detections`, the event rules ([`nbtrail_detect`]) are evaluated over every event of the case in
+/// time order too, and what fires is stored as findings in the same run: at the session of the cell that
+/// completed it (else of any cell among its events), or case-wide (session id `""`) when none of its
+/// events is a cell. When only some sessions are analyzed, only their detections are replaced.
 pub fn analyze_case(
     case: &mut Case,
     ids: &[String],
     rules: &Rules,
     rules_sha: &str,
+    detections: Option<&nbtrail_detect::RuleSet>,
     keep_analyses: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<CaseAnalysis> {
@@ -265,14 +287,149 @@ pub fn analyze_case(
         }
         progress(k as u64 + 1, total);
     }
+    let mut rules_sha = rules_sha.to_string();
+    if let Some(set) = detections {
+        let (found, evaluated) = detect_case(case, set)?;
+        out.events_evaluated = evaluated;
+        rules_sha = format!("{rules_sha}+detect:{}", set.sha256());
+        let mut at: HashMap<String, usize> = per_session
+            .iter()
+            .enumerate()
+            .map(|(i, (s, _))| (s.clone(), i))
+            .collect();
+        for (session, f) in found {
+            let i = match at.get(&session) {
+                Some(&i) => i,
+                // Only the sessions analyzed are replaced; case-wide ones only in a whole-case run.
+                None if wanted.is_some() => continue,
+                None => {
+                    per_session.push((session.clone(), Vec::new()));
+                    at.insert(session, per_session.len() - 1);
+                    per_session.len() - 1
+                }
+            };
+            per_session[i].1.push(f);
+            out.detections += 1;
+        }
+    }
     out.elapsed_ms = started.elapsed().as_millis() as u64;
-    let report = case.save_findings(rules_sha, &per_session, out.diagnostics)?;
-    out.sessions = report.sessions;
+    let report = case.save_findings(&rules_sha, &per_session, out.diagnostics)?;
+    // Case-wide detections are kept under the session id "": not a session.
+    out.sessions = per_session.iter().filter(|(s, _)| !s.is_empty()).count() as u64;
     out.findings = report.findings;
     out.diagnostics = report.diagnostics;
     out.triage_kept = report.triage_kept;
     out.session_ids = per_session.into_iter().map(|(s, _)| s).collect();
     Ok(out)
+}
+
+/// Evaluates the event rules over every event of `case` in time order. Returns each detection as a
+/// stored finding with the session it belongs to (`""`: case-wide), and how many events were evaluated.
+pub fn detect_case(
+    case: &Case,
+    set: &nbtrail_detect::RuleSet,
+) -> Result<(Vec<(String, StoredFinding)>, u64)> {
+    let mut detector = set.detector();
+    let mut fired: Vec<nbtrail_detect::Detection> = Vec::new();
+    let mut who: HashMap<i64, (String, String)> = HashMap::new();
+    let mut evaluated = 0u64;
+    case.scan_events_by_time(|ev, params| -> Result<()> {
+        evaluated += 1;
+        let json = nbtrail_detect::event_json(ev.id, &ev.fields, &params);
+        let got = detector.process(&json, ev.time.timestamp_millis());
+        if !got.is_empty() {
+            who.insert(
+                ev.id,
+                (
+                    ev.user.clone().unwrap_or_default(),
+                    format!("{}.{}", ev.service, ev.action),
+                ),
+            );
+        }
+        fired.extend(got);
+        Ok(())
+    })?;
+    let ids: Vec<i64> = fired
+        .iter()
+        .flat_map(|d| d.event_ids.iter().copied())
+        .collect();
+    let sessions = case.sessions_of_cells(&ids)?;
+    // A cell among a detection's events is marked over its first line (where the replay shows it).
+    let mut width: HashMap<i64, u32> = HashMap::new();
+    for (&id, session) in &sessions {
+        if let Some(Some((code, _))) = case.cell_code(session, &[id])?.into_iter().next() {
+            let first = code.lines().next().unwrap_or("").chars().count() as u32;
+            width.insert(id, first.max(1) + 1);
+        }
+    }
+    let end_col = |e: i64| width.get(&e).copied().unwrap_or(1);
+    let mut out = Vec::with_capacity(fired.len());
+    let mut seen = std::collections::HashSet::new();
+    for d in fired {
+        let fp = d.fingerprint();
+        if !seen.insert(fp.clone()) {
+            continue;
+        }
+        let last = d.event_ids.last().copied();
+        let session = last
+            .and_then(|e| sessions.get(&e))
+            .or_else(|| d.event_ids.iter().find_map(|e| sessions.get(e)))
+            .cloned()
+            .unwrap_or_default();
+        let (user, kind) = last.and_then(|e| who.get(&e)).cloned().unwrap_or_default();
+        let mut message = format!(
+            "{} — {kind} by {}",
+            d.rule.title,
+            if user.is_empty() { "?" } else { &user }
+        );
+        if !d.detail.is_empty() {
+            message.push_str(&format!(" — {}", d.detail));
+        }
+        let step = |e: i64, note: String| nbtrail_store::TraceStepRecord {
+            event_id: Some(e),
+            line: 1,
+            col: 1,
+            end_line: 1,
+            end_col: end_col(e),
+            note,
+        };
+        let n = d.event_ids.len();
+        out.push((
+            session.clone(),
+            StoredFinding {
+                id: 0,
+                session_id: session,
+                event_id: last,
+                source_event_id: d.event_ids.first().copied(),
+                code: d.rule.code.clone(),
+                rule: d.rule.name.clone(),
+                severity: d.rule.severity.clone(),
+                message,
+                line: 1,
+                col: 1,
+                end_line: 1,
+                end_col: last.map_or(1, end_col),
+                trace: d
+                    .event_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &e)| {
+                        step(
+                            e,
+                            if i + 1 == n {
+                                format!("event {e}: completes {}", d.rule.code)
+                            } else {
+                                format!("event {e}: part of {}", d.rule.code)
+                            },
+                        )
+                    })
+                    .collect(),
+                fingerprint: fp,
+                triage: "uncategorized".into(),
+            },
+        ));
+    }
+    Ok((out, evaluated))
 }
 
 /// Groups sessions into interpreter lifetimes: consecutive sessions of one notebook on one cluster where
@@ -434,6 +591,23 @@ pub fn findings(case: &Case, f: &FindingFilter) -> Result<Vec<FindingRow>> {
     let mut sessions: HashMap<String, nbtrail_model::Session> = HashMap::new();
     let mut out = Vec::new();
     for v in views {
+        // A case-wide event detection (session id "") has no session: its user is in its message.
+        if v.session_id.is_empty() {
+            if user
+                .as_ref()
+                .is_some_and(|u| !v.message.to_lowercase().contains(u.as_str()))
+                || notebook.is_some()
+            {
+                continue;
+            }
+            out.push(FindingRow {
+                notebook_path: None,
+                users: Vec::new(),
+                time: v.time.clone(),
+                view: v,
+            });
+            continue;
+        }
         if !sessions.contains_key(&v.session_id) {
             sessions.insert(v.session_id.clone(), case.session(&v.session_id)?);
         }

@@ -411,20 +411,24 @@ impl SearchIndex {
                 let nbtrail_store::IndexRow { event, payload } = ev;
                 let nbtrail_store::EventRow {
                     id,
-                    time,
-                    user,
-                    workspace_id: workspace,
-                    service,
-                    action,
-                    notebook_id,
-                    notebook_path,
-                    cluster_id: cluster,
-                    language,
-                    command_text: code,
-                    status,
-                    source_ip: ip,
-                    response_status,
-                    response_error,
+                    fields:
+                        nbtrail_model::EventFields {
+                            time,
+                            user,
+                            workspace_id: workspace,
+                            service,
+                            action,
+                            notebook_id,
+                            notebook_path,
+                            cluster_id: cluster,
+                            language,
+                            command_text: code,
+                            status,
+                            source_ip: ip,
+                            response_status,
+                            response_error,
+                            ..
+                        },
                     shape,
                     ..
                 } = event;

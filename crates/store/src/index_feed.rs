@@ -12,7 +12,7 @@ use std::collections::HashMap;
 /// are left empty — the index asks for parameters only where it needs them) and where its payload is.
 #[derive(Debug, Clone)]
 pub struct IndexRow {
-    /// The event (the one declaration of an event's stored fields, [`crate::EventRow`]).
+    /// The event as listed (its fields declared once, in [`nbtrail_model::EventFields`]).
     pub event: crate::EventRow,
     /// Where its payload (raw record, parameters) is: see [`Case::payload_params`].
     pub payload: (i64, i64),

@@ -50,6 +50,7 @@
 //! or write differently — notebook path, workspace id, user agent, web session id, duration.
 
 pub mod custody;
+mod detect_feed;
 mod findings;
 mod index_feed;
 pub mod payload;
@@ -63,14 +64,13 @@ pub use index_feed::{HitRow, IndexRow};
 pub use query::*;
 pub use tables::*;
 
-use nbtrail_ingest::{FileReader, IngestError, Item, RecordError, expand_inputs};
+use nbtrail_ingest::{IngestError, Item, Record, RecordError, RecordStream};
 use nbtrail_model::{Event, format_time};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -160,8 +160,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Case {
     conn: Connection,
     dir: PathBuf,
-    /// Capture-log signing keys (hex) the next ingests require; empty: any key, or none, is recorded.
-    capture_keys: Vec<String>,
 }
 
 impl Case {
@@ -211,7 +209,6 @@ impl Case {
         let mut case = Case {
             conn,
             dir: dir.to_path_buf(),
-            capture_keys: Vec::new(),
         };
         case.migrate()?;
         Ok(case)
@@ -312,28 +309,17 @@ impl Case {
         Ok(value)
     }
 
-    /// Requires capture logs ingested from now on to be signed by one of `keys` (hex ed25519 public keys):
-    /// records of a segment that names another signer, or none, are rejected with that reason.
-    pub fn set_capture_keys(&mut self, keys: Vec<String>) {
-        self.capture_keys = keys;
-    }
-
-    /// Ingests `paths` as one atomic run. `progress` is called from this thread now and then;
-    /// setting `cancel` stops the run and leaves the case unchanged.
+    /// Stores the records of `stream` (what `nbtrail_ingest::RecordStream::open` reads) as one atomic run.
+    /// `progress` is called from this thread now and then; setting `cancel` stops the run and leaves the
+    /// case unchanged.
     pub fn ingest(
         &mut self,
-        paths: &[PathBuf],
+        stream: RecordStream,
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<IngestReport> {
         let started = Instant::now();
-        let inputs = expand_inputs(paths)?;
-        let bytes_total: u64 = inputs
-            .files
-            .iter()
-            .filter_map(|f| std::fs::metadata(&f.path).ok())
-            .map(|m| m.len())
-            .sum();
+        let bytes_total = stream.bytes_total();
         // Bulk load: when this run brings more records than the case holds (estimated from the input size),
         // maintaining the secondary indexes row by row costs more than rebuilding them by sorting at the end,
         // and a rollback journal costs less than the WAL: a transaction that mostly appends new pages
@@ -354,8 +340,7 @@ impl Case {
         let incremental = !bulk && existing > 0;
         let result = self.without_foreign_key_enforcement(|case| {
             case.ingest_run(
-                &inputs,
-                paths,
+                &stream,
                 bytes_total,
                 bulk,
                 incremental,
@@ -377,8 +362,7 @@ impl Case {
     #[allow(clippy::too_many_arguments)]
     fn ingest_run(
         &mut self,
-        inputs: &nbtrail_ingest::Inputs,
-        paths: &[PathBuf],
+        stream: &RecordStream,
         bytes_total: u64,
         bulk: bool,
         incremental: bool,
@@ -387,7 +371,8 @@ impl Case {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<IngestReport> {
         let idle_gap = self.idle_gap_ms()?;
-        let bytes_read = Arc::new(AtomicU64::new(0));
+        let inputs = stream.inputs();
+        let paths = stream.paths();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -417,19 +402,6 @@ impl Case {
             tx.execute_batch(&schema::drop_secondary_indexes())?;
         }
 
-        // Reader thread: parse while this thread writes. The channel is bounded: constant memory.
-        let (send, recv) = mpsc::sync_channel::<Msg>(2048);
-        let files = inputs.files.clone();
-        let reader_progress = bytes_read.clone();
-        let keys = self.capture_keys.clone();
-        let reader = std::thread::Builder::new()
-            .name("nbtrail-reader".into())
-            .spawn(move || read_files(files, reader_progress, &keys, send))
-            .map_err(|source| StoreError::Io {
-                path: self.dir.clone(),
-                source,
-            })?;
-
         let mut report = IngestReport {
             run_id,
             files: inputs.files.len() as u64,
@@ -456,23 +428,24 @@ impl Case {
         };
         let outcome: Result<()> = (|| {
             loop {
+                // The reader thread parses while this thread writes.
                 let t_wait = Instant::now();
-                let Ok(msg) = recv.recv() else { break };
+                let Some(msg) = stream.recv() else { break };
                 waited += t_wait.elapsed();
                 if cancel.load(Ordering::Relaxed) {
                     return Err(StoreError::Cancelled);
                 }
                 match msg {
-                    Msg::Start(file) => {
+                    Record::FileStart(file) => {
                         prog.current_file = file.path.display().to_string();
                         writer.start_file(&file)?;
                         // Every file start is reported (besides the 100 ms ticks): the progress bar names
                         // the file at once, and a cancel requested from the callback is seen during the
                         // run even when the whole run takes less than a tick.
-                        prog.counts(&report, &bytes_read);
+                        prog.counts(&report, stream.bytes_read());
                         progress(&prog);
                     }
-                    Msg::Item(item, key) => {
+                    Record::Item(item, key) => {
                         writer.item(item, key, &mut report)?;
                         if pause_after
                             == Some(
@@ -490,7 +463,7 @@ impl Case {
                             }
                         }
                     }
-                    Msg::End(summary) => {
+                    Record::FileEnd(summary) => {
                         prog.files_done += 1;
                         match writer.end_file(summary?, &mut report)? {
                             FileOutcome::Read(f) => report.file_reports.push(f),
@@ -500,14 +473,12 @@ impl Case {
                 }
                 if last_progress.elapsed() > Duration::from_millis(100) {
                     last_progress = Instant::now();
-                    prog.counts(&report, &bytes_read);
+                    prog.counts(&report, stream.bytes_read());
                     progress(&prog);
                 }
             }
             Ok(())
         })();
-        drop(recv); // unblocks the reader if we stopped early
-        let _ = reader.join();
         let outcome = outcome.and_then(|()| writer.finish_blocks());
         drop(writer);
         outcome?; // dropping `tx` rolls back
@@ -567,7 +538,7 @@ impl Case {
             commit = ?t_commit.elapsed(),
             "ingest phases (waited: writer idle, waiting for the reader)"
         );
-        prog.counts(&report, &bytes_read);
+        prog.counts(&report, stream.bytes_read());
         prog.files_done = prog.files_total;
         progress(&prog);
         report.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -580,33 +551,50 @@ impl Case {
 /// file that is not a log is an error. The parse-only baseline of the ingest benchmark, too.
 pub fn check(paths: &[PathBuf]) -> Result<IngestReport> {
     let started = Instant::now();
-    let inputs = expand_inputs(paths)?;
+    let stream = RecordStream::open(paths, &[])?;
     let mut report = IngestReport {
-        skipped_files: skipped_by_name(&inputs),
+        skipped_files: skipped_by_name(stream.inputs()),
         ..IngestReport::default()
     };
-    let progress = Arc::new(AtomicU64::new(0));
-    for file in &inputs.files {
-        let name = file.path.display().to_string();
-        let mut reader = FileReader::open(&file.path, progress.clone())?;
-        let mut f = FileReport {
-            file: name.clone(),
-            ..FileReport::default()
-        };
-        let mut errors = Vec::new();
-        while let Some(item) = reader.next_item() {
-            f.lines += 1;
-            match item {
-                Item::Event(_) => f.events += 1,
-                Item::Error(e) => {
-                    f.errors += 1;
-                    if errors.len() < REPORT_ERROR_CAP {
-                        errors.push(e);
+    let mut current: Option<(nbtrail_ingest::InputFile, FileReport, Vec<RecordError>)> = None;
+    while let Some(record) = stream.recv() {
+        let (file, mut f, errors, sum) = match record {
+            Record::FileStart(file) => {
+                let name = file.path.display().to_string();
+                current = Some((
+                    file,
+                    FileReport {
+                        file: name,
+                        ..FileReport::default()
+                    },
+                    Vec::new(),
+                ));
+                continue;
+            }
+            Record::Item(item, _) => {
+                let Some((_, f, errors)) = current.as_mut() else {
+                    continue;
+                };
+                f.lines += 1;
+                match item {
+                    Item::Event(_) => f.events += 1,
+                    Item::Error(e) => {
+                        f.errors += 1;
+                        if errors.len() < REPORT_ERROR_CAP {
+                            errors.push(e);
+                        }
                     }
                 }
+                continue;
             }
-        }
-        let sum = reader.finish()?;
+            Record::FileEnd(summary) => {
+                let Some((file, f, errors)) = current.take() else {
+                    continue;
+                };
+                (file, f, errors, summary?)
+            }
+        };
+        let name = f.file.clone();
         if f.events == 0 && f.errors > 0 {
             let first = errors.first().cloned().unwrap_or(RecordError {
                 line: 0,
@@ -825,52 +813,12 @@ pub struct Progress {
 
 impl Progress {
     /// Takes the run's counters so far.
-    fn counts(&mut self, report: &IngestReport, bytes_read: &AtomicU64) {
-        self.bytes_read = bytes_read.load(Ordering::Relaxed);
+    fn counts(&mut self, report: &IngestReport, bytes_read: u64) {
+        self.bytes_read = bytes_read;
         self.events = report.events;
         self.duplicates = report.duplicates;
         self.conflicts = report.conflicts;
         self.errors = report.error_count;
-    }
-}
-
-enum Msg {
-    Start(nbtrail_ingest::InputFile),
-    /// A record's outcome, with an event's natural key (hashed on the reader thread).
-    Item(Item, Option<nbtrail_model::NaturalKey>),
-    End(Result<nbtrail_ingest::FileSummary, IngestError>),
-}
-
-fn read_files(
-    files: Vec<nbtrail_ingest::InputFile>,
-    progress: Arc<AtomicU64>,
-    capture_keys: &[String],
-    send: mpsc::SyncSender<Msg>,
-) {
-    for file in files {
-        let path = file.path.clone();
-        if send.send(Msg::Start(file)).is_err() {
-            return;
-        }
-        let mut reader = match FileReader::open_requiring(&path, progress.clone(), capture_keys) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = send.send(Msg::End(Err(e)));
-                return;
-            }
-        };
-        while let Some(item) = reader.next_item() {
-            let key = match &item {
-                Item::Event(e) => Some(e.natural_key()),
-                Item::Error(_) => None,
-            };
-            if send.send(Msg::Item(item, key)).is_err() {
-                return;
-            }
-        }
-        if send.send(Msg::End(reader.finish())).is_err() {
-            return;
-        }
     }
 }
 

@@ -2,9 +2,14 @@
 
 use crate::{Case, ErrorEntry, Result, StoreError};
 use chrono::{DateTime, Utc};
-use nbtrail_model::{LineageFact, Session, SessionCell, SessionEnd, Shape, TrailGap, time_from_ms};
+use nbtrail_model::{
+    EventFields, LineageFact, Session, SessionCell, SessionEnd, Shape, TrailGap, time_from_ms,
+};
 use rusqlite::{OptionalExtension, Row, params_from_iter, types::Value as SqlValue};
 use serde::Serialize;
+
+/// A cell's code and language.
+pub type CellCode = (String, Option<String>);
 
 /// Narrows a session listing. Empty fields match everything.
 #[derive(Debug, Clone, Default)]
@@ -42,44 +47,13 @@ pub struct EventFilter {
 pub struct EventRow {
     /// Id in the case.
     pub id: i64,
-    /// Time (UTC).
-    pub time: DateTime<Utc>,
-    /// User.
-    pub user: Option<String>,
-    /// Workspace.
-    pub workspace_id: Option<String>,
-    /// Service.
-    pub service: String,
-    /// Action.
-    pub action: String,
-    /// Notebook id.
-    pub notebook_id: Option<String>,
-    /// Notebook path carried by the event itself.
-    pub notebook_path: Option<String>,
-    /// Cluster or warehouse.
-    pub cluster_id: Option<String>,
-    /// Command id.
-    pub command_id: Option<String>,
-    /// Cell language.
-    pub language: Option<String>,
-    /// Command status.
-    pub status: Option<String>,
-    /// Execution time (ms).
-    pub duration_ms: Option<i64>,
-    /// Source IP.
-    pub source_ip: Option<String>,
-    /// User agent.
-    pub user_agent: Option<String>,
-    /// Request id.
-    pub request_id: Option<String>,
-    /// Response status code.
-    pub response_status: Option<i64>,
-    /// Response error message.
-    pub response_error: Option<String>,
+    /// The normalized fields, declared once in [`nbtrail_model::EventFields`] (flattened: plain fields in
+    /// JSON and TypeScript, `row.user` in Rust through `Deref`).
+    #[serde(flatten)]
+    #[ts(flatten)]
+    pub fields: EventFields,
     /// Request parameters (without `commandText`).
     pub params: serde_json::Value,
-    /// Code that ran.
-    pub command_text: Option<String>,
     /// Shape it was read in.
     pub shape: String,
     /// Source file.
@@ -96,6 +70,13 @@ pub struct EventRow {
     pub raw: String,
 }
 
+impl std::ops::Deref for EventRow {
+    type Target = EventFields;
+    fn deref(&self) -> &EventFields {
+        &self.fields
+    }
+}
+
 pub(crate) const EVENT_COLS: &str = "e.id, e.time_ms, e.user, e.workspace_id, e.service, e.action, e.notebook_id, e.notebook_path,
     e.cluster_id, e.command_id, e.language, e.status, e.duration_ms, e.source_ip, e.user_agent, e.request_id,
     e.response_status, e.response_error, e.payload_block, e.command_text, e.shape, f.path, f.sha256, e.line, e.byte_offset, e.payload_index, f.framing";
@@ -108,25 +89,27 @@ pub(crate) fn event_row(r: &Row<'_>) -> rusqlite::Result<(EventRow, i64, i64)> {
     let at = (r.get(18)?, r.get(25)?);
     let row = EventRow {
         id: r.get(0)?,
-        time: ms(r.get(1)?),
-        user: r.get(2)?,
-        workspace_id: r.get(3)?,
-        service: r.get(4)?,
-        action: r.get(5)?,
-        notebook_id: r.get(6)?,
-        notebook_path: r.get(7)?,
-        cluster_id: r.get(8)?,
-        command_id: r.get(9)?,
-        language: r.get(10)?,
-        status: r.get(11)?,
-        duration_ms: r.get(12)?,
-        source_ip: r.get(13)?,
-        user_agent: r.get(14)?,
-        request_id: r.get(15)?,
-        response_status: r.get(16)?,
-        response_error: r.get(17)?,
+        fields: EventFields {
+            time: ms(r.get(1)?),
+            user: r.get(2)?,
+            workspace_id: r.get(3)?,
+            service: r.get(4)?,
+            action: r.get(5)?,
+            notebook_id: r.get(6)?,
+            notebook_path: r.get(7)?,
+            cluster_id: r.get(8)?,
+            command_id: r.get(9)?,
+            language: r.get(10)?,
+            command_text: r.get(19)?,
+            status: r.get(11)?,
+            duration_ms: r.get(12)?,
+            source_ip: r.get(13)?,
+            user_agent: r.get(14)?,
+            request_id: r.get(15)?,
+            response_status: r.get(16)?,
+            response_error: r.get(17)?,
+        },
         params: serde_json::Value::Null,
-        command_text: r.get(19)?,
         shape: r.get(20)?,
         file: r.get(21)?,
         file_sha256: r.get(22)?,
@@ -548,6 +531,29 @@ impl Case {
             },
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Code and language of the cells `event_ids` of session `session_id`, in the order asked: what a
+    /// view highlights without loading the whole session. An id that is not a cell of that session is
+    /// `None`.
+    pub fn cell_code(&self, session_id: &str, event_ids: &[i64]) -> Result<Vec<Option<CellCode>>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT e.command_text, e.language FROM session_cells c JOIN events e ON e.id = c.event_id
+             WHERE c.event_id = ?1 AND c.session_id = ?2",
+        )?;
+        let mut out = Vec::with_capacity(event_ids.len());
+        for id in event_ids {
+            let row = st
+                .query_row(rusqlite::params![id, session_id], |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                        r.get::<_, Option<String>>(1)?,
+                    ))
+                })
+                .optional()?;
+            out.push(row);
+        }
+        Ok(out)
     }
 
     /// The cells of a session, in execution order. Cells captured by the gateway also get what the user

@@ -2,6 +2,7 @@
 //! ingest runs, the sessions (every field, and every session's cells in order) are what one run gives.
 //! Later runs re-sessionize only the notebooks they touch and age the other notebooks' open sessions, so
 //! this is the property that keeps that shortcut honest.
+#![allow(clippy::unwrap_used)] // test code: a failing unwrap is a failing test
 
 use nbtrail_store::{Case, SessionFilter};
 use proptest::prelude::*;
@@ -53,7 +54,8 @@ fn line(i: usize, r: &Rec) -> String {
 
 fn ingest(case: &Path, files: &[PathBuf]) {
     let mut c = Case::create(case).unwrap();
-    c.ingest(files, &AtomicBool::new(false), &mut |_| {})
+    let stream = nbtrail_ingest::RecordStream::open(files, &[]).unwrap();
+    c.ingest(stream, &AtomicBool::new(false), &mut |_| {})
         .unwrap();
 }
 

@@ -35,13 +35,13 @@ import type { ExportReport } from "./bindings/ExportReport";
 import type { Verdict } from "./bindings/Verdict";
 import type { Count } from "./bindings/Count";
 import type { FindingFilter } from "./bindings/FindingFilter";
-import type { HighlightItem } from "./bindings/HighlightItem";
+import type { HighlightedCell } from "./bindings/HighlightedCell";
 import type { FindingView } from "./bindings/FindingView";
 import type { SessionEnd } from "./bindings/SessionEnd";
 import type { Trust } from "./bindings/Trust";
-import type { MarkArg } from "./bindings/MarkArg";
+import type { EventFields } from "./bindings/EventFields";
 export type {
-  Snippet, Hit, FacetCount, SearchResult, Session, CellOutput, SessionCell, LineageFact, Span, CellRef, TraceStep, FindingRow, Attachment, Replay, Token, TrailGap, CaseSummary, CaseInfo, RecentCase, IngestProgress, ErrorEntry, IngestReport, IngestResult, EventRow, ExportReport, Verdict, Count, FindingFilter, HighlightItem, FindingView, SessionEnd, Trust, MarkArg,
+  Snippet, Hit, FacetCount, SearchResult, Session, CellOutput, SessionCell, LineageFact, Span, CellRef, TraceStep, FindingRow, Attachment, Replay, Token, TrailGap, CaseSummary, CaseInfo, RecentCase, IngestProgress, ErrorEntry, IngestReport, IngestResult, EventRow, ExportReport, Verdict, Count, FindingFilter, HighlightedCell, FindingView, SessionEnd, Trust, EventFields,
 };
 /** A finding as the replay shows it. */
 export type Finding = FindingView;
@@ -83,7 +83,8 @@ export const api = {
     call<SearchResult>("search", { args: { query, limit, offset, sort } }),
   sessions: (user?: string, notebook?: string) => call<Session[]>("sessions", { user, notebook }),
   replay: (sessionId: string) => call<Replay>("replay", { sessionId }),
-  highlight: (items: HighlightItem[]) => call<Token[][][]>("highlight", { items }),
+  /** Highlighted cells of a session by event id, with its findings' marks (code never travels back). */
+  highlight: (sessionId: string, eventIds: number[]) => call<HighlightedCell[]>("highlight", { sessionId, eventIds }),
   context: (eventId: number, minutes: number) => call<EventRow[]>("context", { eventId, minutes }),
   event: (id: number) => call<EventRow>("event", { id }),
   findings: (filter: FindingFilter) => call<FindingRow[]>("findings", { filter }),

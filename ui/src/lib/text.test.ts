@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fmtTime, marksFor, safeImage, segments, visible, withFacet, withRange } from "./text";
-import type { Finding, SessionCell } from "./ipc";
+import { fmtTime, safeImage, segments, visible, withFacet, withRange } from "./text";
 
 describe("segments", () => {
   it("splits by code-point ranges, not UTF-16 units", () => {
@@ -21,21 +20,6 @@ describe("segments", () => {
   });
   it("clamps ranges beyond the text and merges overlaps safely", () => {
     expect(segments({ text: "abc", ranges: [[1, 99], [0, 2]] }).map((x) => x.text).join("")).toBe("abc");
-  });
-});
-
-describe("marksFor", () => {
-  const cell = { event_id: 7 } as SessionCell;
-  const f = {
-    id: 3, cell: { seq: 2, command_id: null, event_id: 7 }, span: { line: 2, col: 7, end_line: 2, end_col: 10 },
-    trace: [
-      { cell: { seq: 1, command_id: null, event_id: 5 }, span: { line: 1, col: 1, end_line: 1, end_col: 4 }, label: "source" },
-      { cell: { seq: 2, command_id: null, event_id: 7 }, span: { line: 2, col: 7, end_line: 2, end_col: 10 }, label: "sink" },
-    ],
-  } as unknown as Finding;
-  it("marks the sink and the trace steps located in the cell only", () => {
-    expect(marksFor(cell, [f]).map((m) => m.key)).toEqual(["f3", "t3.1"]);
-    expect(marksFor({ event_id: 5 } as SessionCell, [f]).map((m) => m.key)).toEqual(["t3.0"]);
   });
 });
 

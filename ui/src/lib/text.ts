@@ -1,5 +1,5 @@
-// Pure helpers for showing untrusted text: snippet segments, marks for findings, times in a display zone.
-import type { Finding, Snippet, Span, SessionCell } from "./ipc";
+// Pure helpers for showing untrusted text: snippet segments, times in a display zone.
+import type { Snippet } from "./ipc";
 
 export interface Segment { text: string; hit: boolean }
 
@@ -18,19 +18,6 @@ export function segments(s: Snippet): Segment[] {
   }
   if (at < chars.length) out.push({ text: visible(chars.slice(at).join("")), hit: false });
   return out;
-}
-
-/** Marks for one cell: each finding's sink (`f<id>`) and each trace step (`t<id>.<n>`) located in it. */
-export function marksFor(cell: SessionCell, findings: Finding[]) {
-  const marks: { key: string; line: number; col: number; end_line: number; end_col: number }[] = [];
-  const push = (key: string, s: Span) => marks.push({ key, ...s });
-  for (const f of findings) {
-    if (f.cell.event_id === cell.event_id) push(`f${f.id}`, f.span);
-    f.trace.forEach((t, i) => {
-      if (t.cell.event_id === cell.event_id) push(`t${f.id}.${i}`, t.span);
-    });
-  }
-  return marks;
 }
 
 export type Zone = "UTC" | "local" | string;

@@ -37,14 +37,18 @@ describe("Replay view", () => {
       if (cmd === "context") return [{ id: 99, time: "2024-05-01T14:00:30Z", user: "alice@example.com", service: "secrets", action: "getSecret",
         notebook_path: null, response_status: 200 }];
       if (cmd === "highlight") {
-        const items = a.items as { code: string; marks: { key: string; col: number; end_col: number }[] }[];
-        highlightCalls.push(items);
-        // Echo the code back as tokens, splitting out the first mark like the shell does.
-        return items.map((it) => [it.marks.length
-          ? [{ text: it.code.slice(0, it.marks[0].col - 1), color: "#000000" },
-             { text: it.code.slice(it.marks[0].col - 1, it.marks[0].end_col - 1), color: "#000000", marks: [it.marks[0].key] },
-             { text: it.code.slice(it.marks[0].end_col - 1), color: "#000000" }]
-          : [{ text: it.code, color: "#000000" }]]);
+        highlightCalls.push(a);
+        // The shell marks what the session's findings locate in each cell (nbtrail_ops::highlight::marks_in_cell):
+        // trace step 0 in cell 10, the sink and step 1 in cell 11.
+        const marks: Record<number, [number, number, string[]]> = { 10: [6, 25, ["t5.0"]], 11: [6, 9, ["f5", "t5.1"]] };
+        return (a.eventIds as number[]).map((id) => {
+          const code = cells.find((c) => c.event_id === id)!.code!;
+          const [from, to, keys] = marks[id];
+          return { event_id: id, lines: [[
+            { text: code.slice(0, from), color: "#000000" },
+            { text: code.slice(from, to), color: "#000000", marks: keys },
+            { text: code.slice(to), color: "#000000" }]] };
+        });
       }
       if (cmd === "set_triage") { triage.push(a); return null; }
       return null;
@@ -53,9 +57,8 @@ describe("Replay view", () => {
     app.replayTarget = { session: "s1", event: 11, finding: 5 };
     render(Replay);
     await settle(); await settle();
-    // Both cells asked for, each with its marks: the source step in cell 1, sink and last step in cell 2.
-    const items = highlightCalls.flat() as { marks: { key: string }[] }[];
-    expect(items.map((i) => i.marks.map((m) => m.key))).toEqual([["t5.0"], ["f5", "t5.1"]]);
+    // Both cells asked for by session and event id: the code never travels back to the shell.
+    expect(highlightCalls).toEqual([{ sessionId: "s1", eventIds: [10, 11] }]);
     const sink = document.querySelector("article[data-event='11'] .mark.sink")!;
     expect(sink.textContent).toBe("key");
     expect(sink.classList.contains("sev-high")).toBe(true);

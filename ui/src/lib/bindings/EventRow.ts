@@ -10,81 +10,9 @@ export type EventRow = {
  */
 id: number, 
 /**
- * Time (UTC).
- */
-time: string, 
-/**
- * User.
- */
-user: string | null, 
-/**
- * Workspace.
- */
-workspace_id: string | null, 
-/**
- * Service.
- */
-service: string, 
-/**
- * Action.
- */
-action: string, 
-/**
- * Notebook id.
- */
-notebook_id: string | null, 
-/**
- * Notebook path carried by the event itself.
- */
-notebook_path: string | null, 
-/**
- * Cluster or warehouse.
- */
-cluster_id: string | null, 
-/**
- * Command id.
- */
-command_id: string | null, 
-/**
- * Cell language.
- */
-language: string | null, 
-/**
- * Command status.
- */
-status: string | null, 
-/**
- * Execution time (ms).
- */
-duration_ms: number | null, 
-/**
- * Source IP.
- */
-source_ip: string | null, 
-/**
- * User agent.
- */
-user_agent: string | null, 
-/**
- * Request id.
- */
-request_id: string | null, 
-/**
- * Response status code.
- */
-response_status: number | null, 
-/**
- * Response error message.
- */
-response_error: string | null, 
-/**
  * Request parameters (without `commandText`).
  */
 params: JsonValue, 
-/**
- * Code that ran.
- */
-command_text: string | null, 
 /**
  * Shape it was read in.
  */
@@ -112,4 +40,76 @@ location: string,
 /**
  * The record verbatim.
  */
-raw: string, };
+raw: string, 
+/**
+ * When the event happened (for `runCommand`: when the cell finished), UTC.
+ */
+time: string, 
+/**
+ * Who did it: `userIdentity.email` (or the shape's equivalent). Automation shows as e.g. `System-User`.
+ */
+user: string | null, 
+/**
+ * Workspace id (account-level events use `0`).
+ */
+workspace_id: string | null, 
+/**
+ * `serviceName`, e.g. `notebook`, `secrets`, `clusters`.
+ */
+service: string, 
+/**
+ * `actionName`, e.g. `runCommand`, `getSecret`.
+ */
+action: string, 
+/**
+ * `notebookId` from the request parameters.
+ */
+notebook_id: string | null, 
+/**
+ * A notebook path when the record carries one (attach/create/rename/move/download events).
+ */
+notebook_path: string | null, 
+/**
+ * `clusterId` (or `warehouseId` for SQL warehouse commands).
+ */
+cluster_id: string | null, 
+/**
+ * `commandId`.
+ */
+command_id: string | null, 
+/**
+ * `commandLanguage` when present, else inferred from a leading magic (`%sql`, `%scala`, …).
+ */
+language: string | null, 
+/**
+ * `commandText`: the code that ran (may contain redaction markers).
+ */
+command_text: string | null, 
+/**
+ * `status` of a command: `finished`, `failed`, `cancelled`, `skipped`, …
+ */
+status: string | null, 
+/**
+ * `executionTime` in milliseconds.
+ */
+duration_ms: number | null, 
+/**
+ * `sourceIPAddress`.
+ */
+source_ip: string | null, 
+/**
+ * `userAgent`.
+ */
+user_agent: string | null, 
+/**
+ * `requestId`.
+ */
+request_id: string | null, 
+/**
+ * `response.statusCode`.
+ */
+response_status: number | null, 
+/**
+ * `response.errorMessage`.
+ */
+response_error: string | null, };
