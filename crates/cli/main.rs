@@ -110,6 +110,12 @@ enum Command {
     /// (SARIF) with triage, the custody entries concerning the selection and a static report.html, signed
     /// with the examiner's ed25519 key (created on first use in the config dir). Recorded in the custody log.
     Export(commands::export::Args),
+    /// Write events as a timeline other tools load: Timesketch JSONL or CSV (all, a search, sessions, ids).
+    ///
+    /// Timesketch lines carry its mandatory `message`, `datetime` and `timestamp_desc`, `timestamp` in µs and
+    /// every field of the event with its source file and location. The CSV uses `system.access.audit`
+    /// column names and reads back with `nbtrail ingest` as the same events. Streamed; no row cap.
+    Timeline(commands::timeline::Args),
     /// Verify an evidence bundle: structure, every hash, completeness, signature. Exit 0 only if all hold.
     Verify(commands::verify::Args),
     /// Verify a capture log written by nbtrail-gateway: every hash link, sequence, segment boundary and
@@ -170,6 +176,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tables(args) => commands::tables::run(args),
         Command::Reindex(args) => commands::reindex::run(args),
         Command::Export(args) => commands::export::run(args),
+        Command::Timeline(args) => commands::timeline::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::VerifyLog(args) => commands::verify_log::run(args),
         Command::Custody(args) => commands::custody::run(args),

@@ -17,6 +17,7 @@ pub mod search;
 pub mod sessions;
 pub mod summary;
 pub mod tables;
+pub mod timeline;
 pub mod triage;
 pub mod verify;
 pub mod verify_log;

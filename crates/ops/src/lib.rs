@@ -17,6 +17,7 @@
 //! progress bars from them, the app streams them to its window. This crate owns no rendering.
 
 pub mod highlight;
+pub mod timeline;
 
 use nbtrail_analyzer::{Analysis, Cell, Finding, Rules, analyze};
 use nbtrail_search::{SearchIndex, SyncProgress, SyncReport};

@@ -778,6 +778,20 @@ impl Case {
         Ok(())
     }
 
+    /// Calls `f` with every event of the case in time order (then id), payloads filled, streaming.
+    pub fn for_each_event_all(&self, f: &mut dyn FnMut(EventRow) -> Result<()>) -> Result<()> {
+        let mut reader = crate::payload::BlockReader::default();
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {EVENT_COLS} FROM {EVENT_FROM} ORDER BY e.time_ms, e.id"
+        ))?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (row, block, index) = event_row(r)?;
+            f(self.fill_payload(&mut reader, row, block, index)?)?;
+        }
+        Ok(())
+    }
+
     /// One event by id.
     pub fn event(&self, id: i64) -> Result<EventRow> {
         let row = self
