@@ -10,6 +10,7 @@
 
 mod analyze;
 mod commands;
+mod entity_command;
 mod render;
 mod search;
 
@@ -104,6 +105,14 @@ enum Command {
     Search(commands::search::Args),
     /// Tables read and written by the case's cells, with their readers and writers.
     Tables(commands::tables::Args),
+    /// A user's page: activity over time, sessions with findings, tables, secrets, downloads, detections.
+    User(commands::user::Args),
+    /// A notebook's page (by id or any path it has had): activity, users, sessions, tables, findings.
+    Notebook(commands::notebook::Args),
+    /// A table's page: the cells and lineage rows that read or wrote it, who, when, in which sessions.
+    Table(commands::table::Args),
+    /// A secret scope's page: who read its secrets (API and code), when, and the sessions around.
+    Scope(commands::scope::Args),
     /// Export a signed evidence bundle (BagIt zip) of sessions, a search, or events.
     ///
     /// The bundle holds each event's original record verbatim with provenance, session replays, findings
@@ -177,6 +186,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Reindex(args) => commands::reindex::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Timeline(args) => commands::timeline::run(args),
+        Command::User(args) => commands::user::run(args),
+        Command::Notebook(args) => commands::notebook::run(args),
+        Command::Table(args) => commands::table::run(args),
+        Command::Scope(args) => commands::scope::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::VerifyLog(args) => commands::verify_log::run(args),
         Command::Custody(args) => commands::custody::run(args),

@@ -357,3 +357,102 @@ pub fn summary(s: &CaseSummary, sessions: &[Session], findings: Option<&[(String
         );
     }
 }
+
+/// An entity page (`nbtrail user|notebook|table|scope`) as text; every name from the log shown, not obeyed.
+pub fn entity(p: &nbtrail_ops::EntityPage) {
+    let f = &p.facts;
+    let t = |d: &Option<chrono::DateTime<chrono::Utc>>| {
+        d.map_or_else(|| "—".to_string(), nbtrail_model::format_time)
+    };
+    println!("{} {}", p.kind.replace('_', " "), visible(&p.name));
+    if f.events == 0 {
+        println!("  never seen in this case");
+        return;
+    }
+    println!(
+        "  {} event(s) · first seen {} · last seen {}",
+        f.events,
+        t(&f.first_seen),
+        t(&f.last_seen)
+    );
+    let max = f.per_day.iter().map(|c| c.count).max().unwrap_or(1).max(1);
+    println!("  activity per day (UTC):");
+    for c in &f.per_day {
+        let bar = "█".repeat(((c.count * 40).div_ceil(max)) as usize);
+        println!("    {} {bar} {}", c.value, c.count);
+    }
+    let list = |title: &str, items: &[nbtrail_store::Counted]| {
+        if items.is_empty() {
+            return;
+        }
+        let shown: Vec<String> = items
+            .iter()
+            .take(10)
+            .map(|c| format!("{} ({})", visible(&c.value), c.count))
+            .collect();
+        let more = items.len().saturating_sub(10);
+        let more = if more > 0 {
+            format!(" … and {more} more")
+        } else {
+            String::new()
+        };
+        println!("  {title}: {}{more}", shown.join(", "));
+    };
+    list("actions", &f.actions);
+    list("users", &f.users);
+    list("notebooks", &f.notebooks);
+    list("tables read", &f.tables_read);
+    list("tables written", &f.tables_written);
+    println!(
+        "  secret reads: {} · downloads and exports: {}{}",
+        f.secret_reads,
+        f.downloads,
+        if f.download_events.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (events {})",
+                f.download_events
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    println!("  sessions ({}):", p.sessions.len());
+    for s in &p.sessions {
+        println!(
+            "    {}  {}  {} — {}  {} cell(s)  {} finding(s), {} high",
+            s.session.id,
+            visible(
+                s.session
+                    .notebook_path
+                    .as_deref()
+                    .unwrap_or(&s.session.notebook_id)
+            ),
+            nbtrail_model::format_time(s.session.start),
+            nbtrail_model::format_time(s.session.end),
+            s.session.cells,
+            s.findings,
+            s.high
+        );
+    }
+    println!("  findings ({}):", p.findings.len());
+    for r in &p.findings {
+        let v = &r.view;
+        let at = if v.session_id.is_empty() {
+            "case-wide".to_string()
+        } else {
+            v.session_id.clone()
+        };
+        println!(
+            "    {} {} [{}] {}  {}",
+            v.severity.to_uppercase(),
+            v.rule,
+            v.rule_name,
+            at,
+            visible(&v.message)
+        );
+    }
+}

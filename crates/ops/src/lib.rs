@@ -852,3 +852,67 @@ pub fn views_of_analysis(
         })
         .collect()
 }
+
+/// A session as an entity page lists it: with its findings, most severe counted apart.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct SessionWithFindings {
+    /// The session.
+    pub session: nbtrail_model::Session,
+    /// Its findings (analyzer and event detections).
+    pub findings: u64,
+    /// Of them, high severity.
+    pub high: u64,
+}
+
+/// What one user, notebook, table or secret scope did or had done to it: the entity page of the CLI
+/// (`nbtrail user EMAIL`, …) and the app.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct EntityPage {
+    /// `user`, `notebook`, `table`, `secret_scope`.
+    pub kind: String,
+    /// The entity as asked for.
+    pub name: String,
+    /// Activity, first and last seen, tables, secrets, downloads.
+    pub facts: nbtrail_store::EntityFacts,
+    /// Sessions its events belong to, oldest first, with finding counts.
+    pub sessions: Vec<SessionWithFindings>,
+    /// Findings in those sessions, and case-wide detections that name the entity.
+    pub findings: Vec<FindingRow>,
+}
+
+/// Builds the entity page of `entity`.
+pub fn entity_page(case: &Case, entity: &nbtrail_store::Entity) -> Result<EntityPage> {
+    let facts = case.entity_facts(entity)?;
+    let wanted: std::collections::HashSet<&str> =
+        facts.session_ids.iter().map(String::as_str).collect();
+    let name = entity.name().to_lowercase();
+    let all = findings(case, &FindingFilter::default())?;
+    let findings: Vec<FindingRow> = all
+        .into_iter()
+        .filter(|f| {
+            wanted.contains(f.view.session_id.as_str())
+                || (f.view.session_id.is_empty() && f.view.message.to_lowercase().contains(&name))
+        })
+        .collect();
+    let mut sessions = Vec::with_capacity(facts.session_ids.len());
+    for id in &facts.session_ids {
+        let of: Vec<&FindingRow> = findings
+            .iter()
+            .filter(|f| &f.view.session_id == id)
+            .collect();
+        sessions.push(SessionWithFindings {
+            session: case.session(id)?,
+            findings: of.len() as u64,
+            high: of.iter().filter(|f| f.view.severity == "high").count() as u64,
+        });
+    }
+    Ok(EntityPage {
+        kind: entity.kind().to_string(),
+        name: entity.name().to_string(),
+        facts,
+        sessions,
+        findings,
+    })
+}

@@ -51,6 +51,7 @@
 
 pub mod custody;
 mod detect_feed;
+mod entity;
 mod findings;
 mod index_feed;
 pub mod payload;
@@ -59,6 +60,7 @@ mod schema;
 pub mod sessions;
 mod tables;
 
+pub use entity::*;
 pub use findings::*;
 pub use index_feed::{HitRow, IndexRow};
 pub use query::*;
