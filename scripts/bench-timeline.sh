@@ -24,6 +24,8 @@ row() { # label, records, bytes, command...
 }
 : > "$DATA/timeline-rows.txt"
 row "ingest JSON lines (baseline)" "$N" target/release/nbtrail ingest --no-index --case "$CASE" "$SRC" -q
+# The generator rounds to whole sessions: the case's own count is the truth from here on.
+N=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['events'])" "$DATA/out.txt")
 row "timeline CSV" "$N" target/release/nbtrail timeline --case "$CASE" --format csv -o "$DATA/timeline.csv"
 row "timeline Timesketch JSONL" "$N" target/release/nbtrail timeline --case "$CASE" --format timesketch -o "$DATA/timeline.jsonl"
 row "CSV read back into the same case" "$N" target/release/nbtrail ingest --no-index --case "$CASE" "$DATA/timeline.csv" -q

@@ -419,6 +419,23 @@ pub use nbtrail_ops::{FindingFilter, FindingRow};
 
 pub use nbtrail_ops::Replay;
 
+/// An entity's page: `kind` is `user`, `notebook`, `table` or `secret_scope`.
+pub fn entity(st: &AppState, kind: &str, name: &str) -> Result<nbtrail_ops::EntityPage> {
+    let entity = match kind {
+        "user" => nbtrail_store::Entity::User(name.into()),
+        "notebook" => nbtrail_store::Entity::Notebook(name.into()),
+        "table" => nbtrail_store::Entity::Table(name.into()),
+        "secret_scope" => nbtrail_store::Entity::SecretScope(name.into()),
+        other => {
+            return Err(ApiError::new(
+                "bad_input",
+                format!("unknown entity kind {other:?}: user, notebook, table or secret_scope"),
+            ));
+        }
+    };
+    st.with_case(|o| Ok(nbtrail_ops::entity_page(&o.case, &entity)?))
+}
+
 /// A session's cells and findings.
 pub fn replay(st: &AppState, session_id: &str) -> Result<Replay> {
     st.with_case(|o| Ok(nbtrail_ops::replay(&o.case, session_id)?))

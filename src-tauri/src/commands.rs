@@ -127,6 +127,17 @@ pub async fn sessions(
     blocking(move || api::sessions(&st, user, notebook)).await
 }
 
+/// An entity's page (user, notebook, table, secret scope).
+#[tauri::command]
+pub async fn entity(
+    state: State<'_, Shared>,
+    kind: String,
+    name: String,
+) -> Result<nbtrail_ops::EntityPage> {
+    let st = state.inner().clone();
+    blocking(move || api::entity(&st, &kind, &name)).await
+}
+
 /// A session's cells and findings.
 #[tauri::command]
 pub async fn replay(state: State<'_, Shared>, session_id: String) -> Result<api::Replay> {

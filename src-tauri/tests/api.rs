@@ -476,6 +476,11 @@ fn ui_fixtures_are_what_the_shell_returns_for_the_incident_session() {
     let ids: Vec<i64> = replay.cells.iter().map(|c| c.event_id).collect();
     let highlighted = api::highlight(st, &session.id, &ids).unwrap();
     assert_eq!(highlighted.len(), ids.len());
+    // The incident's user, as the entity page shows her.
+    let user = session.users[0].clone();
+    let user_page = api::entity(st, "user", &user).unwrap();
+    assert!(user_page.findings.iter().any(|f| f.view.rule == "NBE018"));
+    assert!(api::entity(st, "planet", "x").is_err());
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ui/src/fixtures");
     std::fs::create_dir_all(&dir).unwrap();
     for (name, value) in [
@@ -486,6 +491,10 @@ fn ui_fixtures_are_what_the_shell_returns_for_the_incident_session() {
         (
             "incident-highlight.json",
             serde_json::to_value(&highlighted).unwrap(),
+        ),
+        (
+            "incident-user-page.json",
+            serde_json::to_value(&user_page).unwrap(),
         ),
     ] {
         let text = serde_json::to_string_pretty(&value).unwrap() + "\n";

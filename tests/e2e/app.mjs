@@ -114,6 +114,8 @@ async function tab(b, view) {
     await sleep(200);
 
     await tab(b, "findings");
+    // The case has dozens of findings and detections: narrow the list to what was just triaged.
+    await (await b.$("select[aria-label='triage status']")).selectByAttribute("value", "valid");
     await (await b.$(`.finding-row[data-finding="${fid}"]`)).waitForExist({ timeout: 10000 });
     const status = await b.execute((id) => document.querySelector(`.finding-row[data-finding="${id}"] select`)?.value, fid);
     assert.equal(status, "valid", "triage persisted");
@@ -135,6 +137,29 @@ async function tab(b, view) {
     assert.match(await verdict.getText(), /^VERIFIED.*pinned as/s, "own key counts as pinned");
     ok("verify");
     await shot(b, "basket");
+
+    // Entity page (issue 19): from a search hit's user to her page — detections, sessions — and on to a replay.
+    await tab(b, "search");
+    await (await b.$("#query")).setValue("secrets.get");
+    await (await b.$("#search-btn")).click();
+    await (await b.$("#total")).waitForExist({ timeout: 20000 });
+    const userLink = await b.$(".hit .entity-link[data-kind='user']");
+    await userLink.waitForExist({ timeout: 10000 });
+    const userName = await userLink.getText();
+    await userLink.click();
+    await (await b.$(".entity[data-kind='user'] .entity-findings")).waitForExist({ timeout: 20000 });
+    const detections = await b.execute(() =>
+      Array.from(document.querySelectorAll(".entity-findings .finding-row b")).map((e) => e.textContent));
+    assert.ok(detections.some((r) => r.startsWith("NBE")), `event detections on ${userName}'s page: ${detections}`);
+    assert.ok(detections.some((r) => r.startsWith("NBT")), "analyzer findings too");
+    ok(`user page of ${userName}: ${detections.length} findings and detections`);
+    await shot(b, "user");
+    await b.execute(() => {
+      const li = Array.from(document.querySelectorAll(".entity-sessions li")).find((l) => l.querySelector(".warn"));
+      li.querySelector(".open-session").click();
+    });
+    await (await b.$("article.cell")).waitForExist({ timeout: 20000 });
+    ok("user page → session replay");
   } finally {
     await b.deleteSession();
   }

@@ -40,9 +40,14 @@ import type { FindingView } from "./bindings/FindingView";
 import type { SessionEnd } from "./bindings/SessionEnd";
 import type { Trust } from "./bindings/Trust";
 import type { EventFields } from "./bindings/EventFields";
+import type { EntityPage } from "./bindings/EntityPage";
+import type { Counted } from "./bindings/Counted";
+import type { SessionWithFindings } from "./bindings/SessionWithFindings";
 export type {
-  Snippet, Hit, FacetCount, SearchResult, Session, CellOutput, SessionCell, LineageFact, Span, CellRef, TraceStep, FindingRow, Attachment, Replay, Token, TrailGap, CaseSummary, CaseInfo, RecentCase, IngestProgress, ErrorEntry, IngestReport, IngestResult, EventRow, ExportReport, Verdict, Count, FindingFilter, HighlightedCell, FindingView, SessionEnd, Trust, EventFields,
+  Snippet, Hit, FacetCount, SearchResult, Session, CellOutput, SessionCell, LineageFact, Span, CellRef, TraceStep, FindingRow, Attachment, Replay, Token, TrailGap, CaseSummary, CaseInfo, RecentCase, IngestProgress, ErrorEntry, IngestReport, IngestResult, EventRow, ExportReport, Verdict, Count, FindingFilter, HighlightedCell, FindingView, SessionEnd, Trust, EventFields, EntityPage, Counted, SessionWithFindings,
 };
+/** What an entity page can be about. */
+export type EntityKind = "user" | "notebook" | "table" | "secret_scope";
 /** A finding as the replay shows it. */
 export type Finding = FindingView;
 
@@ -83,6 +88,8 @@ export const api = {
     call<SearchResult>("search", { args: { query, limit, offset, sort } }),
   sessions: (user?: string, notebook?: string) => call<Session[]>("sessions", { user, notebook }),
   replay: (sessionId: string) => call<Replay>("replay", { sessionId }),
+  /** The page of a user, notebook, table or secret scope. */
+  entity: (kind: EntityKind, name: string) => call<EntityPage>("entity", { kind, name }),
   /** Highlighted cells of a session by event id, with its findings' marks (code never travels back). */
   highlight: (sessionId: string, eventIds: number[]) => call<HighlightedCell[]>("highlight", { sessionId, eventIds }),
   context: (eventId: number, minutes: number) => call<EventRow[]>("context", { eventId, minutes }),

@@ -1,9 +1,9 @@
 // App-wide state (Svelte 5 runes): the open case, the current view, the evidence basket, the display zone,
 // search history and saved searches (kept in localStorage: they belong to the examiner, not the case).
-import type { CaseInfo, ApiError } from "./ipc";
+import type { CaseInfo, ApiError, EntityKind } from "./ipc";
 import type { Zone } from "./text";
 
-export type View = "home" | "search" | "replay" | "findings" | "basket";
+export type View = "home" | "search" | "replay" | "findings" | "basket" | "entity";
 
 export interface BasketItem { kind: "session" | "event" | "query"; id: string; label: string }
 
@@ -30,6 +30,8 @@ class AppStore {
   error = $state<ApiError | null>(null);
   /** What the replay view shows: a session and optionally the cell (event id) to select. */
   replayTarget = $state<{ session: string; event?: number; finding?: number } | null>(null);
+  /** What the entity view shows. */
+  entityTarget = $state<{ kind: EntityKind; name: string } | null>(null);
   /** A query for the search view to run when it opens. */
   pendingQuery = $state<string | null>(null);
 
@@ -64,6 +66,10 @@ class AppStore {
   openReplay(session: string, event?: number, finding?: number) {
     this.replayTarget = { session, event, finding };
     this.view = "replay";
+  }
+  openEntity(kind: EntityKind, name: string) {
+    this.entityTarget = { kind, name };
+    this.view = "entity";
   }
   searchFor(q: string) { this.pendingQuery = q; this.view = "search"; }
   fail(e: unknown) {
