@@ -34,6 +34,16 @@ pub fn open_index(case: &mut Case) -> Result<(SearchIndex, SyncReport)> {
     with_bar(case, SearchIndex::open_with_progress)
 }
 
+/// Every event id a query matches (no cap), its warnings printed: the selection of `export` and `timeline`.
+pub fn query_ids(case: &mut Case, q: &str) -> Result<Vec<i64>> {
+    let (index, _) = open_index(case)?;
+    let (found, warnings) = index.matching_ids(case, q)?;
+    for w in warnings {
+        eprintln!("nbtrail: warning: {}", crate::render::visible(&w));
+    }
+    Ok(found)
+}
+
 /// Deletes and rebuilds the index.
 pub fn reindex(case: &mut Case) -> Result<(SearchIndex, SyncReport)> {
     with_bar(case, SearchIndex::rebuild)

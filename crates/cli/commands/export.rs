@@ -42,12 +42,7 @@ pub fn run(
     let mut c = open(&case)?;
     let mut ids = events;
     if let Some(q) = &query {
-        let (index, _) = search::open_index(&mut c)?;
-        let (found, warnings) = index.matching_ids(&c, q)?;
-        for w in warnings {
-            eprintln!("nbtrail: warning: {}", render::visible(&w));
-        }
-        ids.extend(found);
+        ids.extend(search::query_ids(&mut c, q)?);
     }
     if sessions.is_empty() && ids.is_empty() {
         bail!(

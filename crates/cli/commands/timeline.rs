@@ -48,12 +48,7 @@ pub fn run(
     let selected = query.is_some() || !sessions.is_empty() || !events.is_empty();
     let mut ids = events;
     if let Some(q) = &query {
-        let (index, _) = search::open_index(&mut c)?;
-        let (found, warnings) = index.matching_ids(&c, q)?;
-        for w in warnings {
-            eprintln!("nbtrail: warning: {}", render::visible(&w));
-        }
-        ids.extend(found);
+        ids.extend(search::query_ids(&mut c, q)?);
     }
     for s in &sessions {
         let session = c.session(s)?;

@@ -189,54 +189,37 @@ impl RuleSet {
                     return Err(err("filter rules are not supported; write the exclusion into the rule's condition".into()));
                 }
                 let source = format!("{file}:{line}");
-                for r in &c.rules {
-                    let info = info_of(
-                        "detection",
-                        &r.title,
-                        r.name.as_deref(),
-                        r.id.as_deref(),
-                        r.level,
-                        r.description.as_deref(),
-                        &r.tags,
-                        (
-                            r.custom_attributes
-                                .get("nbtrail.code")
-                                .and_then(|v| v.as_str()),
-                            r.custom_attributes
-                                .get("nbtrail.base_only")
-                                .and_then(|v| v.as_bool())
-                                .unwrap_or(false),
-                        ),
-                        &source,
-                    );
-                    if let Some(first) = codes.insert(info.code.clone(), source.clone()) {
-                        return Err(err(format!(
-                            "code {} is already used by the rule at {first}",
-                            info.code
-                        )));
-                    }
-                    rules.push(info);
+                // Detection and correlation rules are different types with the same metadata fields.
+                macro_rules! info {
+                    ($kind:expr, $r:expr) => {
+                        info_of(
+                            $kind,
+                            &$r.title,
+                            $r.name.as_deref(),
+                            $r.id.as_deref(),
+                            $r.level,
+                            $r.description.as_deref(),
+                            &$r.tags,
+                            (
+                                $r.custom_attributes
+                                    .get("nbtrail.code")
+                                    .and_then(|v| v.as_str()),
+                                $r.custom_attributes
+                                    .get("nbtrail.base_only")
+                                    .and_then(|v| v.as_bool())
+                                    .unwrap_or(false),
+                            ),
+                            &source,
+                        )
+                    };
                 }
-                for r in &c.correlations {
-                    let info = info_of(
-                        "correlation",
-                        &r.title,
-                        r.name.as_deref(),
-                        r.id.as_deref(),
-                        r.level,
-                        r.description.as_deref(),
-                        &r.tags,
-                        (
-                            r.custom_attributes
-                                .get("nbtrail.code")
-                                .and_then(|v| v.as_str()),
-                            r.custom_attributes
-                                .get("nbtrail.base_only")
-                                .and_then(|v| v.as_bool())
-                                .unwrap_or(false),
-                        ),
-                        &source,
-                    );
+                let infos: Vec<RuleInfo> = c
+                    .rules
+                    .iter()
+                    .map(|r| info!("detection", r))
+                    .chain(c.correlations.iter().map(|r| info!("correlation", r)))
+                    .collect();
+                for info in infos {
                     if let Some(first) = codes.insert(info.code.clone(), source.clone()) {
                         return Err(err(format!(
                             "code {} is already used by the rule at {first}",
