@@ -134,8 +134,12 @@ enum Command {
     Custody(commands::custody::Args),
     /// Set a finding's triage status (recorded in the custody log).
     Triage(commands::triage::Args),
-    /// Add an examiner's note to the case (recorded in the custody log).
+    /// Add an examiner's note, question or conclusion to the case (recorded in the custody log).
     Note(commands::note::Args),
+    /// Star (or unstar) an event, session or finding (recorded in the custody log).
+    Star(commands::star::Args),
+    /// The case's notes, questions, conclusions and starred items.
+    Notes(commands::notes::Args),
     /// Delete the case's search index and rebuild it from the case database.
     Reindex(commands::reindex::Args),
     /// List every rejected record with file, line and reason.
@@ -195,6 +199,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Custody(args) => commands::custody::run(args),
         Command::Triage(args) => commands::triage::run(args),
         Command::Note(args) => commands::note::run(args),
+        Command::Star(args) => commands::star::run(args),
+        Command::Notes(args) => commands::notes::run(args),
         Command::Check(args) => commands::check::run(args),
         Command::Sessions(args) => commands::sessions::run(args),
         Command::Replay(args) => commands::replay::run(args),

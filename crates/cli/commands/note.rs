@@ -11,14 +11,24 @@ pub struct Args {
     target: String,
     /// The note.
     text: String,
+    /// `note`, `question` (something the case must answer) or `conclusion` (what the examiner concluded).
+    #[arg(long, default_value = "note", value_parser = ["note", "question", "conclusion"])]
+    kind: String,
 }
 
 /// Runs the command.
-pub fn run(Args { case, target, text }: Args) -> Result<()> {
+pub fn run(
+    Args {
+        case,
+        target,
+        text,
+        kind,
+    }: Args,
+) -> Result<()> {
     let mut c = open(&case)?;
-    let id = c.add_note(&target, &text)?;
+    let id = c.add_case_note(&target, &kind, &text)?;
     eprintln!(
-        "note {id} added to {} (recorded in the custody log)",
+        "{kind} {id} added to {} (recorded in the custody log)",
         render::visible(&target)
     );
     Ok(())

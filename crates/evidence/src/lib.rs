@@ -401,6 +401,8 @@ pub fn export(
             let e = StoreError::from_io;
             report::begin(w, &header).map_err(e)?;
             report::findings(w, &findings).map_err(e)?;
+            let notes: Vec<_> = custody.iter().filter(|c| c.action == "note").collect();
+            report::notes(w, &notes).map_err(e)?;
             for (s, cells) in &replays {
                 report::session(w, s, cells, &findings).map_err(e)?;
             }

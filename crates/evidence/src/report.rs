@@ -105,6 +105,35 @@ pub fn findings(w: &mut dyn Write, findings: &[StoredFinding]) -> io::Result<()>
     writeln!(w, "</table>")
 }
 
+/// The case notes concerning the selection (custody entries `note`): questions, conclusions, notes and
+/// stars, oldest first, every string escaped.
+pub fn notes(
+    w: &mut dyn Write,
+    entries: &[&nbtrail_store::custody::CustodyEntry],
+) -> io::Result<()> {
+    writeln!(w, "<h2>Case notes ({})</h2>", entries.len())?;
+    if entries.is_empty() {
+        return writeln!(w, "<p>None concerning this selection.</p>");
+    }
+    writeln!(
+        w,
+        "<table><tr><th>when (UTC)</th><th>examiner</th><th>kind</th><th>about</th><th>text</th></tr>"
+    )?;
+    for e in entries {
+        let d = &e.details;
+        writeln!(
+            w,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&e.at),
+            esc(&e.examiner),
+            esc(d["kind"].as_str().unwrap_or("note")),
+            esc(d["target"].as_str().unwrap_or("")),
+            esc(d["text"].as_str().unwrap_or(""))
+        )?;
+    }
+    writeln!(w, "</table>")
+}
+
 /// One session's replay: cells in order, code highlighted, findings marked on their lines.
 pub fn session(
     w: &mut dyn Write,

@@ -223,19 +223,120 @@ impl Case {
 
     /// Adds an examiner's note on an event, session, finding or the case; recorded in the custody log.
     pub fn add_note(&mut self, target: &str, text: &str) -> Result<i64> {
+        self.add_case_note(target, "note", text)
+    }
+
+    /// Adds a case note of `kind` ([`NOTE_KINDS`]: a note, a question, a conclusion, or a star put on or
+    /// taken off) on `target` (`case`, `event:ID`, `session:ID`, `finding:ID`, which must exist; a session
+    /// by id or unique prefix, stored as its full id), in one transaction with its custody entry.
+    pub fn add_case_note(&mut self, target: &str, kind: &str, text: &str) -> Result<i64> {
+        if !NOTE_KINDS.contains(&kind) {
+            return Err(StoreError::Invalid(format!(
+                "note kind {kind:?}: one of {}",
+                NOTE_KINDS.join(", ")
+            )));
+        }
+        let target = self.note_target(target)?;
         let tx = self.conn.transaction()?;
         let at = nbtrail_model::format_time(chrono::Utc::now());
         tx.execute(
-            "INSERT INTO notes(at, examiner, target, text) VALUES (?1, ?2, ?3, ?4)",
-            params![at, examiner(), target, text],
+            "INSERT INTO notes(at, examiner, target, text, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![at, examiner(), target, text, kind],
         )?;
         let id = tx.last_insert_rowid();
         append(
             &tx,
             "note",
-            serde_json::json!({"note_id": id, "target": target, "text": text}),
+            serde_json::json!({"note_id": id, "target": target, "kind": kind, "text": text}),
         )?;
         tx.commit()?;
         Ok(id)
     }
+
+    /// The canonical form of a note target, refused when what it names is not in the case.
+    fn note_target(&self, target: &str) -> Result<String> {
+        let missing =
+            |what: &str| StoreError::NotFound(format!("note target {target:?}: no such {what}"));
+        if target == "case" {
+            return Ok(target.into());
+        }
+        let (kind, id) = target.split_once(':').ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "note target {target:?}: expected case, event:ID, session:ID or finding:ID"
+            ))
+        })?;
+        let exists = |sql: &str, id: i64| -> Result<bool> {
+            Ok(self.conn.query_row(sql, [id], |r| r.get::<_, i64>(0))? > 0)
+        };
+        match kind {
+            "event" => {
+                let n: i64 = id.parse().map_err(|_| missing("event"))?;
+                if !exists("SELECT count(*) FROM events WHERE id = ?1", n)? {
+                    return Err(missing("event"));
+                }
+                Ok(format!("event:{n}"))
+            }
+            "finding" => {
+                let n: i64 = id.parse().map_err(|_| missing("finding"))?;
+                if !exists("SELECT count(*) FROM findings WHERE id = ?1", n)? {
+                    return Err(missing("finding"));
+                }
+                Ok(format!("finding:{n}"))
+            }
+            "session" => Ok(format!("session:{}", self.session(id)?.id)),
+            _ => Err(StoreError::Invalid(format!(
+                "note target {target:?}: expected case, event:ID, session:ID or finding:ID"
+            ))),
+        }
+    }
+
+    /// Case notes, oldest first; of one target when given.
+    pub fn notes(&self, target: Option<&str>) -> Result<Vec<NoteRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, at, examiner, target, kind, text FROM notes WHERE ?1 IS NULL OR target = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([target], |r| {
+            Ok(NoteRow {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                examiner: r.get(2)?,
+                target: r.get(3)?,
+                kind: r.get(4)?,
+                text: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Targets starred now (their latest star or unstar is a star), in the order they were starred.
+    pub fn starred(&self) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare(
+            "SELECT target FROM notes n WHERE kind = 'star'
+               AND id = (SELECT max(id) FROM notes m WHERE m.target = n.target AND m.kind IN ('star', 'unstar'))
+             ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// What a case note can be.
+pub const NOTE_KINDS: &[&str] = &["note", "question", "conclusion", "star", "unstar"];
+
+/// One case note.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq, ts_rs::TS)]
+#[ts(export)]
+pub struct NoteRow {
+    /// Id.
+    pub id: i64,
+    /// When (UTC, RFC 3339).
+    pub at: String,
+    /// Who.
+    pub examiner: String,
+    /// `case`, `event:ID`, `session:ID`, `finding:ID`.
+    pub target: String,
+    /// `note`, `question`, `conclusion`, `star`, `unstar`.
+    pub kind: String,
+    /// The text (empty for stars).
+    pub text: String,
 }

@@ -50,6 +50,7 @@
 //! or write differently — notebook path, workspace id, user agent, web session id, duration.
 
 pub mod custody;
+pub use custody::{NOTE_KINDS, NoteRow};
 mod detect_feed;
 mod entity;
 mod findings;
@@ -143,6 +144,9 @@ pub enum StoreError {
     /// Nothing found under that id.
     #[error("{0}")]
     NotFound(String),
+    /// An argument the store cannot accept (a note kind, a target of the wrong form).
+    #[error("{0}")]
+    Invalid(String),
     /// Writing what a caller streams events into (an export) failed.
     #[error("writing output: {0}")]
     Output(std::io::Error),

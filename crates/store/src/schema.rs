@@ -314,4 +314,8 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX events_lineage ON events(command_id) WHERE service = 'lineage';
     "#,
+    // 11: case notes have a kind: a note, a question, a conclusion, or a star put on / taken off a target.
+    r#"
+    ALTER TABLE notes ADD COLUMN kind TEXT NOT NULL DEFAULT 'note';
+    "#,
 ];
