@@ -105,6 +105,21 @@ fn the_incident_seen_from_its_user_notebook_table_and_secret_scope() {
     assert_eq!(values(&scope["facts"]["users"]), [ALICE]);
     assert_eq!(scope["facts"]["session_ids"], serde_json::json!([incident]));
 
+    // The session list sorts by findings: the incident first, its counts in the row.
+    let sorted =
+        String::from_utf8(nbtrail(["sessions", "--case", c, "--sort", "findings"]).stdout).unwrap();
+    let first = sorted.lines().nth(1).unwrap();
+    assert!(first.starts_with(&incident), "{sorted}");
+    assert!(
+        sorted
+            .lines()
+            .next()
+            .unwrap()
+            .contains("FINDINGS  HIGH  SECRETS")
+    );
+    let json_sorted = json(["sessions", "--case", c, "--sort", "findings", "--json"]);
+    assert_eq!(s(&json_sorted[0]["id"]), incident);
+
     // Someone who is not in the case: an answer, not an error.
     let nobody = nbtrail(["user", "--case", c, "nobody@example.com"]);
     assert!(nobody.status.success());

@@ -73,19 +73,23 @@ pub fn ingest_summary(r: &IngestReport) {
 }
 
 /// The session table.
-pub fn sessions(list: &[Session]) {
+pub fn sessions(list: &[nbtrail_ops::SessionWithFindings]) {
     println!(
-        "{:<12}  {:<24}  {:<24}  {:>5}  {:<8}  {:<30}  NOTEBOOK",
-        "ID", "START (UTC)", "END (UTC)", "CELLS", "ENDED", "USERS"
+        "{:<12}  {:<24}  {:<24}  {:>5}  {:<8}  {:>8}  {:>4}  {:>7}  {:<30}  NOTEBOOK",
+        "ID", "START (UTC)", "END (UTC)", "CELLS", "ENDED", "FINDINGS", "HIGH", "SECRETS", "USERS"
     );
-    for s in list {
+    for row in list {
+        let s = &row.session;
         println!(
-            "{:<12}  {:<24}  {:<24}  {:>5}  {:<8}  {:<30}  {}",
+            "{:<12}  {:<24}  {:<24}  {:>5}  {:<8}  {:>8}  {:>4}  {:>7}  {:<30}  {}",
             s.id,
             format_time(s.start),
             format_time(s.end),
             s.cells,
             s.end_reason.as_str(),
+            row.findings,
+            row.high,
+            row.secret_reads,
             visible(&s.users.join(",")),
             visible(
                 s.notebook_path

@@ -2,7 +2,7 @@
 //! without a window or a webview (the Yaak pattern). `commands.rs` only moves arguments and progress
 //! between this module and the IPC layer.
 
-use nbtrail_model::{Session, TrailGap};
+use nbtrail_model::TrailGap;
 use nbtrail_ops::highlight::HighlightedCell;
 use nbtrail_search::{SearchIndex, SearchRequest, SearchResult, Sort};
 use nbtrail_store::{Case, EventFilter, EventRow, SessionFilter};
@@ -400,18 +400,29 @@ pub fn search(st: &AppState, args: &SearchArgs) -> Result<SearchResult> {
     })
 }
 
-/// Sessions, optionally of one user or notebook.
+/// Sessions, optionally of one user or notebook, with their findings and secret reads; `sort` is
+/// `findings` (most severe first) or anything else for oldest first.
 pub fn sessions(
     st: &AppState,
     user: Option<String>,
     notebook: Option<String>,
-) -> Result<Vec<Session>> {
+    sort: Option<String>,
+) -> Result<Vec<nbtrail_ops::SessionWithFindings>> {
+    let order = if sort.as_deref() == Some("findings") {
+        nbtrail_ops::SessionOrder::Findings
+    } else {
+        nbtrail_ops::SessionOrder::Start
+    };
     st.with_case(|o| {
-        Ok(o.case.sessions(&SessionFilter {
-            user: user.filter(|s| !s.is_empty()),
-            notebook: notebook.filter(|s| !s.is_empty()),
-            ..SessionFilter::default()
-        })?)
+        Ok(nbtrail_ops::session_list(
+            &o.case,
+            &SessionFilter {
+                user: user.filter(|s| !s.is_empty()),
+                notebook: notebook.filter(|s| !s.is_empty()),
+                ..SessionFilter::default()
+            },
+            order,
+        )?)
     })
 }
 

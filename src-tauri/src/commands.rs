@@ -122,9 +122,10 @@ pub async fn sessions(
     state: State<'_, Shared>,
     user: Option<String>,
     notebook: Option<String>,
-) -> Result<Vec<nbtrail_model::Session>> {
+    sort: Option<String>,
+) -> Result<Vec<nbtrail_ops::SessionWithFindings>> {
     let st = state.inner().clone();
-    blocking(move || api::sessions(&st, user, notebook)).await
+    blocking(move || api::sessions(&st, user, notebook, sort)).await
 }
 
 /// An entity's page (user, notebook, table, secret scope).

@@ -466,11 +466,22 @@ fn ui_fixtures_are_what_the_shell_returns_for_the_incident_session() {
     )
     .unwrap();
     let notebook = manifest["incident_notebook_id"].as_str().unwrap();
-    let session = api::sessions(st, None, Some(notebook.to_string()))
+    let session = api::sessions(st, None, Some(notebook.to_string()), None)
         .unwrap()
         .into_iter()
+        .map(|r| r.session)
         .find(|s| s.cells > 1)
         .expect("the incident session");
+    // Sorted by findings, the incident's session (the most high findings in the case) comes first, with
+    // its secret read counted.
+    let by_findings = api::sessions(st, None, None, Some("findings".into())).unwrap();
+    assert_eq!(by_findings[0].session.id, session.id);
+    assert!(by_findings[0].high >= 3 && by_findings[0].secret_reads >= 1);
+    assert!(
+        by_findings
+            .windows(2)
+            .all(|w| (w[0].high, w[0].findings) >= (w[1].high, w[1].findings))
+    );
     let replay = api::replay(st, &session.id).unwrap();
     assert!(!replay.findings.is_empty(), "the incident has findings");
     let ids: Vec<i64> = replay.cells.iter().map(|c| c.event_id).collect();

@@ -18,6 +18,9 @@ pub struct Args {
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
+    /// Order: `start` (oldest first) or `findings` (most high findings, findings, secret reads first).
+    #[arg(long, default_value = "start", value_parser = ["start", "findings"])]
+    sort: String,
 }
 
 /// Runs the command.
@@ -28,19 +31,31 @@ pub fn run(
         notebook,
         range,
         json,
+        sort,
     }: Args,
 ) -> Result<()> {
     let c = open(&case)?;
-    let s = c.sessions(&SessionFilter {
-        user,
-        notebook,
-        from: range.from,
-        to: range.to,
-    })?;
+    let order = if sort == "findings" {
+        nbtrail_ops::SessionOrder::Findings
+    } else {
+        nbtrail_ops::SessionOrder::Start
+    };
+    let rows = nbtrail_ops::session_list(
+        &c,
+        &SessionFilter {
+            user,
+            notebook,
+            from: range.from,
+            to: range.to,
+        },
+        order,
+    )?;
     if json {
+        // The documented shape: the sessions themselves, in the order asked.
+        let s: Vec<&nbtrail_model::Session> = rows.iter().map(|r| &r.session).collect();
         print_json(&s)
     } else {
-        render::sessions(&s);
+        render::sessions(&rows);
         Ok(())
     }
 }

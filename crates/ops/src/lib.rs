@@ -863,6 +863,48 @@ pub struct SessionWithFindings {
     pub findings: u64,
     /// Of them, high severity.
     pub high: u64,
+    /// Its cells that read a secret (sensitive activity).
+    pub secret_reads: u64,
+}
+
+/// How [`session_list`] orders sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionOrder {
+    /// Oldest first (the case's order).
+    #[default]
+    Start,
+    /// Most high findings first, then most findings, then most secret reads, then oldest.
+    Findings,
+}
+
+/// Sessions matching `filter` with their findings and sensitive activity, in `order`: the session list of
+/// both front ends.
+pub fn session_list(
+    case: &Case,
+    filter: &SessionFilter,
+    order: SessionOrder,
+) -> Result<Vec<SessionWithFindings>> {
+    let activity = case.session_activity()?;
+    let mut out: Vec<SessionWithFindings> = case
+        .sessions(filter)?
+        .into_iter()
+        .map(|session| {
+            let a = activity.get(&session.id).copied().unwrap_or_default();
+            SessionWithFindings {
+                session,
+                findings: a.findings,
+                high: a.high,
+                secret_reads: a.secret_reads,
+            }
+        })
+        .collect();
+    if order == SessionOrder::Findings {
+        // Stable: equal rows keep the case's (start) order.
+        out.sort_by(|a, b| {
+            (b.high, b.findings, b.secret_reads).cmp(&(a.high, a.findings, a.secret_reads))
+        });
+    }
+    Ok(out)
 }
 
 /// What one user, notebook, table or secret scope did or had done to it: the entity page of the CLI
@@ -896,16 +938,15 @@ pub fn entity_page(case: &Case, entity: &nbtrail_store::Entity) -> Result<Entity
                 || (f.view.session_id.is_empty() && f.view.message.to_lowercase().contains(&name))
         })
         .collect();
+    let activity = case.session_activity()?;
     let mut sessions = Vec::with_capacity(facts.session_ids.len());
     for id in &facts.session_ids {
-        let of: Vec<&FindingRow> = findings
-            .iter()
-            .filter(|f| &f.view.session_id == id)
-            .collect();
+        let a = activity.get(id).copied().unwrap_or_default();
         sessions.push(SessionWithFindings {
             session: case.session(id)?,
-            findings: of.len() as u64,
-            high: of.iter().filter(|f| f.view.severity == "high").count() as u64,
+            findings: a.findings,
+            high: a.high,
+            secret_reads: a.secret_reads,
         });
     }
     Ok(EntityPage {

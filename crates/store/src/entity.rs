@@ -90,7 +90,52 @@ pub const DOWNLOAD_ACTIONS: &[&str] = &[
     "filesGet",
 ];
 
+/// What a session list shows beside each session: its findings, of them high, and its cells that read a
+/// secret.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionActivity {
+    /// Findings (analyzer and event detections).
+    pub findings: u64,
+    /// Of them, high severity.
+    pub high: u64,
+    /// Cells whose code reads a secret.
+    pub secret_reads: u64,
+}
+
 impl Case {
+    /// [`SessionActivity`] of every session that has any, in two aggregate queries.
+    pub fn session_activity(&self) -> Result<std::collections::HashMap<String, SessionActivity>> {
+        let mut out: std::collections::HashMap<String, SessionActivity> =
+            std::collections::HashMap::new();
+        let mut st = self.conn.prepare(
+            "SELECT session_id, count(*), sum(severity = 'high') FROM findings WHERE session_id <> '' GROUP BY session_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u64>(1)?,
+                r.get::<_, u64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, n, high) = row?;
+            let a = out.entry(id).or_default();
+            a.findings = n;
+            a.high = high;
+        }
+        let mut st = self.conn.prepare(
+            "SELECT c.session_id, count(*) FROM session_cells c JOIN events e ON e.id = c.event_id
+             WHERE e.command_text LIKE '%secrets.get%' OR e.command_text LIKE '%getpass(%'
+                OR e.command_text LIKE '%keyring.get_password(%' GROUP BY c.session_id",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
+        for row in rows {
+            let (id, n) = row?;
+            out.entry(id).or_default().secret_reads = n;
+        }
+        Ok(out)
+    }
+
     /// The ids of the entity's events (a temporary table `entity_events` holds them for the aggregates).
     fn select_entity(&self, e: &Entity) -> Result<()> {
         self.conn.execute_batch(

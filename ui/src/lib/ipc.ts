@@ -86,7 +86,9 @@ export const api = {
   analyze: (onProgress: (c: Count) => void) => call<CaseInfo>("analyze", { onProgress: channel(onProgress) }),
   search: (query: string, limit: number, offset: number, sort: string) =>
     call<SearchResult>("search", { args: { query, limit, offset, sort } }),
-  sessions: (user?: string, notebook?: string) => call<Session[]>("sessions", { user, notebook }),
+  /** Sessions with their findings and secret reads; `sort` "findings" puts the most severe first. */
+  sessions: (user?: string, notebook?: string, sort?: "start" | "findings") =>
+    call<SessionWithFindings[]>("sessions", { user, notebook, sort }),
   replay: (sessionId: string) => call<Replay>("replay", { sessionId }),
   /** The page of a user, notebook, table or secret scope. */
   entity: (kind: EntityKind, name: string) => call<EntityPage>("entity", { kind, name }),

@@ -16,4 +16,8 @@ findings: number,
 /**
  * Of them, high severity.
  */
-high: number, };
+high: number, 
+/**
+ * Its cells that read a secret (sensitive activity).
+ */
+secret_reads: number, };
