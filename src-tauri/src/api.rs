@@ -514,6 +514,31 @@ pub fn set_triage(st: &AppState, finding_id: i64, status: &str, note: Option<&st
     })
 }
 
+/// The case's notes and what is starred now.
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct CaseNotes {
+    /// Every note, oldest first (stars and unstars included).
+    pub notes: Vec<nbtrail_store::NoteRow>,
+    /// Targets starred now.
+    pub starred: Vec<String>,
+}
+
+/// The case's notes and stars.
+pub fn notes(st: &AppState) -> Result<CaseNotes> {
+    st.with_case(|o| {
+        Ok(CaseNotes {
+            notes: o.case.notes(None)?,
+            starred: o.case.starred()?,
+        })
+    })
+}
+
+/// Adds a case note (`note`, `question`, `conclusion`, `star`, `unstar`) on `target`; custody-logged.
+pub fn add_note(st: &AppState, target: &str, kind: &str, text: &str) -> Result<i64> {
+    st.with_case(|o| Ok(o.case.add_case_note(target, kind, text)?))
+}
+
 /// What goes into a bundle: the basket's content.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ExportArgs {

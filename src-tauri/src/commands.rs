@@ -128,6 +128,25 @@ pub async fn sessions(
     blocking(move || api::sessions(&st, user, notebook, sort)).await
 }
 
+/// The case's notes and stars.
+#[tauri::command]
+pub async fn notes(state: State<'_, Shared>) -> Result<api::CaseNotes> {
+    let st = state.inner().clone();
+    blocking(move || api::notes(&st)).await
+}
+
+/// Adds a note, question, conclusion, star or unstar on a target (recorded in the custody log).
+#[tauri::command]
+pub async fn add_note(
+    state: State<'_, Shared>,
+    target: String,
+    kind: String,
+    text: String,
+) -> Result<i64> {
+    let st = state.inner().clone();
+    blocking(move || api::add_note(&st, &target, &kind, &text)).await
+}
+
 /// An entity's page (user, notebook, table, secret scope).
 #[tauri::command]
 pub async fn entity(

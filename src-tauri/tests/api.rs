@@ -270,6 +270,15 @@ fn search_replay_findings_triage_export_verify() {
         Some("confirmed with the team lead"),
     )
     .unwrap();
+    // Case notes from the app: a star on the finding, a question on the case; a target that names
+    // nothing is refused.
+    api::add_note(st, &format!("finding:{}", finding.id), "star", "").unwrap();
+    api::add_note(st, "case", "question", "who else read prod-crm?").unwrap();
+    assert!(api::add_note(st, "event:999999999", "note", "x").is_err());
+    assert!(api::add_note(st, "case", "verdict", "x").is_err());
+    let notes = api::notes(st).unwrap();
+    assert_eq!(notes.starred, [format!("finding:{}", finding.id)]);
+    assert_eq!(notes.notes.last().unwrap().kind, "question");
     let valid = api::findings(
         st,
         &api::FindingFilter {

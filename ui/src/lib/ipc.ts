@@ -41,10 +41,12 @@ import type { SessionEnd } from "./bindings/SessionEnd";
 import type { Trust } from "./bindings/Trust";
 import type { EventFields } from "./bindings/EventFields";
 import type { EntityPage } from "./bindings/EntityPage";
+import type { CaseNotes } from "./bindings/CaseNotes";
+import type { NoteRow } from "./bindings/NoteRow";
 import type { Counted } from "./bindings/Counted";
 import type { SessionWithFindings } from "./bindings/SessionWithFindings";
 export type {
-  Snippet, Hit, FacetCount, SearchResult, Session, CellOutput, SessionCell, LineageFact, Span, CellRef, TraceStep, FindingRow, Attachment, Replay, Token, TrailGap, CaseSummary, CaseInfo, RecentCase, IngestProgress, ErrorEntry, IngestReport, IngestResult, EventRow, ExportReport, Verdict, Count, FindingFilter, HighlightedCell, FindingView, SessionEnd, Trust, EventFields, EntityPage, Counted, SessionWithFindings,
+  Snippet, Hit, FacetCount, SearchResult, Session, CellOutput, SessionCell, LineageFact, Span, CellRef, TraceStep, FindingRow, Attachment, Replay, Token, TrailGap, CaseSummary, CaseInfo, RecentCase, IngestProgress, ErrorEntry, IngestReport, IngestResult, EventRow, ExportReport, Verdict, Count, FindingFilter, HighlightedCell, FindingView, SessionEnd, Trust, EventFields, EntityPage, Counted, SessionWithFindings, CaseNotes, NoteRow,
 };
 /** What an entity page can be about. */
 export type EntityKind = "user" | "notebook" | "table" | "secret_scope";
@@ -90,6 +92,11 @@ export const api = {
   sessions: (user?: string, notebook?: string, sort?: "start" | "findings") =>
     call<SessionWithFindings[]>("sessions", { user, notebook, sort }),
   replay: (sessionId: string) => call<Replay>("replay", { sessionId }),
+  /** The case's notes and the targets starred now. */
+  notes: () => call<CaseNotes>("notes"),
+  /** A note, question, conclusion, star or unstar on `case`, `event:ID`, `session:ID`, `finding:ID`. */
+  addNote: (target: string, kind: "note" | "question" | "conclusion" | "star" | "unstar", text = "") =>
+    call<number>("add_note", { target, kind, text }),
   /** The page of a user, notebook, table or secret scope. */
   entity: (kind: EntityKind, name: string) => call<EntityPage>("entity", { kind, name }),
   /** Highlighted cells of a session by event id, with its findings' marks (code never travels back). */

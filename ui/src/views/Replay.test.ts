@@ -31,6 +31,7 @@ describe("Replay view", () => {
   it("asks for highlighting with the finding's marks, marks the sink, jumps along the trace, triages", async () => {
     const highlightCalls: unknown[] = [];
     const triage: unknown[] = [];
+    const stars: unknown[] = [];
     mockIPC((cmd, args) => {
       const a = args as Record<string, unknown>;
       if (cmd === "replay") return { session, cells, findings: [finding] };
@@ -51,6 +52,8 @@ describe("Replay view", () => {
         });
       }
       if (cmd === "set_triage") { triage.push(a); return null; }
+      if (cmd === "notes") return { notes: [], starred: [] };
+      if (cmd === "add_note") { stars.push(a); return 1; }
       return null;
     });
     app.caseInfo = { triage_states: ["uncategorized", "valid"] } as never;
@@ -79,6 +82,13 @@ describe("Replay view", () => {
     await settle();
     expect(document.querySelector("article.cell.selected")!.getAttribute("data-event")).toBe("10");
     expect(document.querySelector(".mark.active")!.closest("article")!.getAttribute("data-event")).toBe("10");
+    // A star on the finding is a case note (custody-logged by the shell); the button shows it.
+    const star = document.querySelector(".finding[data-finding='5'] .star")!;
+    expect(star.textContent).toBe("☆");
+    await fireEvent.click(star);
+    await settle();
+    expect(stars).toEqual([{ target: "finding:5", kind: "star", text: "" }]);
+    expect(document.querySelector(".finding[data-finding='5'] .star")!.textContent).toBe("★");
     // Triage goes to the shell.
     const sel = document.querySelector(".finding[data-finding='5'] select") as HTMLSelectElement;
     sel.value = "valid";
