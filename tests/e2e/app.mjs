@@ -110,7 +110,7 @@ async function tab(b, view) {
     const sel = await b.$(`.finding[data-finding="${fid}"] select`);
     await sel.selectByAttribute("value", "valid");
     await sleep(500);
-    await (await b.$(`.finding[data-finding="${fid}"] button.link`)).click();
+    await (await b.$(`.finding[data-finding="${fid}"] button.add-basket`)).click();
     await sleep(200);
 
     await tab(b, "findings");
