@@ -131,3 +131,31 @@ fn the_incident_seen_from_its_user_notebook_table_and_secret_scope() {
         "{text}"
     );
 }
+
+/// Regression: `nbtrail user … | head -1` made every command panic with a backtrace when the reader closed
+/// the pipe early. Now the command ends quietly, as a shell expects of a closed pipe.
+#[test]
+fn a_reader_closing_the_pipe_early_gets_no_panic() {
+    use std::io::BufRead;
+    let (_d, case, _) = sample_case();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nbtrail"))
+        .args(["events", "--case", case.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    // The reader goes away after one line (as `head -1` does).
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        matches!(out.status.code(), Some(0 | 141)),
+        "{:?}",
+        out.status
+    );
+}

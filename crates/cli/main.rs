@@ -157,7 +157,27 @@ enum SortArg {
     Relevance,
 }
 
+/// A reader that stops early (`nbtrail events | head`) closes the pipe; `println!` then panics. That is
+/// the reader's choice, not an error of ours: end quietly with the status a shell gives a closed pipe
+/// (128 + SIGPIPE) instead of a panic message and a backtrace.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() {
+    quiet_on_closed_pipe();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("NBTRAIL_LOG"))
         .with_writer(std::io::stderr)
