@@ -38,6 +38,9 @@ echo "The planted incident, replayed with its findings:"
 ID=$($NB sessions --case "$CASE" --notebook /Users/alice.nguyen@example.com/churn_scratch --json | grep -o '"id": "[0-9a-f]*' | head -1 | cut -d'"' -f4)
 $NB replay --case "$CASE" "$ID"
 echo
+echo "The incident's user, seen whole (activity, sessions, findings and event detections):"
+$NB user --case "$CASE" alice.nguyen@example.com
+echo
 echo "Who read secrets in code, and what touched the customers table:"
 $NB search --case "$CASE" --limit 5 'code:secrets.get'
 echo
