@@ -588,17 +588,25 @@ pub fn findings(case: &Case, f: &FindingFilter) -> Result<Vec<FindingRow>> {
         .filter(|x| sev.is_none_or(|s| x.severity == s))
         .filter(|x| status.is_none_or(|s| x.triage == s))
         .collect();
-    let views = views_of_stored(case, &stored)?;
+    rows_of_stored(case, &stored, user.as_deref(), notebook)
+}
+
+/// List rows of stored findings (their views with their session's notebook and users), kept when the
+/// session's users include `user` (lower case, a part of the e-mail) and its notebook is `notebook` (id, or
+/// a part of its path). Views are built only for the findings given.
+fn rows_of_stored(
+    case: &Case,
+    stored: &[StoredFinding],
+    user: Option<&str>,
+    notebook: Option<&str>,
+) -> Result<Vec<FindingRow>> {
+    let views = views_of_stored(case, stored)?;
     let mut sessions: HashMap<String, nbtrail_model::Session> = HashMap::new();
     let mut out = Vec::new();
     for v in views {
         // A case-wide event detection (session id "") has no session: its user is in its message.
         if v.session_id.is_empty() {
-            if user
-                .as_ref()
-                .is_some_and(|u| !v.message.to_lowercase().contains(u.as_str()))
-                || notebook.is_some()
-            {
+            if user.is_some_and(|u| !v.message.to_lowercase().contains(u)) || notebook.is_some() {
                 continue;
             }
             out.push(FindingRow {
@@ -613,11 +621,8 @@ pub fn findings(case: &Case, f: &FindingFilter) -> Result<Vec<FindingRow>> {
             sessions.insert(v.session_id.clone(), case.session(&v.session_id)?);
         }
         let sess = &sessions[&v.session_id];
-        if let Some(u) = &user
-            && !sess
-                .users
-                .iter()
-                .any(|x| x.to_lowercase().contains(u.as_str()))
+        if let Some(u) = user
+            && !sess.users.iter().any(|x| x.to_lowercase().contains(u))
         {
             continue;
         }
@@ -930,14 +935,16 @@ pub fn entity_page(case: &Case, entity: &nbtrail_store::Entity) -> Result<Entity
     let wanted: std::collections::HashSet<&str> =
         facts.session_ids.iter().map(String::as_str).collect();
     let name = entity.name().to_lowercase();
-    let all = findings(case, &FindingFilter::default())?;
-    let findings: Vec<FindingRow> = all
+    // Only the findings of the page get views (building one loads its session's cells).
+    let stored: Vec<StoredFinding> = case
+        .findings(None)?
         .into_iter()
         .filter(|f| {
-            wanted.contains(f.view.session_id.as_str())
-                || (f.view.session_id.is_empty() && f.view.message.to_lowercase().contains(&name))
+            wanted.contains(f.session_id.as_str())
+                || (f.session_id.is_empty() && f.message.to_lowercase().contains(&name))
         })
         .collect();
+    let findings = rows_of_stored(case, &stored, None, None)?;
     let activity = case.session_activity()?;
     let mut sessions = Vec::with_capacity(facts.session_ids.len());
     for id in &facts.session_ids {
