@@ -15,6 +15,13 @@
 //! that does not parse, a rule without a code-able identity, a correlation that names an unknown rule,
 //! all fail with the file and the line of the document.
 //!
+//! ## Baselines
+//! Some questions are about a user's own history, which Sigma cannot express: "more downloads in an hour
+//! than this user usually makes", "a login from an address this user never used". A detection rule with
+//! the custom attribute `nbtrail.baseline` (`hourly_count` or `new_value`, see [`baseline`]) stays a valid
+//! Sigma rule (the engine matches its selection, its exemplars check it), but its matches feed a per-user
+//! statistic and only departures from it are reported (`NBE046`, `NBE047`).
+//!
 //! ## Events
 //! Rules see each normalized event under Databricks' own audit-log field names ([`event_json`]):
 //! `serviceName`, `actionName`, `userIdentity.email`, `sourceIPAddress`, `userAgent`, `workspaceId`,
@@ -28,6 +35,9 @@
 //! make it up (one for a detection rule; the window's events, up to [`MAX_EVENTS_PER_DETECTION`], for a
 //! correlation). Memory is bounded by the engine's state limits, not by the number of events.
 
+pub mod baseline;
+
+pub use baseline::Baseline;
 use rsigma_eval::correlation_engine::{CorrelationConfig, CorrelationEngine, CorrelationEventMode};
 use rsigma_eval::event::JsonEvent;
 use rsigma_eval::result::ResultBody;
@@ -87,7 +97,7 @@ pub enum DetectError {
 pub type Result<T, E = DetectError> = std::result::Result<T, E>;
 
 /// What one rule is, for lists, SARIF and findings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleInfo {
     /// Stable code (`NBE001`; a user rule without `nbtrail.code` gets `NBEU-` and 8 hex digits of its
     /// identity).
@@ -104,13 +114,15 @@ pub struct RuleInfo {
     pub description: String,
     /// Sigma tags (ATT&CK techniques and tactics).
     pub tags: Vec<String>,
-    /// `detection` or `correlation`.
+    /// `detection`, `correlation` or `baseline` (a detection whose matches feed a [`Baseline`]).
     pub kind: &'static str,
     /// The file it came from and the line its document starts on.
     pub source: String,
     /// Only a building block of correlations (`nbtrail.base_only: true`): its own matches are not
     /// reported (every login, every attach).
     pub base_only: bool,
+    /// For a `baseline` rule: what its matches are measured against ([`baseline`]).
+    pub baseline: Option<Baseline>,
 }
 
 /// A parsed, validated set of rules: the shipped pack plus any user rules.
@@ -213,12 +225,39 @@ impl RuleSet {
                         )
                     };
                 }
-                let infos: Vec<RuleInfo> = c
-                    .rules
-                    .iter()
-                    .map(|r| info!("detection", r))
-                    .chain(c.correlations.iter().map(|r| info!("correlation", r)))
-                    .collect();
+                // A custom attribute as text (strings, numbers and booleans alike).
+                macro_rules! attr {
+                    ($r:expr) => {
+                        |k: &str| {
+                            $r.custom_attributes.get(k).and_then(|v| {
+                                v.as_str()
+                                    .map(str::to_string)
+                                    .or_else(|| v.as_u64().map(|n| n.to_string()))
+                                    .or_else(|| v.as_i64().map(|n| n.to_string()))
+                                    .or_else(|| v.as_f64().map(|n| n.to_string()))
+                                    .or_else(|| v.as_bool().map(|b| b.to_string()))
+                            })
+                        }
+                    };
+                }
+                let mut infos: Vec<RuleInfo> = Vec::new();
+                for r in &c.rules {
+                    let mut info = info!("detection", r);
+                    info.baseline = Baseline::from_attributes(attr!(r)).map_err(&err)?;
+                    if info.baseline.is_some() {
+                        info.kind = "baseline";
+                    }
+                    infos.push(info);
+                }
+                for r in &c.correlations {
+                    if r.custom_attributes.contains_key("nbtrail.baseline") {
+                        return Err(err(
+                            "nbtrail.baseline belongs on a detection rule, not a correlation"
+                                .into(),
+                        ));
+                    }
+                    infos.push(info!("correlation", r));
+                }
                 for info in infos {
                     if let Some(first) = codes.insert(info.code.clone(), source.clone()) {
                         return Err(err(format!(
@@ -316,10 +355,17 @@ impl RuleSet {
                     .map(move |k| (k, i))
             })
             .collect();
+        let baselines = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i, baseline::State::new(r.baseline.clone()?))))
+            .collect();
         Detector {
             set: self,
             engine: self.engine().expect("compiled when the set was loaded"),
             by_name,
+            baselines,
         }
     }
 }
@@ -425,6 +471,7 @@ fn info_of(
         kind,
         source: source.to_string(),
         base_only,
+        baseline: None,
     }
 }
 
@@ -504,6 +551,7 @@ pub struct Detector<'a> {
     set: &'a RuleSet,
     engine: CorrelationEngine,
     by_name: HashMap<String, usize>,
+    baselines: HashMap<usize, baseline::State>,
 }
 
 impl Detector<'_> {
@@ -532,6 +580,19 @@ impl Detector<'_> {
             };
             let rule = self.set.rules[i].clone();
             if rule.base_only {
+                continue;
+            }
+            if let Some(state) = self.baselines.get_mut(&i) {
+                // Matches of a baseline rule are measured, not reported as they are.
+                if let ResultBody::Detection(_) = &r.body
+                    && let Some(d) = state.feed(event, id, time_ms)
+                {
+                    out.push(Detection {
+                        rule,
+                        event_ids: d.event_ids,
+                        detail: d.detail,
+                    });
+                }
                 continue;
             }
             match &r.body {
