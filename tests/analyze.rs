@@ -293,6 +293,20 @@ fn the_planted_incident_is_found_by_the_event_rules_as_well() {
         .collect();
     assert!(codes.contains(&"NBE001"), "{codes:?}");
     assert!(codes.contains(&"NBE039"), "{codes:?}");
+    // The incident's login from an address Alice never used (sample-logs/README.md) is the one login the
+    // per-user baseline reports in three weeks of logins by every user.
+    let new_address: Vec<&Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "NBE047")
+        .collect();
+    assert_eq!(new_address.len(), 1, "{new_address:#?}");
+    let m = s(&new_address[0]["message"]);
+    assert!(
+        m.contains("alice.nguyen@example.com") && m.contains("203.0.113.77"),
+        "{m}"
+    );
     // The analyzer's findings are all still there.
     assert_eq!(codes.iter().filter(|c| c.starts_with("NBT")).count(), 6);
     // Filter by rule code works for detections like for the analyzer's rules.

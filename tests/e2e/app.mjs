@@ -47,6 +47,11 @@ async function shot(_b, name) {
   execFileSync("import", ["-window", "root", path.join(SHOTS, `${name}.png`)]);
 }
 
+// Waits until `fn` (run in the page) is true.
+async function browserWait(b, fn, what, timeout = 20000) {
+  await b.waitUntil(async () => Boolean(await b.execute(fn)), { timeout, timeoutMsg: `timed out: ${what}` });
+}
+
 async function tab(b, view) {
   await (await b.$(`button.tab[data-view="${view}"]`)).click();
   await sleep(200);
@@ -160,6 +165,29 @@ async function tab(b, view) {
     });
     await (await b.$("article.cell")).waitForExist({ timeout: 20000 });
     ok("user page → session replay");
+    // Star the session (a case note in the custody log); the home view lists it.
+    const sessionStar = await b.$(".replay-head .star");
+    await sessionStar.click();
+    await browserWait(b, () => document.querySelector(".replay-head .star")?.textContent === "★", "session starred");
+    await tab(b, "home");
+    await browserWait(b, () => /starred:.*session:/.test(document.querySelector(".case-notes .starred")?.textContent ?? ""), "star listed on home");
+    ok("session starred from the replay, listed in the case notes");
+
+    // Event detections on the search timeline: a mark lists its bucket's detection events.
+    await tab(b, "search");
+    await (await b.$("#query")).setValue("secrets.get OR download*");
+    await (await b.$("#search-btn")).click();
+    const mark = await b.$(".detection-mark");
+    await mark.waitForExist({ timeout: 20000 });
+    const codes = (await mark.getAttribute("data-codes")).split(" ");
+    await mark.click();
+    await browserWait(b, () => /^\(rule:/.test(document.querySelector(".summary")?.getAttribute("data-query") ?? ""), "detection query ran");
+    const hitRules = await b.execute(() => Array.from(document.querySelectorAll(".hit")).map((h) =>
+      Array.from(h.querySelectorAll(".rule")).map((r) => r.textContent)));
+    assert.ok(hitRules.length > 0, "the mark's bucket has events");
+    assert.ok(hitRules.every((rs) => rs.some((r) => codes.includes(r))), `every hit carries one of ${codes}: ${JSON.stringify(hitRules)}`);
+    ok(`detections on the timeline: ${codes.join(", ")} → ${hitRules.length} event(s)`);
+    await shot(b, "search-detections");
   } finally {
     await b.deleteSession();
   }

@@ -564,7 +564,7 @@ pub struct FindingRow {
     pub notebook_path: Option<String>,
     /// The session's users.
     pub users: Vec<String>,
-    /// When the finding's cell ran (RFC 3339), if known.
+    /// When the finding's cell ran (a case-wide detection: when its last event happened), RFC 3339.
     pub time: Option<String>,
 }
 
@@ -725,7 +725,8 @@ pub struct FindingView {
     /// The cell's code (text output only).
     #[serde(skip)]
     pub code: String,
-    /// When the finding's cell ran (RFC 3339, ms), for case findings (not in the JSON shape).
+    /// When the finding's cell ran, or a case-wide detection's last event happened (RFC 3339, ms), for
+    /// case findings (not in the JSON shape).
     #[serde(skip)]
     pub time: Option<String>,
 }
@@ -803,7 +804,18 @@ pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<Fi
                 .and_then(|e| m.get(&e))
                 .map(|c| c.2.clone())
                 .unwrap_or_default(),
-            time: f.event_id.and_then(|e| m.get(&e)).map(|c| c.3.clone()),
+            time: match f.event_id {
+                Some(e) => match m.get(&e) {
+                    Some(c) => Some(c.3.clone()),
+                    // Not a cell (a case-wide detection's event): the event's own time.
+                    None => Some(
+                        case.event(e)?
+                            .time
+                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    ),
+                },
+                None => None,
+            },
         });
     }
     Ok(out)

@@ -96,4 +96,49 @@ describe("Replay view", () => {
     await settle();
     expect(triage).toEqual([{ findingId: 5, status: "valid" }]);
   });
+  it("stars and annotates the session and single cells, and links the notebook, users and tables to their pages", async () => {
+    const notes: unknown[] = [];
+    mockIPC((cmd, args) => {
+      if (cmd === "replay") return { session, cells, findings: [] };
+      if (cmd === "notes") return { notes: [], starred: ["event:10"] };
+      if (cmd === "add_note") { notes.push(args); return notes.length; }
+      if (cmd === "highlight" || cmd === "context") return [];
+      return null;
+    });
+    app.replayTarget = { session: "s1" };
+    render(Replay);
+    await settle(); await settle();
+    // Stars already in the case are shown.
+    expect(document.querySelector("article[data-event='10'] .star")!.textContent).toBe("★");
+    expect(document.querySelector("article[data-event='11'] .star")!.textContent).toBe("☆");
+    // Unstar a cell, star the session.
+    await fireEvent.click(document.querySelector("article[data-event='10'] .star")!);
+    await fireEvent.click(document.querySelector(".replay-head .star[data-target='session:s1']")!);
+    await settle();
+    expect(document.querySelector("article[data-event='10'] .star")!.textContent).toBe("☆");
+    expect(document.querySelector(".replay-head .star")!.textContent).toBe("★");
+    // A question on one cell.
+    await fireEvent.click(document.querySelector("article[data-event='11'] .add-note")!);
+    const input = document.querySelector("article[data-event='11'] .note-form input") as HTMLInputElement;
+    const kind = document.querySelector("article[data-event='11'] .note-form select") as HTMLSelectElement;
+    kind.value = "question";
+    await fireEvent.change(kind);
+    await fireEvent.input(input, { target: { value: "why <b>this</b> key?" } });
+    await fireEvent.submit(input.form!);
+    await settle();
+    expect(notes).toEqual([
+      { target: "event:10", kind: "unstar", text: "" },
+      { target: "session:s1", kind: "star", text: "" },
+      { target: "event:11", kind: "question", text: "why <b>this</b> key?" },
+    ]);
+    expect(document.querySelector("article[data-event='11'] .note-form")).toBeNull();
+    // Names from the log are links to their pages.
+    const table = document.querySelector("article[data-event='10'] .lineage .entity-link[data-kind='table']")!;
+    await fireEvent.click(table);
+    expect(app.view).toBe("entity");
+    expect(app.entityTarget).toEqual({ kind: "table", name: "prod.crm.<b>customers</b>" });
+    await fireEvent.click(document.querySelector(".replay-head h1 .entity-link[data-kind='notebook']")!);
+    expect(app.entityTarget!.kind).toBe("notebook");
+    expect(app.entityTarget!.name).toBe(session.notebook_path);
+  });
 });

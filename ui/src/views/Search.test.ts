@@ -109,4 +109,44 @@ describe("Search view", () => {
     }
     expect(help).toContain("All times are UTC.");
   });
+  it("draws event detections over the histogram and lists a bucket's detection events on click", async () => {
+    const sent: string[] = [];
+    mockIPC((cmd, args) => {
+      if (cmd === "findings") return [
+        { id: 1, rule: "NBE016", rule_name: "secret_read_then_download", severity: "high", message: "m", session_id: "",
+          cell: { seq: 0, command_id: null, event_id: 12 }, span: { line: 1, col: 1, end_line: 1, end_col: 1 }, trace: [],
+          status: "uncategorized", notebook_path: null, users: [], time: "2024-05-01T14:10:00.000Z" },
+        { id: 2, rule: "NBE004", rule_name: "results_downloaded", severity: "low", message: "m", session_id: "",
+          cell: { seq: 0, command_id: null, event_id: 13 }, span: { line: 1, col: 1, end_line: 1, end_col: 1 }, trace: [],
+          status: "uncategorized", notebook_path: null, users: [], time: "2024-05-01T14:20:00.000Z" },
+        // An analyzer finding is not an event detection; one outside the histogram is not drawn.
+        { id: 3, rule: "NBT001", rule_name: "secret-leak", severity: "high", message: "m", session_id: "s1",
+          cell: { seq: 1, command_id: null, event_id: 11 }, span: { line: 1, col: 1, end_line: 1, end_col: 1 }, trace: [],
+          status: "uncategorized", notebook_path: null, users: [], time: "2024-05-01T14:00:00.000Z" },
+        { id: 4, rule: "NBE001", rule_name: "verbose_off", severity: "high", message: "m", session_id: "",
+          cell: { seq: 0, command_id: null, event_id: 14 }, span: { line: 1, col: 1, end_line: 1, end_col: 1 }, trace: [],
+          status: "uncategorized", notebook_path: null, users: [], time: "2023-01-01T00:00:00.000Z" },
+      ];
+      if (cmd !== "search") return null;
+      const q = (args as { args: { query: string } }).args.query;
+      sent.push(q);
+      return result(q);
+    });
+    render(Search);
+    const box = screen.getByLabelText("query") as HTMLInputElement;
+    await fireEvent.input(box, { target: { value: "download" } });
+    await fireEvent.submit(box.form!);
+    await new Promise((r) => setTimeout(r, 0));
+    await tick();
+    const marks = [...document.querySelectorAll(".detection-mark")];
+    expect(marks.map((m) => m.getAttribute("data-codes"))).toEqual(["NBE004 NBE016"]);
+    expect(marks[0].classList.contains("sev-high")).toBe(true);
+    await fireEvent.click(marks[0]);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(sent.at(-1)).toBe("(rule:NBE004 OR rule:NBE016) time:[2024-05-01T14:00:00 TO 2024-05-01T14:59:59]");
+    // Names in a hit are links to their pages.
+    const nb = document.querySelector(".hit .entity-link[data-kind='notebook']")!;
+    await fireEvent.click(nb);
+    expect(app.entityTarget!.kind).toBe("notebook");
+  });
 });

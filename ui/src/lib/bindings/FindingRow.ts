@@ -16,7 +16,7 @@ notebook_path: string | null,
  */
 users: Array<string>, 
 /**
- * When the finding's cell ran (RFC 3339), if known.
+ * When the finding's cell ran (a case-wide detection: when its last event happened), RFC 3339.
  */
 time: string | null, 
 /**
