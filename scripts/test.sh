@@ -17,6 +17,8 @@ done
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   need_apt+=(python3 python3-venv python3-pip)
 fi
+# Java: the Spark job's test runs pyspark (PyPI) on a local Spark, which needs a JRE (17+).
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 # setpriv (util-linux): when run as root, the gateway test runs the gateway as `nobody`.
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -78,6 +80,13 @@ if [ -n "$(git status --porcelain -- ui/src/lib/bindings ui/src/fixtures)" ]; th
   echo "ui/src/lib/bindings or ui/src/fixtures is stale: run cargo test and commit the files it writes" >&2
   [ "$status" != 0 ] || status=1
 fi
+echo "== Spark job on a local Spark, against the desktop (integrations/spark)"
+set +e
+bash integrations/spark/run-tests.sh 2>&1 | tee -a "$log"
+spark=${PIPESTATUS[0]}
+set -e
+[ "$spark" = 0 ] || status=$spark
+phase "spark job (pyspark venv, local[2])"
 if [ "$status" = 0 ]; then
   echo "== desktop app end-to-end (real window under Xvfb, tauri-driver + WebKitWebDriver)"
   set +e

@@ -309,6 +309,38 @@ mod tests {
             .collect()
     }
 
+    /// The Spark job (`integrations/spark/nbtrail_spark/job.py`) computes natural keys and session ids
+    /// in Python; its test pins the same two values, so the two implementations cannot drift apart.
+    #[test]
+    fn natural_key_and_session_id_agree_with_the_spark_job() {
+        let params: std::collections::BTreeMap<String, String> = [
+            ("notebookId", "3141592653589793"),
+            ("commandText", "print(1)"),
+            ("é", "ü"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let key = nbtrail_model::NaturalKey::new(
+            Some("ServiceMain-abc124"),
+            1_714_557_661_000,
+            "notebook",
+            "runCommand",
+            &params,
+        );
+        assert_eq!(hex::encode(key.0), "7cb9f253ac6c47f91295ea355f109c3b");
+        let built = sessionize(
+            "3141592653589793",
+            Some("0501-123456-abcd1234"),
+            vec![row(1, RowKind::Attach, 0, None, "a")],
+            false,
+            DEFAULT_IDLE_GAP_MS,
+            0,
+            &mut |_| key.0.to_vec(),
+        );
+        assert_eq!(built[0].id, "885df3f0bca6");
+    }
+
     #[test]
     fn attach_detach_idle_and_orphans() {
         use RowKind::*;

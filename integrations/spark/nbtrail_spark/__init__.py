@@ -1,0 +1,2 @@
+"""nbtrail on Spark: the organisation-wide job (:mod:`nbtrail_spark.job`) and cutting a desktop case from
+its output (:mod:`nbtrail_spark.cut`)."""
