@@ -198,14 +198,8 @@ pub struct CaseInfo {
 }
 
 fn case_info_of(o: &Open) -> Result<CaseInfo> {
-    let mut sev = SeverityCounts::default();
-    for f in o.case.findings(None)? {
-        match f.severity.as_str() {
-            "high" => sev.high += 1,
-            "medium" => sev.medium += 1,
-            _ => sev.low += 1,
-        }
-    }
+    let (high, medium, low) = o.case.finding_severity_counts()?;
+    let sev = SeverityCounts { high, medium, low };
     Ok(CaseInfo {
         dir: o.dir.display().to_string(),
         summary: o.case.summary()?,

@@ -291,6 +291,7 @@ impl Case {
                 [ms.to_string()],
             )?;
             rebuild_derived(&tx, ms, Derive::All)?;
+            query::refresh_summary(&tx)?;
             tx.commit()?;
             Ok(())
         })
@@ -533,6 +534,8 @@ impl Case {
                 "errors": report.error_count,
             }),
         )?;
+        // The home view's summary, cached for this data (computing it is linear in the case).
+        query::refresh_summary(&tx)?;
         let t_commit = Instant::now();
         tx.commit()?;
         tracing::debug!(

@@ -131,7 +131,7 @@ fn ms(v: i64) -> DateTime<Utc> {
 }
 
 /// Case-wide overview.
-#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, ts_rs::TS)]
 #[ts(export)]
 pub struct CaseSummary {
     /// Events stored.
@@ -166,7 +166,7 @@ pub struct CaseSummary {
 }
 
 /// A count of one category of notable events.
-#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, ts_rs::TS)]
 #[ts(export)]
 pub struct NotableCount {
     /// Category label.
@@ -808,19 +808,7 @@ impl Case {
 
     /// The trail's holes, oldest first.
     pub fn trail_gaps(&self) -> Result<Vec<TrailGap>> {
-        let mut st = self.conn.prepare(
-            "SELECT workspace_id, start_ms, end_ms, off_by, on_by FROM trail_gaps ORDER BY start_ms",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(TrailGap {
-                workspace_id: r.get(0)?,
-                start: ms(r.get(1)?),
-                end: r.get::<_, Option<i64>>(2)?.map(ms),
-                off_by: r.get(3)?,
-                on_by: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        trail_gaps_of(&self.conn)
     }
 
     /// Ingest runs, oldest first.
@@ -914,71 +902,145 @@ impl Case {
 
     /// The case overview.
     pub fn summary(&self) -> Result<CaseSummary> {
-        let c = &self.conn;
-        let one =
-            |sql: &str| -> Result<u64> { Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
-        let (first, last): (Option<i64>, Option<i64>) =
-            c.query_row("SELECT min(time_ms), max(time_ms) FROM events", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        let mut notable = Vec::new();
-        for (cat, actions) in NOTABLE {
-            let mut count = 0u64;
-            for a in *actions {
-                let (s, act) = a.split_once('.').expect("service.action");
-                count += c.query_row(
-                    "SELECT count(*) FROM events WHERE service = ? AND action = ?",
-                    [s, act],
-                    |r| r.get::<_, i64>(0),
-                )? as u64;
-            }
-            notable.push(NotableCount {
-                category: cat.to_string(),
-                actions: actions
-                    .iter()
-                    .map(std::string::ToString::to_string)
-                    .collect(),
-                count,
-            });
-        }
-        let events = one("SELECT count(*) FROM events")?;
-        let commands = one(
-            "SELECT count(*) FROM events WHERE action = 'runCommand' AND service IN ('notebook','jobs')",
-        )?;
-        let mut warnings = Vec::new();
-        if events > 0 && commands == 0 {
-            warnings.push(
-                "no notebook command (runCommand) events: verbose audit logging was probably off, so the trail \
-                 shows who attached notebooks and read secrets but not what code ran"
-                    .to_string(),
-            );
-        }
-        let trail_gaps = self.trail_gaps()?;
-        for g in &trail_gaps {
-            warnings.push(format!(
-                "verbose audit logging was off in workspace {} from {} to {}: cells run then are not in the trail",
-                g.workspace_id.as_deref().unwrap_or("?"),
-                nbtrail_model::format_time(g.start),
-                g.end.map_or_else(|| "the end of the trail".into(), nbtrail_model::format_time)
-            ));
-        }
-        Ok(CaseSummary {
-            events,
-            users: one("SELECT count(DISTINCT user) FROM events")?,
-            notebooks: one("SELECT count(DISTINCT notebook_id) FROM events")?,
-            commands,
-            sessions: one("SELECT count(*) FROM sessions")?,
-            first: first.map(ms),
-            last: last.map(ms),
-            runs: one("SELECT count(*) FROM ingest_runs")?,
-            errors: one("SELECT count(*) FROM ingest_errors")?,
-            duplicates: one("SELECT count(*) FROM duplicates")?,
-            conflicts: one("SELECT count(*) FROM conflicts")?,
-            trail_gaps,
-            notable,
-            warnings,
-        })
+        summary_cached(&self.conn)
     }
+
+    /// Findings by severity: (high, medium, low) — counted in SQL, not by loading every finding.
+    pub fn finding_severity_counts(&self) -> Result<(u64, u64, u64)> {
+        Ok(self.conn.query_row(
+            "SELECT coalesce(sum(severity = 'high'), 0), coalesce(sum(severity = 'medium'), 0),
+                    coalesce(sum(severity NOT IN ('high', 'medium')), 0) FROM findings",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            },
+        )?)
+    }
+}
+
+/// What a stored summary was computed from: the newest event and ingest run and the idle gap (sessions).
+/// Events and runs are only ever added (an ingest is one transaction), so an unchanged key means unchanged
+/// counts.
+fn summary_key(c: &rusqlite::Connection) -> Result<String> {
+    Ok(c.query_row(
+        "SELECT (SELECT coalesce(max(id), 0) FROM events) || ':' || (SELECT coalesce(max(id), 0) FROM ingest_runs)
+                || ':' || coalesce((SELECT value FROM settings WHERE key = 'idle_gap_ms'), '')
+                || ':' || (SELECT count(*) FROM trail_gaps)",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// The case summary: from the `settings` cache when its key still holds (O(1) at any case size: counting
+/// distinct users over ten million events takes seconds), else computed and cached when the case is
+/// writable.
+pub(crate) fn summary_cached(c: &rusqlite::Connection) -> Result<CaseSummary> {
+    let key = summary_key(c)?;
+    let cached: Option<(String, String)> = c
+        .query_row(
+            "SELECT k.value, s.value FROM settings k, settings s WHERE k.key = 'summary_key' AND s.key = 'summary'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((k, json)) = cached
+        && k == key
+        && let Ok(summary) = serde_json::from_str::<CaseSummary>(&json)
+    {
+        return Ok(summary);
+    }
+    let summary = compute_summary(c)?;
+    // A read-only case just computes it every time.
+    let _ = store_summary(c, &key, &summary);
+    Ok(summary)
+}
+
+/// Computes the summary and caches it (the end of an ingest, inside its transaction).
+pub(crate) fn refresh_summary(c: &rusqlite::Connection) -> Result<()> {
+    let key = summary_key(c)?;
+    let summary = compute_summary(c)?;
+    store_summary(c, &key, &summary)
+}
+
+fn store_summary(c: &rusqlite::Connection, key: &str, summary: &CaseSummary) -> Result<()> {
+    let json = serde_json::to_string(summary).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    for (k, v) in [("summary_key", key), ("summary", json.as_str())] {
+        c.execute(
+            "INSERT INTO settings(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [k, v],
+        )?;
+    }
+    Ok(())
+}
+
+fn compute_summary(c: &rusqlite::Connection) -> Result<CaseSummary> {
+    let one =
+        |sql: &str| -> Result<u64> { Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+    let (first, last): (Option<i64>, Option<i64>) =
+        c.query_row("SELECT min(time_ms), max(time_ms) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let mut notable = Vec::new();
+    for (cat, actions) in NOTABLE {
+        let mut count = 0u64;
+        for a in *actions {
+            let (s, act) = a.split_once('.').expect("service.action");
+            count += c.query_row(
+                "SELECT count(*) FROM events WHERE service = ? AND action = ?",
+                [s, act],
+                |r| r.get::<_, i64>(0),
+            )? as u64;
+        }
+        notable.push(NotableCount {
+            category: cat.to_string(),
+            actions: actions
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
+            count,
+        });
+    }
+    let events = one("SELECT count(*) FROM events")?;
+    let commands = one(
+        "SELECT count(*) FROM events WHERE action = 'runCommand' AND service IN ('notebook','jobs')",
+    )?;
+    let mut warnings = Vec::new();
+    if events > 0 && commands == 0 {
+        warnings.push(
+            "no notebook command (runCommand) events: verbose audit logging was probably off, so the trail \
+             shows who attached notebooks and read secrets but not what code ran"
+                .to_string(),
+        );
+    }
+    let trail_gaps = trail_gaps_of(c)?;
+    for g in &trail_gaps {
+        warnings.push(format!(
+            "verbose audit logging was off in workspace {} from {} to {}: cells run then are not in the trail",
+            g.workspace_id.as_deref().unwrap_or("?"),
+            nbtrail_model::format_time(g.start),
+            g.end.map_or_else(|| "the end of the trail".into(), nbtrail_model::format_time)
+        ));
+    }
+    Ok(CaseSummary {
+        events,
+        users: one("SELECT count(DISTINCT user) FROM events")?,
+        notebooks: one("SELECT count(DISTINCT notebook_id) FROM events")?,
+        commands,
+        sessions: one("SELECT count(*) FROM sessions")?,
+        first: first.map(ms),
+        last: last.map(ms),
+        runs: one("SELECT count(*) FROM ingest_runs")?,
+        errors: one("SELECT count(*) FROM ingest_errors")?,
+        duplicates: one("SELECT count(*) FROM duplicates")?,
+        conflicts: one("SELECT count(*) FROM conflicts")?,
+        trail_gaps,
+        notable,
+        warnings,
+    })
 }
 
 fn like_escape(s: &str) -> String {
@@ -1015,4 +1077,21 @@ pub fn lineage_endpoints(params: &str) -> Vec<(&'static str, String, Option<Stri
         ))
     })
     .collect()
+}
+
+/// The trail gaps, oldest first.
+fn trail_gaps_of(c: &rusqlite::Connection) -> Result<Vec<TrailGap>> {
+    let mut st = c.prepare(
+        "SELECT workspace_id, start_ms, end_ms, off_by, on_by FROM trail_gaps ORDER BY start_ms",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(TrailGap {
+            workspace_id: r.get(0)?,
+            start: ms(r.get(1)?),
+            end: r.get::<_, Option<i64>>(2)?.map(ms),
+            off_by: r.get(3)?,
+            on_by: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -164,5 +164,74 @@ proptest! {
             ingest(&pieces, std::slice::from_ref(f));
         }
         prop_assert_eq!(derived(&pieces), derived(&whole));
+        // The home summary is cached at the end of each run: it must be what counting now gives, and
+        // (runs apart) what one run gives.
+        let cached = Case::open(&pieces).unwrap().summary().unwrap();
+        prop_assert_eq!(&cached, &recomputed(&pieces));
+        let mut one = Case::open(&whole).unwrap().summary().unwrap();
+        one.runs = cached.runs;
+        prop_assert_eq!(&cached, &one);
     }
+}
+
+/// The summary with its cache dropped (so computed from the tables).
+fn recomputed(case: &Path) -> nbtrail_store::CaseSummary {
+    let db = rusqlite::Connection::open(case.join("case.sqlite")).unwrap();
+    db.execute(
+        "DELETE FROM settings WHERE key IN ('summary', 'summary_key')",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    Case::open(case).unwrap().summary().unwrap()
+}
+
+#[test]
+fn the_cached_summary_follows_a_new_idle_gap_and_a_new_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs: Vec<Rec> = (0..40)
+        .map(|i| Rec {
+            minute: i * 20,
+            notebook: (i % 3) as usize,
+            cluster: 0,
+            kind: if i % 9 == 0 { 0 } else { 2 },
+            user: (i % 2) as usize,
+            run: 0,
+        })
+        .collect();
+    let f = dir.path().join("a.json");
+    let text: String = recs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| line(i, r) + "\n")
+        .collect();
+    std::fs::write(&f, text).unwrap();
+    let case = dir.path().join("case");
+    ingest(&case, &[f]);
+    let before = Case::open(&case).unwrap().summary().unwrap();
+    assert_eq!(before.events, 40);
+    // A shorter idle gap splits sessions: the summary says so at once.
+    Case::open(&case)
+        .unwrap()
+        .set_idle_gap_ms(10 * 60_000)
+        .unwrap();
+    let after = Case::open(&case).unwrap().summary().unwrap();
+    assert!(
+        after.sessions > before.sessions,
+        "{} → {}",
+        before.sessions,
+        after.sessions
+    );
+    assert_eq!(after, recomputed(&case));
+    // A new run adds events.
+    let g = dir.path().join("b.json");
+    let more = Rec {
+        minute: 2000,
+        ..recs[1].clone()
+    };
+    std::fs::write(&g, line(1000, &more) + "\n").unwrap();
+    ingest(&case, &[g]);
+    let last = Case::open(&case).unwrap().summary().unwrap();
+    assert_eq!((last.events, last.runs), (41, 2));
+    assert_eq!(last, recomputed(&case));
 }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Scale benchmark (issue 21): the same steps at 1M and 10M generated events in one run on one machine, so
+# every 10M figure has its 1M baseline from the same minutes:
+#   ingest with index (wall, store/index phases, peak RSS, case and index size), search latency (the
+#   13-query mix of crates/search/benches/latency.rs), analysis (code + event detections), export of a
+#   100k-event selection (ids spread evenly over the case), and re-opening the case (`summary`).
+# Usage: bash scripts/bench-scale.sh [N1 N2 ...]   (default: 1000000 10000000)
+# Needs ~16 GB of free disk for 10M (input 7.8 GB, case ~7 GB). Slow: not part of CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES=("${@:-1000000 10000000}")
+# shellcheck disable=SC2206
+SIZES=(${SIZES[*]})
+DATA=bench-data
+mkdir -p "$DATA"
+command -v /usr/bin/time >/dev/null || apt-get install -y -q time >/dev/null
+cargo build --release --locked --workspace -q
+NB=target/release/nbtrail
+RUNS=${NBTRAIL_BENCH_RUNS:-10}
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}'); $(date -u +%Y-%m-%dT%H:%MZ)"
+measure() { # out-var-prefix, command...  → sets ${prefix}_s and ${prefix}_mb
+  local p=$1; shift
+  /usr/bin/time -f "%e %M" -o "$DATA/time.txt" "$@" > "$DATA/out.txt" 2> "$DATA/err.txt" || {
+    local rc=$?
+    # analyze exits 1 when it finds something; anything else is a failure
+    [ "$rc" = 1 ] || { cat "$DATA/err.txt" >&2; exit "$rc"; }
+  }
+  # (a non-zero exit adds a "Command exited with non-zero status" line first)
+  read -r s kb < <(tail -1 "$DATA/time.txt")
+  printf -v "${p}_s" '%s' "$s"
+  printf -v "${p}_mb" '%s' "$((kb / 1024))"
+}
+rows=()
+for N in "${SIZES[@]}"; do
+  FILE="$DATA/bench-varied-$N.json"
+  [ -f "$FILE" ] || target/release/nbtrail-samplegen bench --out "$FILE" --events "$N"
+  CASE="$PWD/$DATA/scale-$N.case"
+  rm -rf "$CASE"
+  measure ing "$NB" ingest --case "$CASE" "$FILE" -q
+  cp "$DATA/out.txt" "$DATA/ingest-$N.json"
+  read -r events store index < <(python3 -c "
+import json; r = json.load(open('$DATA/ingest-$N.json'))
+print(r['events'], r['elapsed_ms'] / 1000, r['index']['elapsed_ms'] / 1000)")
+  case_mb=$(du -sm "$CASE" | cut -f1)
+  index_mb=$(du -sm "$CASE/index" | cut -f1)
+  NBTRAIL_BENCH_CASE="$CASE" NBTRAIL_BENCH_RUNS=$RUNS cargo bench -q --locked -p nbtrail-search --bench latency 2>/dev/null \
+    > "$DATA/search-$N.md"
+  read -r p50 p95 < <(awk -F'|' '/\*\*all/ { gsub(/[* ]/, "", $5); gsub(/[* ]/, "", $6); print $5, $6 }' "$DATA/search-$N.md")
+  measure ana "$NB" analyze --case "$CASE"
+  # A 100,000-event selection: the time range of the case's first 100,000 events (by time), as a search.
+  range=$(python3 - "$CASE/case.sqlite" <<'PY'
+import sqlite3, sys, datetime as dt
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+t = [db.execute("SELECT time_ms FROM events ORDER BY time_ms LIMIT 1 OFFSET ?", (k,)).fetchone()[0] for k in (0, 99999)]
+iso = lambda ms: dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+print(f"time:[{iso(t[0])} TO {iso(t[1])}]")
+PY
+)
+  rm -f "$DATA/sel-$N.zip"
+  measure exp "$NB" export --case "$CASE" --query "$range" -o "$DATA/sel-$N.zip" --examiner bench
+  selected=$(python3 -c "import json; print(json.load(open('$DATA/out.txt')).get('events', '?'))" 2>/dev/null || echo "?")
+  zip_mb=$(( $(stat -c %s "$DATA/sel-$N.zip") / 1000000 ))
+  measure sum "$NB" summary --case "$CASE"
+  rows+=("| $N | $events | ${ing_s} s (store ${store} s, index ${index} s) | ${ing_mb} MB | ${case_mb} MB (index ${index_mb} MB) | ${p50} / ${p95} ms | ${ana_s} s, ${ana_mb} MB | ${selected} events: ${exp_s} s, ${exp_mb} MB, ${zip_mb} MB zip | ${sum_s} s |")
+  echo "${rows[-1]}"
+done
+echo
+echo "| events asked | events | ingest + index (wall) | peak RSS | case | search p50 / p95 | analyze (wall, RSS) | export ~100k (wall, RSS, size) | open + summary |"
+echo "|---|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
+for N in "${SIZES[@]}"; do echo; echo "search at $N:"; cat "$DATA/search-$N.md"; done
