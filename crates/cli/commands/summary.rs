@@ -19,7 +19,7 @@ pub fn run(Args { case, json }: Args) -> Result<()> {
     if json {
         print_json(&s)
     } else {
-        let sessions = c.sessions(&SessionFilter::default())?;
+        let sessions = c.newest_sessions(10)?;
         let findings = (c.analysis_runs()? > 0)
             .then(|| c.finding_counts())
             .transpose()?;

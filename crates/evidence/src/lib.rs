@@ -258,14 +258,10 @@ pub fn export(
     }
     let id_set: BTreeSet<i64> = ids.iter().copied().collect();
     let session_ids: BTreeSet<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
-    let findings: Vec<StoredFinding> = case
-        .findings(None)?
-        .into_iter()
-        .filter(|f| {
-            session_ids.contains(f.session_id.as_str())
-                || f.event_id.is_some_and(|e| id_set.contains(&e))
-        })
-        .collect();
+    let findings: Vec<StoredFinding> = case.findings_touching(
+        &session_ids.iter().copied().collect::<Vec<_>>(),
+        &id_set.iter().copied().collect::<Vec<_>>(),
+    )?;
 
     let created = nbtrail_model::format_time(chrono::Utc::now());
     let root = format!(

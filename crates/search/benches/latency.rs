@@ -56,7 +56,9 @@ fn main() {
     println!("| query | sort | hits | p50 ms | p95 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");
     let mut all = Vec::new();
-    for (q, sort) in QUERIES {
+    // `NBTRAIL_BENCH_ONLY=text`: only the queries containing it (to profile one).
+    let only = std::env::var("NBTRAIL_BENCH_ONLY").unwrap_or_default();
+    for (q, sort) in QUERIES.iter().filter(|(q, _)| q.contains(only.as_str())) {
         let req = SearchRequest {
             query: q.to_string(),
             limit: 20,

@@ -234,6 +234,9 @@ pub struct SearchIndex {
     reader: IndexReader,
     fields: Fields,
     dir: PathBuf,
+    /// Finding codes per event, with the findings version they were loaded at: loading them is linear in
+    /// the findings (100k+ in a ten-million-event case), so it happens once per analysis, not per search.
+    rules: std::sync::Mutex<Option<(String, Arc<RuleMap>)>>,
 }
 
 fn ix_err(path: &Path) -> impl Fn(tantivy::TantivyError) -> SearchError + '_ {
@@ -334,6 +337,7 @@ impl SearchIndex {
             reader,
             fields,
             dir: dir.to_path_buf(),
+            rules: std::sync::Mutex::new(None),
         })
     }
 
@@ -610,6 +614,23 @@ impl SearchIndex {
         Ok((ids, compiled.warnings))
     }
 
+    /// The finding codes per event, reloaded only when the findings changed.
+    fn rule_map(&self, case: &Case) -> Result<Arc<RuleMap>> {
+        let version = case.findings_version()?;
+        let mut cache = self
+            .rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((v, map)) = cache.as_ref()
+            && *v == version
+        {
+            return Ok(map.clone());
+        }
+        let map = Arc::new(RuleMap::load(case)?);
+        *cache = Some((version, map.clone()));
+        Ok(map)
+    }
+
     /// Runs a search.
     pub fn search(&self, case: &Case, req: &SearchRequest) -> Result<SearchResult> {
         let lookup = CaseLookup { case };
@@ -618,7 +639,7 @@ impl SearchIndex {
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
         let compiled = query::compile(&req.query, &self.fields, &lookup, now_ms);
         let searcher = self.reader.searcher();
-        let rules = Arc::new(RuleMap::load(case)?);
+        let rules = self.rule_map(case)?;
         let facets = FacetCollector {
             rules: rules.clone(),
         };
@@ -843,16 +864,44 @@ impl query::Lookup for CaseLookup<'_> {
     }
 }
 
-/// Finding codes per event, loaded per search (findings change with re-analysis; they are few).
+/// Finding codes per event (cached by [`SearchIndex`] per findings version).
 struct RuleMap {
     codes: Vec<String>,
-    by_event: HashMap<u64, Vec<u32>>,
+    by_event: HashMap<u64, Vec<u32>, IdHash>,
+}
+
+/// Hashing for event ids, which are looked up once per hit while counting the rule facet: one multiply
+/// (Fibonacci hashing) instead of SipHash. Ids are the store's own integers, not attacker-chosen keys.
+#[derive(Clone, Copy, Default)]
+struct IdHash;
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (n ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl RuleMap {
     fn load(case: &Case) -> Result<RuleMap> {
         let mut codes: Vec<String> = Vec::new();
-        let mut by_event: HashMap<u64, Vec<u32>> = HashMap::new();
+        let mut by_event: HashMap<u64, Vec<u32>, IdHash> = HashMap::default();
         for (id, code) in case.finding_codes_by_event()? {
             let k = match codes.iter().position(|c| c == &code) {
                 Some(k) => k,
@@ -1116,6 +1165,8 @@ struct FacetSegment {
     /// Scratch for a block of documents' column values (`collect_block`).
     ords: Vec<Option<u64>>,
     stamps: Vec<Option<i64>>,
+    /// Hits given one at a time, waiting to be counted as a block.
+    pending: Vec<DocId>,
 }
 
 impl Collector for FacetCollector {
@@ -1141,6 +1192,7 @@ impl Collector for FacetCollector {
             rules: self.rules.clone(),
             ords: Vec::new(),
             stamps: Vec::new(),
+            pending: Vec::with_capacity(tantivy::COLLECT_BLOCK_BUFFER_LEN),
         })
     }
 
@@ -1172,35 +1224,19 @@ impl Collector for FacetCollector {
 impl SegmentCollector for FacetSegment {
     type Fruit = FacetFruit;
 
+    /// One hit (scored queries come one at a time): buffered, and counted a block at a time.
     fn collect(&mut self, doc: DocId, _score: Score) {
-        for (k, (col, counts)) in self.columns.iter().zip(self.counts.iter_mut()).enumerate() {
-            if let Some(col) = col {
-                if k < SINGLE_VALUED {
-                    if let Some(ord) = col.ords().first(doc) {
-                        counts[ord as usize] += 1;
-                    }
-                } else {
-                    for ord in col.term_ords(doc) {
-                        counts[ord as usize] += 1;
-                    }
-                }
-            }
-        }
-        if let Some(t) = self.time.first(doc) {
-            self.times.push(t);
-        }
-        if !self.rules.by_event.is_empty()
-            && let Some(id) = self.ids.first(doc)
-            && let Some(ks) = self.rules.by_event.get(&id)
-        {
-            for &k in ks {
-                self.rule_counts[k as usize] += 1;
-            }
+        self.pending.push(doc);
+        if self.pending.len() == tantivy::COLLECT_BLOCK_BUFFER_LEN {
+            let block = std::mem::take(&mut self.pending);
+            self.collect_block(&block);
+            self.pending = block;
+            self.pending.clear();
         }
     }
 
-    /// A block of hits (up to 64 at a time, when the query scores nothing): each column is read for the
-    /// whole block at once (`first_vals`), which is what makes counting facets over millions of hits cheap.
+    /// A block of hits (up to 64 at a time): each column is read for the whole block at once
+    /// (`first_vals`), which is what makes counting facets over millions of hits cheap.
     fn collect_block(&mut self, docs: &[DocId]) {
         let n = docs.len();
         self.ords.clear();
@@ -1237,17 +1273,30 @@ impl SegmentCollector for FacetSegment {
         }
     }
 
-    fn harvest(self) -> FacetFruit {
+    fn harvest(mut self) -> FacetFruit {
+        if !self.pending.is_empty() {
+            let block = std::mem::take(&mut self.pending);
+            self.collect_block(&block);
+        }
         let mut columns = Vec::new();
         for (col, counts) in self.columns.iter().zip(self.counts) {
             let mut m = HashMap::new();
             if let Some(col) = col {
-                let mut s = String::new();
-                for (ord, n) in counts.into_iter().enumerate() {
-                    if n > 0 && col.ord_to_str(ord as u64, &mut s).unwrap_or(false) {
-                        m.insert(s.clone(), n as u64);
+                // The values seen, in ordinal order: one pass through the dictionary's blocks instead of a
+                // lookup (and a block decode) per value.
+                let ords: Vec<u64> = (0..counts.len() as u64)
+                    .filter(|&o| counts[o as usize] > 0)
+                    .collect();
+                let mut k = 0usize;
+                let _ = col.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+                    if let Some(&o) = ords.get(k) {
+                        m.insert(
+                            String::from_utf8_lossy(term).into_owned(),
+                            u64::from(counts[o as usize]),
+                        );
                     }
-                }
+                    k += 1;
+                });
             }
             columns.push(m);
         }
@@ -1265,6 +1314,78 @@ mod tests {
 
     fn direct(code: &str, language: Option<&str>) -> Vec<TableRef> {
         nbtrail_analyzer::tables::tables(&Cell::new(String::new(), code, language))
+    }
+
+    /// The finding codes a search reports (hits' `rules`, the `rule` facet) are cached per findings
+    /// version: a re-analysis with other findings must show at once in the same open index, as in the app.
+    #[test]
+    fn rule_facets_follow_a_new_analysis_in_an_open_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.json");
+        let line = |i: u32, code: &str| {
+            serde_json::json!({"timestamp": 1_714_550_400_000i64 + i64::from(i) * 1000, "workspaceId": 1,
+                "userIdentity": {"email": "a@example.com"}, "serviceName": "notebook", "actionName": "runCommand",
+                "requestId": format!("r{i}"), "requestParams": {"notebookId": "n", "clusterId": "c",
+                "commandId": i.to_string(), "commandText": code}, "response": {"statusCode": 200}})
+            .to_string()
+        };
+        std::fs::write(
+            &log,
+            format!("{}\n{}\n", line(1, "x = 1"), line(2, "print(x)")),
+        )
+        .unwrap();
+        let mut case = Case::create(&dir.path().join("case")).unwrap();
+        let stream = nbtrail_ingest::RecordStream::open(&[log], &[]).unwrap();
+        case.ingest(
+            stream,
+            &std::sync::atomic::AtomicBool::new(false),
+            &mut |_| {},
+        )
+        .unwrap();
+        let (index, _) = SearchIndex::open(&mut case).unwrap();
+        let req = SearchRequest {
+            query: "print".into(),
+            limit: 10,
+            ..SearchRequest::default()
+        };
+        let rules_of = |case: &Case| {
+            let r = index.search(case, &req).unwrap();
+            (
+                r.hits
+                    .iter()
+                    .flat_map(|h| h.rules.clone())
+                    .collect::<Vec<_>>(),
+                r.facets["rule"]
+                    .iter()
+                    .map(|f| f.value.clone())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(rules_of(&case), (vec![], vec![]));
+        let session = case.sessions(&Default::default()).unwrap()[0].id.clone();
+        let finding = |code: &str| nbtrail_store::StoredFinding {
+            id: 0,
+            session_id: session.clone(),
+            event_id: Some(2),
+            source_event_id: Some(2),
+            code: code.into(),
+            rule: "r".into(),
+            severity: "high".into(),
+            message: "m".into(),
+            line: 1,
+            col: 1,
+            end_line: 1,
+            end_col: 2,
+            trace: vec![],
+            fingerprint: code.into(),
+            triage: "uncategorized".into(),
+        };
+        for code in ["NBT001", "NBT007"] {
+            case.save_findings("sha", &[(session.clone(), vec![finding(code)])], 0)
+                .unwrap();
+            let want = vec![code.to_string()];
+            assert_eq!(rules_of(&case), (want.clone(), want));
+        }
     }
 
     #[test]

@@ -127,6 +127,17 @@ impl Case {
         Ok(ids.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Changes whenever the stored findings' codes can have: findings are written only by an analysis run
+    /// (each a new `analysis_runs` row; triage does not count). Two index lookups, so the search index can
+    /// ask before every search whether its cache of finding codes still holds.
+    pub fn findings_version(&self) -> Result<String> {
+        Ok(self.conn.query_row(
+            "SELECT (SELECT coalesce(max(id), 0) FROM analysis_runs) || ':' || (SELECT coalesce(max(id), 0) FROM findings)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// (event id, finding code) for every event with findings, ordered by code.
     pub fn finding_codes_by_event(&self) -> Result<Vec<(i64, String)>> {
         let mut st = self.conn.prepare(

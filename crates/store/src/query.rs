@@ -318,6 +318,16 @@ impl Case {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The `n` sessions that started last, oldest of them first (an index walk, not a scan).
+    pub fn newest_sessions(&self, n: usize) -> Result<Vec<Session>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT * FROM (SELECT {SESSION_COLS} FROM sessions ORDER BY start_ms DESC, id DESC LIMIT ?1)
+             ORDER BY start_ms, id"
+        ))?;
+        let rows = st.query_map([n as i64], session_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The session with this id, or with this unique id prefix.
     pub fn session(&self, id: &str) -> Result<Session> {
         let mut st = self.conn.prepare(&format!(
