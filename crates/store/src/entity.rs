@@ -209,7 +209,9 @@ impl Case {
     /// "never seen" is an answer).
     pub fn entity_facts(&self, e: &Entity) -> Result<EntityFacts> {
         self.select_entity(e)?;
-        const SEL: &str = "events e JOIN temp.entity_events x ON x.id = e.id";
+        // The entity's events first (CROSS JOIN fixes SQLite's loop order): a lookup per selected event, never
+        // a walk over every event of the case.
+        const SEL: &str = "temp.entity_events x CROSS JOIN events e ON e.id = x.id";
         let (events, first, last): (u64, Option<i64>, Option<i64>) = self.conn.query_row(
             &format!("SELECT count(*), min(e.time_ms), max(e.time_ms) FROM {SEL}"),
             [],
@@ -231,7 +233,7 @@ impl Case {
         ))?;
         let tables = |access: &str| {
             self.counted(&format!(
-                "SELECT t.table_name, count(*) c FROM cell_tables t JOIN temp.entity_events x ON x.id = t.event_id
+                "SELECT t.table_name, count(*) c FROM temp.entity_events x CROSS JOIN cell_tables t ON t.event_id = x.id
                  WHERE t.access = '{access}' GROUP BY t.table_name ORDER BY c DESC, t.table_name"
             ))
         };
@@ -259,7 +261,7 @@ impl Case {
         };
         let session_ids: Vec<String> = {
             let mut st = self.conn.prepare(
-                "SELECT c.session_id FROM session_cells c JOIN temp.entity_events x ON x.id = c.event_id
+                "SELECT c.session_id FROM temp.entity_events x CROSS JOIN session_cells c ON c.event_id = x.id
                  JOIN sessions s ON s.id = c.session_id GROUP BY c.session_id ORDER BY min(s.start_ms), c.session_id",
             )?;
             st.query_map([], |r| r.get(0))?

@@ -222,8 +222,8 @@ impl Case {
         let mut st = self.conn.prepare(&format!(
             "SELECT {FINDING_COLS}
              FROM findings f LEFT JOIN sessions s ON s.id = f.session_id
-             WHERE f.id IN (SELECT f2.id FROM findings f2 JOIN temp.sel_sessions x ON f2.session_id = x.id
-                            UNION SELECT f3.id FROM findings f3 JOIN temp.sel_events y ON f3.event_id = y.id)
+             WHERE f.id IN (SELECT f2.id FROM temp.sel_sessions x CROSS JOIN findings f2 ON f2.session_id = x.id
+                            UNION SELECT f3.id FROM temp.sel_events y CROSS JOIN findings f3 ON f3.event_id = y.id)
              ORDER BY s.start_ms, f.session_id, f.event_id, f.line, f.col, f.code"
         ))?;
         let rows = st.query_map([], finding_row)?;
