@@ -424,6 +424,24 @@ pub use nbtrail_ops::{FindingFilter, FindingRow};
 
 pub use nbtrail_ops::Replay;
 
+/// Event detections per bucket of the search timeline (`first_ms`, `interval_ms`, `buckets` as the
+/// histogram has them).
+pub fn detection_marks(
+    st: &AppState,
+    first_ms: i64,
+    interval_ms: i64,
+    buckets: u32,
+) -> Result<Vec<nbtrail_ops::DetectionMark>> {
+    st.with_case(|o| {
+        Ok(nbtrail_ops::detection_marks(
+            &o.case,
+            first_ms,
+            interval_ms,
+            buckets,
+        )?)
+    })
+}
+
 /// An entity's page: `kind` is `user`, `notebook`, `table` or `secret_scope`.
 pub fn entity(st: &AppState, kind: &str, name: &str) -> Result<nbtrail_ops::EntityPage> {
     let entity = match kind {

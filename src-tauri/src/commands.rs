@@ -147,6 +147,18 @@ pub async fn add_note(
     blocking(move || api::add_note(&st, &target, &kind, &text)).await
 }
 
+/// Event detections per bucket of the search timeline.
+#[tauri::command]
+pub async fn detection_marks(
+    state: State<'_, Shared>,
+    first_ms: i64,
+    interval_ms: i64,
+    buckets: u32,
+) -> Result<Vec<nbtrail_ops::DetectionMark>> {
+    let st = state.inner().clone();
+    blocking(move || api::detection_marks(&st, first_ms, interval_ms, buckets)).await
+}
+
 /// An entity's page (user, notebook, table, secret scope).
 #[tauri::command]
 pub async fn entity(

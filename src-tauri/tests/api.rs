@@ -524,3 +524,52 @@ fn ui_fixtures_are_what_the_shell_returns_for_the_incident_session() {
         }
     }
 }
+
+/// The search timeline's detection marks: bucketed by the shell for the histogram it is given, every event
+/// detection in range counted once, at the bucket of its event's time, with its highest severity.
+#[test]
+fn detection_marks_bucket_every_detection_of_the_range() {
+    let (f, _, _) = ingested();
+    let st = &f.state;
+    let all = api::findings(st, &Default::default()).unwrap();
+    let detections: Vec<_> = all
+        .iter()
+        .filter(|r| r.view.rule.starts_with("NBE") && r.time.is_some())
+        .collect();
+    assert!(detections.len() > 5, "{}", detections.len());
+    let ms = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_millis()
+    };
+    let times: Vec<i64> = detections
+        .iter()
+        .map(|r| ms(r.time.as_deref().unwrap()))
+        .collect();
+    let (lo, hi) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
+    let day = 86_400_000;
+    let first = lo - lo.rem_euclid(day);
+    let n = ((hi - first) / day + 1) as u32;
+    let marks = api::detection_marks(st, first, day, n).unwrap();
+    assert_eq!(
+        marks.iter().map(|m| m.count).sum::<u64>(),
+        detections.len() as u64
+    );
+    for m in &marks {
+        let in_bucket: Vec<_> = detections
+            .iter()
+            .zip(&times)
+            .filter(|(_, t)| (*t - first) / day == i64::from(m.index))
+            .map(|(r, _)| r)
+            .collect();
+        assert_eq!(in_bucket.len() as u64, m.count, "bucket {}", m.index);
+        let mut codes: Vec<String> = in_bucket.iter().map(|r| r.view.rule.clone()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes, m.codes);
+        let high = in_bucket.iter().any(|r| r.view.severity == "high");
+        assert_eq!(m.severity == "high", high);
+    }
+    // A window before the trail: nothing.
+    assert!(api::detection_marks(st, 0, day, 10).unwrap().is_empty());
+}

@@ -808,11 +808,8 @@ pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<Fi
                 Some(e) => match m.get(&e) {
                     Some(c) => Some(c.3.clone()),
                     // Not a cell (a case-wide detection's event): the event's own time.
-                    None => Some(
-                        case.event(e)?
-                            .time
-                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    ),
+                    None => nbtrail_model::time_from_ms(case.event_time_ms(e)?)
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
                 },
                 None => None,
             },
@@ -892,6 +889,59 @@ pub enum SessionOrder {
     Start,
     /// Most high findings first, then most findings, then most secret reads, then oldest.
     Findings,
+}
+
+/// Event detections in one bucket of a timeline (the search histogram's buckets).
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct DetectionMark {
+    /// Bucket index: the bucket starts at `first_ms + index × interval_ms`.
+    pub index: u32,
+    /// Detections in it.
+    pub count: u64,
+    /// Their rule codes, sorted, each once.
+    pub codes: Vec<String>,
+    /// The highest severity among them.
+    pub severity: String,
+}
+
+/// Event detections bucketed like a histogram of `buckets` buckets of `interval_ms` from `first_ms` (the
+/// search timeline draws them over its bars). One indexed query and a pass over the detections in range,
+/// however many findings the case has.
+pub fn detection_marks(
+    case: &Case,
+    first_ms: i64,
+    interval_ms: i64,
+    buckets: u32,
+) -> Result<Vec<DetectionMark>> {
+    if interval_ms <= 0 || buckets == 0 {
+        return Ok(Vec::new());
+    }
+    let buckets = buckets.min(10_000);
+    let end = first_ms.saturating_add(interval_ms.saturating_mul(i64::from(buckets)));
+    let rank = |s: &str| match s {
+        "high" => 3,
+        "medium" => 2,
+        _ => 1,
+    };
+    let mut marks: std::collections::BTreeMap<u32, DetectionMark> = Default::default();
+    for (t, code, severity) in case.detection_times(first_ms, end.saturating_sub(1))? {
+        let index = ((t - first_ms) / interval_ms) as u32;
+        let m = marks.entry(index).or_insert_with(|| DetectionMark {
+            index,
+            count: 0,
+            codes: Vec::new(),
+            severity: "low".into(),
+        });
+        m.count += 1;
+        if let Err(at) = m.codes.binary_search(&code) {
+            m.codes.insert(at, code);
+        }
+        if rank(&severity) > rank(&m.severity) {
+            m.severity = severity;
+        }
+    }
+    Ok(marks.into_values().collect())
 }
 
 /// Sessions matching `filter` with their findings and sensitive activity, in `order`: the session list of

@@ -330,6 +330,18 @@ impl Case {
 
     /// The session with this id, or with this unique id prefix.
     pub fn session(&self, id: &str) -> Result<Session> {
+        // A whole id (what every internal caller has) is one index lookup; only a typed prefix needs LIKE,
+        // which scans the table.
+        if let Some(s) = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SESSION_COLS} FROM sessions WHERE id = ?1"
+            ))?
+            .query_row([id], session_row)
+            .optional()?
+        {
+            return Ok(s);
+        }
         let mut st = self.conn.prepare(&format!(
             "SELECT {SESSION_COLS} FROM sessions WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 2"
         ))?;
@@ -803,6 +815,27 @@ impl Case {
             f(self.fill_payload(&mut reader, row, block, index)?)?;
         }
         Ok(())
+    }
+
+    /// An event's time (ms), without reading its payload.
+    pub fn event_time_ms(&self, id: i64) -> Result<i64> {
+        self.conn
+            .prepare_cached("SELECT time_ms FROM events WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("no event {id}")))
+    }
+
+    /// Event detections (findings whose code starts with `NBE`) at events from `from_ms` to `to_ms`:
+    /// (time of the event, code, severity), in time order. One indexed join; what the search timeline
+    /// draws, without building a finding view per detection.
+    pub fn detection_times(&self, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, String, String)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT e.time_ms, f.code, f.severity FROM findings f CROSS JOIN events e ON e.id = f.event_id
+             WHERE f.code LIKE 'NBE%' AND e.time_ms BETWEEN ?1 AND ?2 ORDER BY e.time_ms",
+        )?;
+        let rows = st.query_map([from_ms, to_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// One event by id.

@@ -45,8 +45,9 @@ import type { CaseNotes } from "./bindings/CaseNotes";
 import type { NoteRow } from "./bindings/NoteRow";
 import type { Counted } from "./bindings/Counted";
 import type { SessionWithFindings } from "./bindings/SessionWithFindings";
+import type { DetectionMark } from "./bindings/DetectionMark";
 export type {
-  Snippet, Hit, FacetCount, SearchResult, Session, CellOutput, SessionCell, LineageFact, Span, CellRef, TraceStep, FindingRow, Attachment, Replay, Token, TrailGap, CaseSummary, CaseInfo, RecentCase, IngestProgress, ErrorEntry, IngestReport, IngestResult, EventRow, ExportReport, Verdict, Count, FindingFilter, HighlightedCell, FindingView, SessionEnd, Trust, EventFields, EntityPage, Counted, SessionWithFindings, CaseNotes, NoteRow,
+  Snippet, Hit, FacetCount, SearchResult, Session, CellOutput, SessionCell, LineageFact, Span, CellRef, TraceStep, FindingRow, Attachment, Replay, Token, TrailGap, CaseSummary, CaseInfo, RecentCase, IngestProgress, ErrorEntry, IngestReport, IngestResult, EventRow, ExportReport, Verdict, Count, FindingFilter, HighlightedCell, FindingView, SessionEnd, Trust, EventFields, EntityPage, Counted, SessionWithFindings, CaseNotes, NoteRow, DetectionMark,
 };
 /** What an entity page can be about. */
 export type EntityKind = "user" | "notebook" | "table" | "secret_scope";
@@ -97,6 +98,9 @@ export const api = {
   /** A note, question, conclusion, star or unstar on `case`, `event:ID`, `session:ID`, `finding:ID`. */
   addNote: (target: string, kind: "note" | "question" | "conclusion" | "star" | "unstar", text = "") =>
     call<number>("add_note", { target, kind, text }),
+  /** Event detections per bucket of the search histogram (its first bucket's start, interval, count). */
+  detectionMarks: (firstMs: number, intervalMs: number, buckets: number) =>
+    call<DetectionMark[]>("detection_marks", { firstMs, intervalMs, buckets }),
   /** The page of a user, notebook, table or secret scope. */
   entity: (kind: EntityKind, name: string) => call<EntityPage>("entity", { kind, name }),
   /** Highlighted cells of a session by event id, with its findings' marks (code never travels back). */

@@ -112,21 +112,12 @@ describe("Search view", () => {
   it("draws event detections over the histogram and lists a bucket's detection events on click", async () => {
     const sent: string[] = [];
     mockIPC((cmd, args) => {
-      if (cmd === "findings") return [
-        { id: 1, rule: "NBE016", rule_name: "secret_read_then_download", severity: "high", message: "m", session_id: "",
-          cell: { seq: 0, command_id: null, event_id: 12 }, span: { line: 1, col: 1, end_line: 1, end_col: 1 }, trace: [],
-          status: "uncategorized", notebook_path: null, users: [], time: "2024-05-01T14:10:00.000Z" },
-        { id: 2, rule: "NBE004", rule_name: "results_downloaded", severity: "low", message: "m", session_id: "",
-          cell: { seq: 0, command_id: null, event_id: 13 }, span: { line: 1, col: 1, end_line: 1, end_col: 1 }, trace: [],
-          status: "uncategorized", notebook_path: null, users: [], time: "2024-05-01T14:20:00.000Z" },
-        // An analyzer finding is not an event detection; one outside the histogram is not drawn.
-        { id: 3, rule: "NBT001", rule_name: "secret-leak", severity: "high", message: "m", session_id: "s1",
-          cell: { seq: 1, command_id: null, event_id: 11 }, span: { line: 1, col: 1, end_line: 1, end_col: 1 }, trace: [],
-          status: "uncategorized", notebook_path: null, users: [], time: "2024-05-01T14:00:00.000Z" },
-        { id: 4, rule: "NBE001", rule_name: "verbose_off", severity: "high", message: "m", session_id: "",
-          cell: { seq: 0, command_id: null, event_id: 14 }, span: { line: 1, col: 1, end_line: 1, end_col: 1 }, trace: [],
-          status: "uncategorized", notebook_path: null, users: [], time: "2023-01-01T00:00:00.000Z" },
-      ];
+      if (cmd === "detection_marks") {
+        // The shell buckets detections for the histogram it was given (nbtrail_ops::detection_marks).
+        const a = args as { firstMs: number; intervalMs: number; buckets: number };
+        expect(a).toEqual({ firstMs: 1714568400000, intervalMs: 3600000, buckets: 2 });
+        return [{ index: 1, count: 2, codes: ["NBE004", "NBE016"], severity: "high" }];
+      }
       if (cmd !== "search") return null;
       const q = (args as { args: { query: string } }).args.query;
       sent.push(q);
