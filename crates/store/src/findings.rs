@@ -127,8 +127,9 @@ impl Case {
             let mut delete = tx.prepare("DELETE FROM findings WHERE session_id = ?1")?;
             let mut insert = tx.prepare(
                 "INSERT INTO findings(run_id, session_id, event_id, source_event_id, code, rule, severity, message,
-                     line, col, end_line, end_col, trace, fingerprint, triage)
-                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)
+                     line, col, end_line, end_col, trace, fingerprint, triage, time_ms)
+                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,
+                        (SELECT e.time_ms FROM events e WHERE e.id = ?3))
                  ON CONFLICT(fingerprint) DO NOTHING",
             )?;
             for (session, findings) in per_session {

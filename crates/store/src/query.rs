@@ -827,12 +827,12 @@ impl Case {
     }
 
     /// Event detections (findings whose code starts with `NBE`) at events from `from_ms` to `to_ms`:
-    /// (time of the event, code, severity), in time order. One indexed join; what the search timeline
-    /// draws, without building a finding view per detection.
+    /// (time of the event, code, severity), in time order. Reads the findings table alone (each finding
+    /// carries its event's time); what the search timeline draws, without building a finding view each.
     pub fn detection_times(&self, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, String, String)>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT e.time_ms, f.code, f.severity FROM findings f CROSS JOIN events e ON e.id = f.event_id
-             WHERE f.code LIKE 'NBE%' AND e.time_ms BETWEEN ?1 AND ?2 ORDER BY e.time_ms",
+            "SELECT time_ms, code, severity FROM findings
+             WHERE code LIKE 'NBE%' AND time_ms BETWEEN ?1 AND ?2 ORDER BY time_ms",
         )?;
         let rows = st.query_map([from_ms, to_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
