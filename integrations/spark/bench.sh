@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000000}
-DATA=bench-data
+DATA="$PWD/bench-data"
 mkdir -p "$DATA"
 command -v /usr/bin/time >/dev/null || apt-get install -y -q time >/dev/null
 cargo build --release --locked -q -p nbtrail --bin nbtrail -p nbtrail-samplegen
@@ -28,7 +28,7 @@ sessions=$(python3 -c "import sqlite3; print(sqlite3.connect('$CASE/case.sqlite'
 OUT="$DATA/spark-bench.out"
 rm -rf "$OUT"
 read -r sp_s sp_kb < <(cd integrations/spark && t "$PWD/../../$venv/bin/python" -m nbtrail_spark.job --master 'local[2]' \
-  --nbtrail "$PWD/../../target/release/nbtrail" --out "$PWD/../../$OUT" "delivered:$PWD/../../$FILE")
+  --nbtrail "$PWD/../../target/release/nbtrail" --out "$OUT" "delivered:$FILE")
 job=$(python3 -c "import json; c = json.load(open('$OUT/counts.json')); print(c['sessions'], c['findings'], c['seconds'])")
 read -r j_sessions j_findings j_inner <<< "$job"
 echo
