@@ -1071,6 +1071,7 @@ fn downgrade_to_schema_5(case: &Path) {
          ALTER TABLE ingest_runs DROP COLUMN conflicts;
          ALTER TABLE source_files DROP COLUMN conflicts;
          ALTER TABLE notes DROP COLUMN kind;
+         ALTER TABLE findings DROP COLUMN time_ms;
          PRAGMA user_version = 5;
          COMMIT;"
     ))
@@ -1103,14 +1104,14 @@ fn a_schema_5_case_is_upgraded_in_place_and_keeps_every_event_and_session() {
     downgrade_to_schema_5(&case);
     assert!(indexes_on_events(&case).contains(&"sqlite_autoindex_events_1".to_string()));
 
-    // Opening the case runs migrations 6 to 11.
+    // Opening the case runs migrations 6 to 12.
     assert_eq!(listing("events"), events);
     assert_eq!(listing("sessions"), sessions);
     let conn = rusqlite::Connection::open(case.join("case.sqlite")).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 11);
+    assert_eq!(version, 12);
     assert_no_dangling_rows(&case);
     let ok: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
