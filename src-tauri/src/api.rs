@@ -198,8 +198,14 @@ pub struct CaseInfo {
 }
 
 fn case_info_of(o: &Open) -> Result<CaseInfo> {
-    let (high, medium, low) = o.case.finding_severity_counts()?;
-    let sev = SeverityCounts { high, medium, low };
+    let mut sev = SeverityCounts::default();
+    for (severity, n) in o.case.finding_counts()? {
+        match severity.as_str() {
+            "high" => sev.high = n,
+            "medium" => sev.medium = n,
+            _ => sev.low = n,
+        }
+    }
     Ok(CaseInfo {
         dir: o.dir.display().to_string(),
         summary: o.case.summary()?,

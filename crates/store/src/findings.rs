@@ -236,16 +236,17 @@ impl Case {
 
     /// Finding counts by severity (high, medium, low), for the summary.
     pub fn finding_counts(&self) -> Result<Vec<(String, u64)>> {
-        let mut out = Vec::new();
-        for sev in ["high", "medium", "low"] {
-            let n: i64 = self.conn.query_row(
-                "SELECT count(*) FROM findings WHERE severity = ?1",
-                [sev],
-                |r| r.get(0),
-            )?;
-            out.push((sev.to_string(), n as u64));
-        }
-        Ok(out)
+        // One pass over the findings (severities are validated to these three).
+        let (high, medium, low): (i64, i64, i64) = self.conn.query_row(
+            "SELECT coalesce(sum(severity = 'high'), 0), coalesce(sum(severity = 'medium'), 0),
+                    coalesce(sum(severity = 'low'), 0) FROM findings",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok([("high", high), ("medium", medium), ("low", low)]
+            .into_iter()
+            .map(|(s, n)| (s.to_string(), n as u64))
+            .collect())
     }
 
     /// Number of analysis runs.

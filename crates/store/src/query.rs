@@ -950,22 +950,6 @@ impl Case {
     pub fn summary(&self) -> Result<CaseSummary> {
         summary_cached(&self.conn)
     }
-
-    /// Findings by severity: (high, medium, low) — counted in SQL, not by loading every finding.
-    pub fn finding_severity_counts(&self) -> Result<(u64, u64, u64)> {
-        Ok(self.conn.query_row(
-            "SELECT coalesce(sum(severity = 'high'), 0), coalesce(sum(severity = 'medium'), 0),
-                    coalesce(sum(severity NOT IN ('high', 'medium')), 0) FROM findings",
-            [],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, i64>(2)? as u64,
-                ))
-            },
-        )?)
-    }
 }
 
 /// What a stored summary was computed from: the newest event and ingest run and the idle gap (sessions).
