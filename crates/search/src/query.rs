@@ -998,6 +998,19 @@ impl TimeRange {
         let t = |v: i64| Term::from_field_i64(self.field, v);
         (self.lo.map(t), self.hi.map(t))
     }
+
+    fn time_weight(
+        &self,
+        scoring: tantivy::query::EnableScoring<'_>,
+    ) -> tantivy::Result<TimeRangeWeight> {
+        let (lo, hi) = self.terms();
+        Ok(TimeRangeWeight {
+            scan: RangeQuery::new(lo.clone(), hi.clone()).weight(scoring)?,
+            terms: tantivy::query::InvertedIndexRangeQuery::new(lo, hi).weight(scoring)?,
+            lo: self.lo,
+            hi: self.hi,
+        })
+    }
 }
 
 impl Query for TimeRange {
@@ -1005,13 +1018,7 @@ impl Query for TimeRange {
         &self,
         scoring: tantivy::query::EnableScoring<'_>,
     ) -> tantivy::Result<Box<dyn tantivy::query::Weight>> {
-        let (lo, hi) = self.terms();
-        Ok(Box::new(TimeRangeWeight {
-            scan: RangeQuery::new(lo.clone(), hi.clone()).weight(scoring)?,
-            terms: tantivy::query::InvertedIndexRangeQuery::new(lo, hi).weight(scoring)?,
-            lo: self.lo,
-            hi: self.hi,
-        }))
+        Ok(Box::new(self.time_weight(scoring)?))
     }
 }
 
@@ -1159,18 +1166,11 @@ mod time_range_tests {
                 Box::new(RangeQuery::new(lo.map(t), hi.map(t))),
             ]);
             assert_eq!(searcher.search(&both, &Count).unwrap(), want);
-            let (l, h) = q.terms();
-            let scoring = tantivy::query::EnableScoring::disabled_from_searcher(&searcher);
-            let tw = TimeRangeWeight {
-                scan: RangeQuery::new(l.clone(), h.clone())
-                    .weight(scoring)
-                    .unwrap(),
-                terms: tantivy::query::InvertedIndexRangeQuery::new(l, h)
-                    .weight(scoring)
-                    .unwrap(),
-                lo,
-                hi,
-            };
+            let tw = q
+                .time_weight(tantivy::query::EnableScoring::disabled_from_searcher(
+                    &searcher,
+                ))
+                .unwrap();
             for r in searcher.segment_readers() {
                 if std::ptr::eq(
                     tw.pick(r) as *const _ as *const u8,
