@@ -1,6 +1,6 @@
 // App-wide state (Svelte 5 runes): the open case, the current view, the evidence basket, the display zone,
 // search history and saved searches (kept in localStorage: they belong to the examiner, not the case).
-import type { CaseInfo, ApiError, EntityKind } from "./ipc";
+import { api, type CaseInfo, type ApiError, type EntityKind } from "./ipc";
 import type { Zone } from "./text";
 
 export type View = "home" | "search" | "replay" | "findings" | "basket" | "entity";
@@ -34,6 +34,8 @@ class AppStore {
   entityTarget = $state<{ kind: EntityKind; name: string } | null>(null);
   /** A query for the search view to run when it opens. */
   pendingQuery = $state<string | null>(null);
+  /** Targets starred now (`session:ID`, `event:ID`, `finding:ID`): case notes, shared by every view. */
+  starred = $state<Set<string>>(new Set());
 
   private basketKey() { return `nbtrail.basket:${this.caseInfo?.dir ?? ""}`; }
   /** Switches to a case (or none): its basket comes with it. */
@@ -72,6 +74,15 @@ class AppStore {
     this.view = "entity";
   }
   searchFor(q: string) { this.pendingQuery = q; this.view = "search"; }
+  /** Reloads the stars from the case's notes (a view showing star buttons calls it when it loads). */
+  async loadStars() {
+    try { this.starred = new Set((await api.notes())?.starred ?? []); } catch { /* no stars shown */ }
+  }
+  setStar(target: string, on: boolean) {
+    const next = new Set(this.starred);
+    if (on) next.add(target); else next.delete(target);
+    this.starred = next;
+  }
   fail(e: unknown) {
     const o = e as ApiError;
     this.error = o && typeof o === "object" && "message" in o ? o : { kind: "internal", message: String(e) };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fmtTime, safeImage, segments, visible, withFacet, withRange } from "./text";
+import { fmtTime, safeImage, segments, traceEventsQuery, visible, withFacet, withRange } from "./text";
 
 describe("segments", () => {
   it("splits by code-point ranges, not UTF-16 units", () => {
@@ -59,5 +59,13 @@ describe("untrusted content", () => {
     expect(visible("x = 1\u2028import os\u2029")).toBe("x = 1\\u{2028}import os\\u{2029}");
     expect(visible("ok\u{e0041}\u{e007f}")).toBe("ok\\u{e0041}\\u{e007f}");
     expect(visible("\u3164 = s\ufe00\u{e0100}")).toBe("\\u{3164} = s\\u{fe00}\\u{e0100}");
+  });
+});
+
+describe("traceEventsQuery", () => {
+  it("searches each event of a trace once, skipping steps without an event", () => {
+    const step = (e: number | undefined) =>
+      ({ cell: { seq: 0, command_id: null, event_id: e }, span: { line: 1, col: 1, end_line: 1, end_col: 1 }, label: "" }) as never;
+    expect(traceEventsQuery([step(7), step(undefined), step(9), step(7)])).toBe("id:7 OR id:9");
   });
 });

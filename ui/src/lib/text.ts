@@ -1,5 +1,5 @@
 // Pure helpers for showing untrusted text: snippet segments, times in a display zone.
-import type { Snippet } from "./ipc";
+import type { Snippet, TraceStep } from "./ipc";
 
 export interface Segment { text: string; hit: boolean }
 
@@ -59,6 +59,12 @@ export function withFacet(query: string, field: string, value: string): string {
   const quoted = /[\s"()]/.test(value) ? `"${value.replace(/"/g, "")}"` : value;
   const term = `${field}:${quoted}`;
   return query.includes(term) ? query : `${query} ${term}`.trim();
+}
+
+/** The events of a finding's trace as a search (a case-wide detection has no session to open). */
+export function traceEventsQuery(trace: TraceStep[]): string {
+  const ids = [...new Set(trace.map((t) => t.cell.event_id).filter((e) => e != null))];
+  return ids.map((e) => `id:${e}`).join(" OR ");
 }
 
 /** Bytes for people. */
