@@ -13,10 +13,7 @@ command -v /usr/bin/time >/dev/null || apt-get install -y -q time >/dev/null
 cargo build --release --locked -q -p nbtrail --bin nbtrail -p nbtrail-samplegen
 FILE="$DATA/bench-varied-$N.json"
 [ -f "$FILE" ] || target/release/nbtrail-samplegen bench --out "$FILE" --events "$N"
-venv=target/spark-venv
-[ -x "$venv/bin/python" ] || { python3 -m venv "$venv"; "$venv/bin/pip" install -q -r integrations/spark/requirements.txt; }
-JAVA_HOME=${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")}
-export JAVA_HOME PYSPARK_PYTHON="$PWD/$venv/bin/python"
+source integrations/spark/env.sh
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $(date -u +%Y-%m-%dT%H:%MZ); $N events"
 t() { /usr/bin/time -f "%e %M" -o "$DATA/time.txt" "$@" > "$DATA/out.txt" 2>"$DATA/err.txt" || [ $? = 1 ]; tail -1 "$DATA/time.txt"; }
 CASE="$DATA/spark-bench.case"

@@ -4,21 +4,9 @@
 # nbtrail binary (NBTRAIL, default target/debug/nbtrail, which `cargo test` builds).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-venv=target/spark-venv
-req=integrations/spark/requirements.txt
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/requirements.txt"; then
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
-  cp "$req" "$venv/requirements.txt"
-fi
+source integrations/spark/env.sh
 export NBTRAIL=${NBTRAIL:-$PWD/target/debug/nbtrail}
-[ -x "$NBTRAIL" ] || cargo build -q -p nbtrail-cli --bin nbtrail
-if [ -z "${JAVA_HOME:-}" ]; then
-  JAVA_HOME=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
-  export JAVA_HOME
-fi
-export PYSPARK_PYTHON="$PWD/$venv/bin/python"
+[ -x "$NBTRAIL" ] || cargo build -q -p nbtrail --bin nbtrail
 # unittest prints "ok"/"FAIL" per test; the summary line is translated for scripts/test.sh's tally.
 set +e
 "$venv/bin/python" integrations/spark/tests/test_local_spark.py 2>&1 | grep -v -E "^\s*warnings.warn|UserWarning|WARN (Utils|NativeCodeLoader)" | tee /tmp/nbtrail-spark-test.$$
