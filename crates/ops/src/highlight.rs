@@ -200,6 +200,7 @@ mod tests {
                 .collect(),
             fingerprint: String::new(),
             triage: String::new(),
+            time_ms: None,
         }
     }
 

@@ -427,6 +427,7 @@ pub fn detect_case(
                     .collect(),
                 fingerprint: fp,
                 triage: "uncategorized".into(),
+                time_ms: None,
             },
         ));
     }
@@ -514,6 +515,7 @@ fn stored(session: &str, f: &Finding) -> StoredFinding {
             .collect(),
         fingerprint: fingerprint(session, f),
         triage: "uncategorized".into(),
+        time_ms: None,
     }
 }
 
@@ -732,7 +734,7 @@ pub struct FindingView {
 }
 
 /// A cell's position, command id, code and time, by event id.
-type SessionCellInfo = (u64, Option<String>, String, String);
+type SessionCellInfo = (u64, Option<String>, String);
 
 /// Views of stored findings, with cells named by their position and command id in their session.
 pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<FindingView>> {
@@ -746,12 +748,7 @@ pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<Fi
                 .map(|c| {
                     (
                         c.event_id,
-                        (
-                            c.seq,
-                            c.command_id,
-                            c.code.unwrap_or_default(),
-                            c.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                        ),
+                        (c.seq, c.command_id, c.code.unwrap_or_default()),
                     )
                 })
                 .collect();
@@ -759,7 +756,7 @@ pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<Fi
         }
         let m = &cells[&f.session_id];
         let cell = |e: Option<i64>| match e.and_then(|e| m.get(&e).map(|c| (e, c))) {
-            Some((e, (seq, cmd, _, _))) => CellRef {
+            Some((e, (seq, cmd, _))) => CellRef {
                 seq: *seq,
                 command_id: cmd.clone(),
                 event_id: Some(e),
@@ -804,15 +801,11 @@ pub fn views_of_stored(case: &Case, findings: &[StoredFinding]) -> Result<Vec<Fi
                 .and_then(|e| m.get(&e))
                 .map(|c| c.2.clone())
                 .unwrap_or_default(),
-            time: match f.event_id {
-                Some(e) => match m.get(&e) {
-                    Some(c) => Some(c.3.clone()),
-                    // Not a cell (a case-wide detection's event): the event's own time.
-                    None => nbtrail_model::time_from_ms(case.event_time_ms(e)?)
-                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-                },
-                None => None,
-            },
+            // The event's time, stored with the finding (a cell's, or a case-wide detection's event).
+            time: f
+                .time_ms
+                .and_then(nbtrail_model::time_from_ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         });
     }
     Ok(out)

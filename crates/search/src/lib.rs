@@ -1379,6 +1379,7 @@ mod tests {
             trace: vec![],
             fingerprint: code.into(),
             triage: "uncategorized".into(),
+            time_ms: None,
         };
         for code in ["NBT001", "NBT007"] {
             case.save_findings("sha", &[(session.clone(), vec![finding(code)])], 0)

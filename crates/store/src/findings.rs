@@ -79,6 +79,10 @@ pub struct StoredFinding {
     pub fingerprint: String,
     /// Triage status.
     pub triage: String,
+    /// When its event happened (ms): filled when read from the case; ignored when saved (the store takes
+    /// the event's own time). Not part of any JSON shape.
+    #[serde(skip)]
+    pub time_ms: Option<i64>,
 }
 
 /// What an analysis run did.
@@ -261,7 +265,7 @@ impl Case {
 
 const FINDING_COLS: &str =
     "f.id, f.session_id, f.event_id, f.source_event_id, f.code, f.rule, f.severity, f.message,
-                    f.line, f.col, f.end_line, f.end_col, f.trace, f.fingerprint, f.triage";
+                    f.line, f.col, f.end_line, f.end_col, f.trace, f.fingerprint, f.triage, f.time_ms";
 
 fn finding_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredFinding> {
     let trace: String = r.get(12)?;
@@ -281,6 +285,7 @@ fn finding_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredFinding> {
         trace: serde_json::from_str(&trace).unwrap_or_default(),
         fingerprint: r.get(13)?,
         triage: r.get(14)?,
+        time_ms: r.get(15)?,
     })
 }
 
@@ -305,6 +310,7 @@ mod tests {
             trace: Vec::new(),
             fingerprint: fp.into(),
             triage: "uncategorized".into(),
+            time_ms: None,
         }
     }
 

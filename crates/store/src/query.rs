@@ -817,15 +817,6 @@ impl Case {
         Ok(())
     }
 
-    /// An event's time (ms), without reading its payload.
-    pub fn event_time_ms(&self, id: i64) -> Result<i64> {
-        self.conn
-            .prepare_cached("SELECT time_ms FROM events WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("no event {id}")))
-    }
-
     /// Event detections (findings whose code starts with `NBE`) at events from `from_ms` to `to_ms`:
     /// (time of the event, code, severity), in time order. Reads the findings table alone (each finding
     /// carries its event's time); what the search timeline draws, without building a finding view each.
