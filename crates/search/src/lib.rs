@@ -36,7 +36,7 @@ use tantivy::TantivyDocument;
 use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{DocAddress, DocId, Index, IndexReader, Order, ReloadPolicy, Score, SegmentReader};
+use tantivy::{DocAddress, DocId, Index, IndexReader, ReloadPolicy, Score, SegmentReader};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -642,41 +642,38 @@ impl SearchIndex {
         let rules = self.rule_map(case)?;
         let facets = FacetCollector {
             rules: rules.clone(),
+            top: None,
         };
-        let top = TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
         let err = ix_err(&self.dir);
         let (total, addrs, mut fruit): (usize, Vec<(DocAddress, Option<f32>)>, FacetFruit) =
             match req.sort {
                 Sort::Relevance => {
+                    let top = TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
                     let (n, docs, fr) = searcher
                         .search(&*compiled.query, &(Count, top.order_by_score(), facets))
                         .map_err(&err)?;
                     (n, docs.into_iter().map(|(s, a)| (a, Some(s))).collect(), fr)
                 }
                 Sort::Newest | Sort::Oldest => {
-                    let order = if req.sort == Sort::Newest {
-                        Order::Desc
-                    } else {
-                        Order::Asc
+                    // The facet pass reads every hit's time anyway: it also keeps the newest (oldest) hits,
+                    // which is cheaper than a second top-k collector reading the column again.
+                    let facets = FacetCollector {
+                        top: Some(TimeTop {
+                            newest: req.sort == Sort::Newest,
+                            keep: req.offset + req.limit.max(1),
+                        }),
+                        ..facets
                     };
-                    let by = top.order_by((
-                        (
-                            tantivy::collector::sort_key::SortByStaticFastValue::<i64>::for_field(
-                                "time",
-                            ),
-                            order,
-                        ),
-                        (
-                            tantivy::collector::sort_key::SortByStaticFastValue::<u64>::for_field(
-                                "event_id",
-                            ),
-                            order,
-                        ),
-                    ));
-                    let (n, docs, fr) = searcher
-                        .search(&*compiled.query, &(Count, by, facets))
+                    let (n, mut fr) = searcher
+                        .search(&*compiled.query, &(Count, facets))
                         .map_err(&err)?;
-                    (n, docs.into_iter().map(|(_, a)| (a, None)).collect(), fr)
+                    let docs = std::mem::take(&mut fr.top)
+                        .into_iter()
+                        .skip(req.offset)
+                        .take(req.limit.max(1))
+                        .map(|c| (c.addr, None))
+                        .collect();
+                    (n, docs, fr)
                 }
             };
         let generator = |field| {
@@ -1112,6 +1109,98 @@ pub fn histogram(times: Vec<i64>) -> Histogram {
 /// Counts facet values and collects hit times over the whole result set.
 struct FacetCollector {
     rules: Arc<RuleMap>,
+    /// Also keep the newest (oldest) hits, for the time-sorted orders.
+    top: Option<TimeTop>,
+}
+
+/// Which hits a time-sorted search keeps: by (time, event id), newest or oldest first.
+#[derive(Clone, Copy)]
+struct TimeTop {
+    newest: bool,
+    /// Offset + limit.
+    keep: usize,
+}
+
+/// A hit kept for a time-sorted result. Ordered so that the heap's greatest is the *worst* kept hit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct TimeHit {
+    time: i64,
+    id: u64,
+    addr: DocAddress,
+    newest: bool,
+}
+
+impl TimeHit {
+    /// Best first.
+    fn rank(&self, other: &Self) -> std::cmp::Ordering {
+        let by_key = (self.time, self.id).cmp(&(other.time, other.id));
+        if self.newest {
+            by_key.reverse()
+        } else {
+            by_key
+        }
+    }
+}
+
+impl Ord for TimeHit {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank(other)
+    }
+}
+
+impl PartialOrd for TimeHit {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The `top.keep` best of one segment's hits (`times[k]` is the time of `docs[k]`), best first. Hits come in
+/// document order, which is about ingest (time) order: walking from the end that favours the wanted order
+/// (the end for newest first) fills the heap with the answer early, and from then on most hits are turned
+/// away by one comparison of times, without reading their event id.
+fn segment_time_top(
+    top: TimeTop,
+    segment_ord: u32,
+    times: &[i64],
+    docs: &[DocId],
+    ids: &Column<u64>,
+) -> Vec<TimeHit> {
+    let mut heap: std::collections::BinaryHeap<TimeHit> =
+        std::collections::BinaryHeap::with_capacity(top.keep.min(times.len()) + 1);
+    let mut consider = |k: usize| {
+        let time = times[k];
+        if heap.len() == top.keep
+            && let Some(worst) = heap.peek()
+        {
+            let worse_time = if top.newest {
+                time < worst.time
+            } else {
+                time > worst.time
+            };
+            if worse_time {
+                return;
+            }
+        }
+        let hit = TimeHit {
+            time,
+            id: ids.first(docs[k]).unwrap_or(0),
+            addr: DocAddress::new(segment_ord, docs[k]),
+            newest: top.newest,
+        };
+        if heap.len() < top.keep {
+            heap.push(hit);
+        } else if let Some(mut worst) = heap.peek_mut()
+            && hit < *worst
+        {
+            *worst = hit;
+        }
+    };
+    if top.newest {
+        (0..times.len()).rev().for_each(&mut consider);
+    } else {
+        (0..times.len()).for_each(&mut consider);
+    }
+    heap.into_sorted_vec()
 }
 
 struct FacetFruit {
@@ -1120,6 +1209,8 @@ struct FacetFruit {
     /// Rule code index → count.
     rules: Vec<u64>,
     times: Vec<i64>,
+    /// The kept hits of a time-sorted search, best first.
+    top: Vec<TimeHit>,
 }
 
 impl FacetFruit {
@@ -1167,13 +1258,17 @@ struct FacetSegment {
     stamps: Vec<Option<i64>>,
     /// Hits given one at a time, waiting to be counted as a block.
     pending: Vec<DocId>,
+    /// For a time-sorted search: which hits to keep, the segment, and each timed hit (beside `times`).
+    top: Option<TimeTop>,
+    segment_ord: u32,
+    docs: Vec<DocId>,
 }
 
 impl Collector for FacetCollector {
     type Fruit = FacetFruit;
     type Child = FacetSegment;
 
-    fn for_segment(&self, _ord: u32, segment: &SegmentReader) -> tantivy::Result<FacetSegment> {
+    fn for_segment(&self, ord: u32, segment: &SegmentReader) -> tantivy::Result<FacetSegment> {
         let ff = segment.fast_fields();
         let mut columns = Vec::new();
         let mut counts = Vec::new();
@@ -1193,6 +1288,9 @@ impl Collector for FacetCollector {
             ords: Vec::new(),
             stamps: Vec::new(),
             pending: Vec::with_capacity(tantivy::COLLECT_BLOCK_BUFFER_LEN),
+            top: self.top,
+            segment_ord: ord,
+            docs: Vec::new(),
         })
     }
 
@@ -1205,6 +1303,7 @@ impl Collector for FacetCollector {
             columns: vec![HashMap::new(); FACET_COLUMNS.len()],
             rules: vec![0; self.rules.codes.len()],
             times: Vec::new(),
+            top: Vec::new(),
         };
         for f in fruits {
             for (acc, m) in out.columns.iter_mut().zip(f.columns) {
@@ -1216,6 +1315,11 @@ impl Collector for FacetCollector {
                 *a += b;
             }
             out.times.extend(f.times);
+            out.top.extend(f.top);
+        }
+        if let Some(top) = self.top {
+            out.top.sort_unstable_by(TimeHit::rank);
+            out.top.truncate(top.keep);
         }
         Ok(out)
     }
@@ -1260,6 +1364,14 @@ impl SegmentCollector for FacetSegment {
         self.stamps.resize(n, None);
         self.time.first_vals(docs, &mut self.stamps);
         self.times.extend(self.stamps.iter().flatten());
+        if self.top.is_some() {
+            self.docs.extend(
+                docs.iter()
+                    .zip(&self.stamps)
+                    .filter(|(_, t)| t.is_some())
+                    .map(|(d, _)| *d),
+            );
+        }
         if !self.rules.by_event.is_empty() {
             self.ords.iter_mut().for_each(|o| *o = None);
             self.ids.first_vals(docs, &mut self.ords);
@@ -1300,10 +1412,17 @@ impl SegmentCollector for FacetSegment {
             }
             columns.push(m);
         }
+        let top = match self.top {
+            Some(top) => {
+                segment_time_top(top, self.segment_ord, &self.times, &self.docs, &self.ids)
+            }
+            None => Vec::new(),
+        };
         FacetFruit {
             columns,
             rules: self.rule_counts,
             times: self.times,
+            top,
         }
     }
 }
@@ -1386,6 +1505,99 @@ mod tests {
                 .unwrap();
             let want = vec![code.to_string()];
             assert_eq!(rules_of(&case), (want.clone(), want));
+        }
+    }
+
+    /// Time-sorted results are kept by the facet pass (`segment_time_top`), not by a top-k collector: over
+    /// several segments, hits out of time order, many equal times and any offset and limit, the page must be
+    /// exactly the brute-force sort by (time, event id), newest or oldest first.
+    #[test]
+    fn time_sorted_pages_equal_a_full_sort_across_segments_ties_and_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut case = Case::create(&dir.path().join("case")).unwrap();
+        for run in 0..3u32 {
+            let log = dir.path().join(format!("{run}.json"));
+            let lines: Vec<String> = (0..40u32)
+                .map(|k| {
+                    let i = run * 40 + k;
+                    // Out of order, and only 11 distinct times: ties everywhere.
+                    let t = 1_714_550_400_000i64 + i64::from((i * 37) % 11) * 1000;
+                    let code = if i % 3 == 0 { format!("x = {i}") } else { format!("print({i})") };
+                    serde_json::json!({"timestamp": t, "workspaceId": 1,
+                        "userIdentity": {"email": "a@example.com"}, "serviceName": "notebook",
+                        "actionName": "runCommand", "requestId": format!("r{i}"),
+                        "requestParams": {"notebookId": "n", "clusterId": "c", "commandId": i.to_string(),
+                        "commandText": code}, "response": {"statusCode": 200}})
+                    .to_string()
+                })
+                .collect();
+            std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+            let stream = nbtrail_ingest::RecordStream::open(&[log], &[]).unwrap();
+            case.ingest(
+                stream,
+                &std::sync::atomic::AtomicBool::new(false),
+                &mut |_| {},
+            )
+            .unwrap();
+            SearchIndex::open(&mut case).unwrap(); // one commit, one segment per run
+        }
+        let (index, _) = SearchIndex::open(&mut case).unwrap();
+        assert!(
+            index.reader.searcher().segment_readers().len() > 1,
+            "several segments"
+        );
+        let mut all: Vec<(i64, i64)> = Vec::new();
+        case.scan_events_after(0, |row| -> Result<()> {
+            if row
+                .event
+                .fields
+                .command_text
+                .as_deref()
+                .is_some_and(|c| c.starts_with("print"))
+            {
+                all.push((row.event.fields.time.timestamp_millis(), row.event.id));
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(all.len(), 80);
+        for (sort, newest) in [(Sort::Newest, true), (Sort::Oldest, false)] {
+            let mut want = all.clone();
+            want.sort_unstable();
+            if newest {
+                want.reverse();
+            }
+            for (offset, limit) in [
+                (0, 1),
+                (0, 5),
+                (3, 7),
+                (20, 30),
+                (75, 20),
+                (0, 200),
+                (90, 5),
+            ] {
+                let r = index
+                    .search(
+                        &case,
+                        &SearchRequest {
+                            query: "print".into(),
+                            sort,
+                            offset,
+                            limit,
+                            ..SearchRequest::default()
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(r.total, 80);
+                let got: Vec<i64> = r.hits.iter().map(|h| h.event_id).collect();
+                let expect: Vec<i64> = want
+                    .iter()
+                    .skip(offset)
+                    .take(limit)
+                    .map(|&(_, id)| id)
+                    .collect();
+                assert_eq!(got, expect, "{sort:?} offset {offset} limit {limit}");
+            }
         }
     }
 
