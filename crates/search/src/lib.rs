@@ -19,6 +19,7 @@
 //! * **Results** ([`SearchResult`]): total, top hits by time or relevance with snippets as
 //!   `(text, ranges)` — never HTML — facet counts and a time histogram over the whole result set.
 
+mod identifier;
 pub mod query;
 pub mod schema;
 pub mod tokens;

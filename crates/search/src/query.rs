@@ -14,14 +14,15 @@
 //! rule:NBT001  session:8625526d   joined from the case: findings' rule codes, a session's cells
 //! ```
 
+use crate::identifier::IdentifierQuery;
 use crate::schema::Fields;
 use crate::tokens::query_parts;
 use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
 use std::ops::Bound;
 use tantivy::Term;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, EmptyQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query,
-    RangeQuery, RegexQuery, TermQuery, TermSetQuery,
+    AllQuery, BooleanQuery, EmptyQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RangeQuery,
+    RegexQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 
@@ -640,6 +641,19 @@ impl Compiler<'_> {
                 .iter()
                 .map(|p| Term::from_field_text(field, p))
                 .collect();
+            if let Some(w) = &whole {
+                // The whole identifier, or its parts in a row elsewhere; the exact identifier ranks above
+                // the same parts elsewhere. Positions are read only where the whole word is not.
+                per_field.push((
+                    Occur::Should,
+                    Box::new(IdentifierQuery::new(
+                        Term::from_field_text(field, w),
+                        terms,
+                        2.0,
+                    )),
+                ));
+                continue;
+            }
             let q: Box<dyn Query> = match (terms.len(), prefix) {
                 (1, false) => Box::new(TermQuery::new(
                     terms[0].clone(),
@@ -655,17 +669,6 @@ impl Compiler<'_> {
                 (_, true) => Box::new(PhrasePrefixQuery::new(terms)),
             };
             per_field.push((Occur::Should, q));
-            if let Some(w) = &whole {
-                // The exact identifier ranks above the same parts elsewhere.
-                let exact = TermQuery::new(
-                    Term::from_field_text(field, w),
-                    IndexRecordOption::WithFreqs,
-                );
-                per_field.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(exact), 2.0)),
-                ));
-            }
         }
         Some(Box::new(BooleanQuery::new(per_field)))
     }
