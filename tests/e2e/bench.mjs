@@ -34,26 +34,47 @@ async function search(b, q) {
   return performance.now() - t;
 }
 
-// Scrolls a list by `step` px per animation frame for `frames` frames; returns frame-time stats (ms).
+// Scrolls a list by `step` px per animation frame for `frames` frames; returns frame-time stats (ms), and
+// where each frame's time went. A frame runs: scroll event (the list's handler and Svelte's update of the
+// DOM, in microtasks) → animation-frame callbacks → style and layout → paint. So `script` is from the scroll
+// event's start (a capturing listener on the document, which runs first) to the start of our frame callback;
+// `layout` is the style and layout the callback forces at once by reading a layout property; `rest` is what
+// is left of the interval: paint, compositing, idle time and whatever else the engine does between frames.
 async function scrollFrames(b, selector, step, frames) {
   const d = await b.executeAsync((sel, step, frames, done) => {
     const el = document.querySelector(sel);
-    const deltas = [];
-    let last = performance.now(), n = 0;
+    const deltas = [], script = [], layout = [];
+    let last = performance.now(), n = 0, scrollAt = null;
+    const onScroll = () => { if (scrollAt === null) scrollAt = performance.now(); };
+    document.addEventListener("scroll", onScroll, { capture: true });
     function tick() {
       const now = performance.now();
-      if (n > 0) deltas.push(now - last);
+      if (n > 0) {
+        deltas.push(now - last);
+        script.push(scrollAt === null ? 0 : now - scrollAt);
+        void el.offsetHeight; // forces style + layout now
+        layout.push(performance.now() - now);
+      }
+      scrollAt = null;
       last = now;
-      if (n++ >= frames) return done({ deltas, rows: el.querySelectorAll(".vl-row").length, top: el.scrollTop });
+      if (n++ >= frames) {
+        document.removeEventListener("scroll", onScroll, { capture: true });
+        return done({ deltas, script, layout, rows: el.querySelectorAll(".vl-row").length, top: el.scrollTop });
+      }
       el.scrollTop += step;
       requestAnimationFrame(tick);
     }
     requestAnimationFrame(tick);
   }, selector, step, frames);
+  const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(0.5 * s.length)]; };
   const s = [...d.deltas].sort((a, b) => a - b);
   const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
+  // A frame interval (callback to callback) holds the previous callback's forced layout, that frame's paint,
+  // then this frame's scroll handling.
+  const rest = d.deltas.slice(1).map((x, i) => x - d.script[i + 1] - d.layout[i]);
   return { frames: s.length, p50: +q(0.5).toFixed(1), p95: +q(0.95).toFixed(1), max: +s[s.length - 1].toFixed(1),
-    over_33ms: s.filter((x) => x > 33.4).length, dom_rows: d.rows, scrolled_px: Math.round(d.top) };
+    over_33ms: s.filter((x) => x > 33.4).length, dom_rows: d.rows, scrolled_px: Math.round(d.top),
+    split_p50: { script: +median(d.script).toFixed(1), layout: +median(d.layout).toFixed(1), rest: +median(rest).toFixed(1) } };
 }
 
 async function openFirstSession(b) {

@@ -407,8 +407,9 @@ impl SearchIndex {
         let total = case.count_events_after(through)?;
         let mut writer: tantivy::IndexWriter<TantivyDocument> = self
             .index
-            .writer_with_num_threads(index_threads(), 256 << 20)
+            .writer_with_num_threads(index_threads(), WRITER_MEMORY)
             .map_err(ix_err(&self.dir))?;
+        writer.set_merge_policy(Box::new(merge_policy()));
         let paths = case.notebook_path_history()?;
         let f = self.fields;
         let mut facts: Vec<(i64, String, &'static str)> = Vec::new();
@@ -798,6 +799,26 @@ fn add_bounded(
 }
 
 /// Indexing threads: one per core up to 4 (`NBTRAIL_INDEX_THREADS` overrides, for benchmarks).
+/// The index writer's memory budget, shared by its threads: each flushes a segment when its share is full.
+const WRITER_MEMORY: usize = 256 << 20;
+
+/// Segments with more documents than this are not merged again.
+///
+/// tantivy's log merge policy merges 8 segments of a size into one of the next size, so every document is
+/// rewritten once per level — and the number of levels grows with the log of the case's size: at 1M events
+/// the writer's flushed segments (~56k events each) are merged once into ~450k-event segments; at 10M those
+/// would be merged again into ~3.6M-event segments, a further rewrite of nearly everything, which made the
+/// index phase 11× the 1M time (issue 21). Capped here, flushed segments are merged once (~450k events
+/// each) and left alone after: ingest cost is linear in the events, and a 10M case has ~22 segments, which
+/// searches run in parallel.
+const MAX_DOCS_BEFORE_MERGE: usize = 200_000;
+
+fn merge_policy() -> tantivy::merge_policy::LogMergePolicy {
+    let mut p = tantivy::merge_policy::LogMergePolicy::default();
+    p.set_max_docs_before_merge(MAX_DOCS_BEFORE_MERGE);
+    p
+}
+
 fn index_threads() -> usize {
     std::env::var("NBTRAIL_INDEX_THREADS")
         .ok()
