@@ -237,7 +237,67 @@ pub struct SearchIndex {
     dir: PathBuf,
     /// Finding codes per event, with the findings version they were loaded at: loading them is linear in
     /// the findings (100k+ in a ten-million-event case), so it happens once per analysis, not per search.
-    rules: std::sync::Mutex<Option<(String, Arc<RuleMap>)>>,
+    rules: RuleCache,
+}
+
+/// Finding codes per event, with the findings version they were loaded at (shared with [`Warmer`]).
+type RuleCache = Arc<std::sync::Mutex<Option<(String, Arc<RuleMap>)>>>;
+
+/// The finding codes per event from `cache`, reloaded only when the findings changed. The lock is held
+/// while loading: a search waits for a warm-up's load instead of loading a second time.
+fn cached_rule_map(cache: &RuleCache, case: &Case) -> Result<Arc<RuleMap>> {
+    let version = case.findings_version()?;
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((v, map)) = cache.as_ref()
+        && *v == version
+    {
+        return Ok(map.clone());
+    }
+    let map = Arc::new(RuleMap::load(case)?);
+    *cache = Some((version, map.clone()));
+    Ok(map)
+}
+
+/// Prepares an open index for its first search from another thread (with its own connection to the case),
+/// while the app shows the case home: what the first search of a process would otherwise do before its
+/// first hit — load the finding codes per event (125k findings in a ten-million-event case) and bring the
+/// index's facet, time and id columns into memory.
+#[derive(Clone)]
+pub struct Warmer {
+    rules: RuleCache,
+    reader: IndexReader,
+}
+
+impl Warmer {
+    /// Warms; an error leaves the index as it was (the first search then does the work itself).
+    pub fn warm(&self, case: &Case) -> Result<()> {
+        cached_rule_map(&self.rules, case)?;
+        let searcher = self.reader.searcher();
+        for segment in searcher.segment_readers() {
+            let ff = segment.fast_fields();
+            let max = segment.max_doc();
+            let mut sum = 0u64;
+            for name in FACET_COLUMNS {
+                if let Ok(Some(col)) = ff.str(name) {
+                    // Touch each column's pages: one value per 512 documents (a page holds more).
+                    for doc in (0..max).step_by(512) {
+                        sum = sum.wrapping_add(col.term_ords(doc).next().unwrap_or(0));
+                    }
+                }
+            }
+            if let (Ok(time), Ok(ids)) = (ff.i64("time"), ff.u64("event_id")) {
+                for doc in (0..max).step_by(512) {
+                    sum = sum
+                        .wrapping_add(time.first(doc).unwrap_or(0) as u64)
+                        .wrapping_add(ids.first(doc).unwrap_or(0));
+                }
+            }
+            std::hint::black_box(sum);
+        }
+        Ok(())
+    }
 }
 
 fn ix_err(path: &Path) -> impl Fn(tantivy::TantivyError) -> SearchError + '_ {
@@ -338,7 +398,7 @@ impl SearchIndex {
             reader,
             fields,
             dir: dir.to_path_buf(),
-            rules: std::sync::Mutex::new(None),
+            rules: RuleCache::default(),
         })
     }
 
@@ -618,19 +678,15 @@ impl SearchIndex {
 
     /// The finding codes per event, reloaded only when the findings changed.
     fn rule_map(&self, case: &Case) -> Result<Arc<RuleMap>> {
-        let version = case.findings_version()?;
-        let mut cache = self
-            .rules
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((v, map)) = cache.as_ref()
-            && *v == version
-        {
-            return Ok(map.clone());
+        cached_rule_map(&self.rules, case)
+    }
+
+    /// A handle to warm this index from another thread ([`Warmer::warm`]).
+    pub fn warmer(&self) -> Warmer {
+        Warmer {
+            rules: self.rules.clone(),
+            reader: self.reader.clone(),
         }
-        let map = Arc::new(RuleMap::load(case)?);
-        *cache = Some((version, map.clone()));
-        Ok(map)
     }
 
     /// Runs a search.
@@ -921,16 +977,37 @@ impl RuleMap {
     fn load(case: &Case) -> Result<RuleMap> {
         let mut codes: Vec<String> = Vec::new();
         let mut by_event: HashMap<u64, Vec<u32>, IdHash> = HashMap::default();
-        for (id, code) in case.finding_codes_by_event()? {
-            let k = match codes.iter().position(|c| c == &code) {
-                Some(k) => k,
-                None => {
-                    codes.push(code);
-                    codes.len() - 1
-                }
-            };
-            by_event.entry(id as u64).or_default().push(k as u32);
+        let mut last = usize::MAX;
+        case.for_each_finding_code(|id, code| {
+            // Rows of one code tend to come together: the previous code is tried first.
+            if codes.get(last).is_none_or(|c| c != code) {
+                last = match codes.iter().position(|c| c == code) {
+                    Some(k) => k,
+                    None => {
+                        codes.push(code.to_string());
+                        codes.len() - 1
+                    }
+                };
+            }
+            let ks = by_event.entry(id as u64).or_default();
+            if !ks.contains(&(last as u32)) {
+                ks.push(last as u32);
+            }
+        })?;
+        // Codes in order, and each event's codes in that order (what hits show).
+        let mut order: Vec<usize> = (0..codes.len()).collect();
+        order.sort_by(|&a, &b| codes[a].cmp(&codes[b]));
+        let mut rank = vec![0u32; codes.len()];
+        for (r, &k) in order.iter().enumerate() {
+            rank[k] = r as u32;
         }
+        for ks in by_event.values_mut() {
+            for k in ks.iter_mut() {
+                *k = rank[*k as usize];
+            }
+            ks.sort_unstable();
+        }
+        let codes = order.into_iter().map(|k| codes[k].clone()).collect();
         Ok(RuleMap { codes, by_event })
     }
 
@@ -1528,6 +1605,19 @@ mod tests {
             let want = vec![code.to_string()];
             assert_eq!(rules_of(&case), (want.clone(), want));
         }
+        // A warm-up on another thread, with its own connection, fills the same cache the searches read.
+        case.save_findings("sha", &[(session.clone(), vec![finding("NBT003")])], 0)
+            .unwrap();
+        let warmer = index.warmer();
+        let case_dir = dir.path().join("case");
+        std::thread::spawn(move || warmer.warm(&Case::open(&case_dir).unwrap()).unwrap())
+            .join()
+            .unwrap();
+        let cached = index.rules.lock().unwrap().clone().unwrap();
+        assert_eq!(cached.0, case.findings_version().unwrap());
+        assert_eq!(cached.1.codes, vec!["NBT003".to_string()]);
+        let want = vec!["NBT003".to_string()];
+        assert_eq!(rules_of(&case), (want.clone(), want));
     }
 
     /// Time-sorted results are kept by the facet pass (`segment_time_top`), not by a top-k collector: over
