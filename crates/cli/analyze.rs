@@ -137,10 +137,14 @@ pub fn analyze_case(
         std::fs::write(path, serde_json::to_string_pretty(&sarif())? + "\n")
             .with_context(|| format!("{}", path.display()))?;
     }
+    // A set: a ten-million-event case has 800k sessions, and a list's `contains` per finding made this
+    // filter quadratic (a fifth of `analyze` at 10M).
+    let analyzed: std::collections::HashSet<&str> =
+        done.session_ids.iter().map(String::as_str).collect();
     let stored_now: Vec<StoredFinding> = case
         .findings(None)?
         .into_iter()
-        .filter(|f| done.session_ids.contains(&f.session_id))
+        .filter(|f| analyzed.contains(f.session_id.as_str()))
         .collect();
     let views = views_of_stored(&case, &stored_now)?;
     emit(format, &views, sarif)?;

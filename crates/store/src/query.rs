@@ -582,7 +582,7 @@ impl Case {
     /// was shown (their outputs), whether they ran silently, and status, duration and finish time from
     /// the kernel's `execute_reply`.
     pub fn session_cells(&self, session_id: &str) -> Result<Vec<SessionCell>> {
-        let mut st = self.conn.prepare(
+        let mut st = self.conn.prepare_cached(
             "SELECT c.seq, e.id, e.command_id, e.time_ms, e.language, e.status, e.duration_ms, e.command_text, e.user,
                     e.shape, e.payload_block, e.payload_index,
                     e.service = 'databrickssql' AND e.action = 'commandSubmit', e.cluster_id
