@@ -32,6 +32,35 @@ pub fn builder<R: tauri::Runtime>(
         .invoke_handler(include!(concat!(env!("OUT_DIR"), "/handlers.rs")))
 }
 
+/// Environment variables WebKitGTK should run with, that are not set yet: without a GPU (no DRM render
+/// node), WebKitGTK 2.50 composites and paints through Skia's GPU backend on Mesa's software rasterizer
+/// (llvmpipe), which made scrolling a long replay cost 70 ms a frame in the e2e harness; painting on the
+/// CPU without compositing layers brought it to 14 ms (BENCHMARKS.md, issue 21). A variable the user set —
+/// to any value — is left alone, and with a GPU nothing is changed.
+pub fn software_rendering_env(
+    has_gpu: bool,
+    is_set: impl Fn(&str) -> bool,
+) -> Vec<(&'static str, &'static str)> {
+    if has_gpu {
+        return Vec::new();
+    }
+    [
+        ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+        ("WEBKIT_SKIA_ENABLE_CPU_RENDERING", "1"),
+    ]
+    .into_iter()
+    .filter(|(k, _)| !is_set(k))
+    .collect()
+}
+
+/// Whether the machine has a GPU WebKitGTK can render with: a DRM render node (`/dev/dri/renderD*`).
+pub fn has_gpu() -> bool {
+    std::fs::read_dir("/dev/dri").is_ok_and(|d| {
+        d.filter_map(std::result::Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    })
+}
+
 /// Runs the app; `case` (from the command line) is opened first.
 pub fn run(case: Option<PathBuf>) {
     let state = Arc::new(api::AppState::new(
@@ -42,4 +71,30 @@ pub fn run(case: Option<PathBuf>) {
         .plugin(tauri_plugin_dialog::init())
         .run(tauri::generate_context!())
         .expect("error while running the nbtrail app");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::software_rendering_env;
+
+    /// Without a GPU both WebKit settings are asked for; with one, none; and a variable the user set (to
+    /// anything, even "0") is never overridden — which also ends the app's one re-exec.
+    #[test]
+    fn software_rendering_is_chosen_only_without_a_gpu_and_never_over_the_users_choice() {
+        let unset = |_: &str| false;
+        assert_eq!(
+            software_rendering_env(false, unset),
+            vec![
+                ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+                ("WEBKIT_SKIA_ENABLE_CPU_RENDERING", "1")
+            ]
+        );
+        assert!(software_rendering_env(true, unset).is_empty());
+        let user_set = |k: &str| k == "WEBKIT_DISABLE_COMPOSITING_MODE";
+        assert_eq!(
+            software_rendering_env(false, user_set),
+            vec![("WEBKIT_SKIA_ENABLE_CPU_RENDERING", "1")]
+        );
+        assert!(software_rendering_env(false, |_| true).is_empty());
+    }
 }
