@@ -154,53 +154,6 @@ def session_id(notebook_id: str, cluster_id: str | None, first_key_hex: str) -> 
     return h.hexdigest()[:12]
 
 
-# The same two keys as Spark SQL expressions, which the job uses: a Python UDF costs a Python call per row
-# (the functions above stay as the readable reference, and the tests hold both to the same vectors).
-
-
-def _le8_sql(n: str) -> str:
-    """The 8 bytes of the BIGINT expression ``n``, little-endian (two's complement), as BINARY."""
-    return (
-        f"unhex(concat_ws('', transform(sequence(0, 7), "
-        f"i -> lpad(hex(shiftright(CAST({n} AS BIGINT), i * 8) & 255), 2, '0'))))"
-    )
-
-
-def _part_sql(b: str) -> str:
-    """A length-prefixed part: 8-byte little-endian length, then the BINARY expression ``b``."""
-    return f"concat({_le8_sql(f'octet_length({b})')}, {b})"
-
-
-def _utf8_sql(s: str) -> str:
-    return f"encode(coalesce({s}, ''), 'UTF-8')"
-
-
-def natural_key_sql(request_id: str, time_ms: str, service: str, action: str, params: str) -> str:
-    """:func:`natural_key` as a Spark SQL expression over the named columns (``params``: a string map)."""
-    pairs = (
-        f"coalesce(aggregate(array_sort(filter(map_keys({params}), k -> {params}[k] IS NOT NULL)), X'', "
-        f"(acc, k) -> concat(acc, {_part_sql(_utf8_sql('k'))}, {_part_sql(_utf8_sql(f'{params}[k]'))})), X'')"
-    )
-    body = ", ".join(
-        [
-            _part_sql(_utf8_sql(request_id)),
-            _part_sql(_le8_sql(time_ms)),
-            _part_sql(_utf8_sql(service)),
-            _part_sql(_utf8_sql(action)),
-            pairs,
-        ]
-    )
-    return f"CASE WHEN {time_ms} IS NULL THEN NULL ELSE substr(sha2(concat({body}), 256), 1, 32) END"
-
-
-def session_id_sql(notebook_id: str, cluster_id: str, first_key_hex: str) -> str:
-    """:func:`session_id` as a Spark SQL expression over the named columns."""
-    body = ", ".join(
-        [_part_sql(_utf8_sql(notebook_id)), _part_sql(_utf8_sql(cluster_id)), _part_sql(f"unhex({first_key_hex})")]
-    )
-    return f"substr(sha2(concat({body}), 256), 1, 12)"
-
-
 _MAGIC = {
     "sql": "sql",
     "python": "python",
@@ -294,11 +247,12 @@ def normalize(df: DataFrame) -> DataFrame:
         params.alias("params"),
         F.col("__raw").alias("raw"),
     )
+    nk = F.udf(natural_key, T.StringType())
     p = lambda k: F.when(F.col("params")[k] != "", F.col("params")[k])  # noqa: E731 (empty = absent)
     secs = F.col("params")["executionTime"].cast("double")
     return out.select(
         "*",
-        F.expr(natural_key_sql("request_id", "time_ms", "service", "action", "params")).alias("natural_key"),
+        nk("request_id", "time_ms", "service", "action", "params").alias("natural_key"),
         p("notebookId").alias("notebook_id"),
         F.coalesce(p("clusterId"), p("warehouseId")).alias("cluster_id"),
         p("commandId").alias("command_id"),
@@ -372,10 +326,11 @@ def sessionize(
     ).where(~F.col("orphan") & (F.col("session_no") > 0))
     rows = rows.cache()
 
+    sid = F.udf(session_id, T.StringType())
     first = rows.where("is_new").select(
         *group,
         "session_no",
-        F.expr(session_id_sql("notebook_id", "cluster_id", "natural_key")).alias("session_id"),
+        sid("notebook_id", "cluster_id", "natural_key").alias("session_id"),
         (F.col("kind") == 0).alias("attached"),
         F.when(F.col("kind") == 0, F.col("time_ms")).otherwise(F.col("start_ms")).alias("start_ms"),
     )

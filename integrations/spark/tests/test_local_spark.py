@@ -20,7 +20,6 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from pyspark.sql import SparkSession  # noqa: E402
-from pyspark.sql import functions as F  # noqa: E402
 
 from nbtrail_spark import cut as cutmod  # noqa: E402
 from nbtrail_spark import job  # noqa: E402
@@ -160,35 +159,6 @@ class SparkJobMatchesTheDesktop(unittest.TestCase):
         )
         self.assertEqual(got, want)
         self.assertEqual(len(got), prov["findings"])
-
-
-    def test_the_sql_keys_equal_the_python_ports(self):
-        # The job keys rows with Spark SQL expressions; they must give exactly the Python ports' keys (held to
-        # the desktop's vectors below): negative and large times, non-ASCII keys sorting by UTF-8 bytes, null
-        # and empty values, no parameters, null request ids and clusters, no time.
-        rows = [
-            ("ServiceMain-abc124", 1714557661000, "notebook", "runCommand",
-             {"notebookId": "3141592653589793", "commandText": "print(1)", "é": "ü"}, "0501-123456-abcd1234"),
-            ("r", -1, "s", "a", {"a": "1", "b": None, "c": ""}, None),
-            (None, -9223372036854775808, "", "a", {}, ""),
-            ("r\u00e9", 9223372036854775807, "s", "a", None, "c"),
-            ("x", 0, "s", "a", {"Z": "1", "a": "2", "\u00e4": "3", "\U0001f600": "4", "": "5"}, "c"),
-            ("x", None, "s", "a", {"a": "1"}, "c"),
-        ]
-        schema = "request_id string, time_ms bigint, service string, action string, params map<string,string>, cluster string"
-        df = self.spark.createDataFrame(rows, schema)
-        got = df.select(
-            F.expr(job.natural_key_sql("request_id", "time_ms", "service", "action", "params")).alias("k")
-        ).collect()
-        for (rid, t, svc, act, params, cluster), r in zip(rows, got):
-            self.assertEqual(r["k"], job.natural_key(rid, t, svc, act, params), (rid, t, params))
-            if r["k"] is not None:
-                sid = (
-                    self.spark.createDataFrame([("nb-1", cluster, r["k"])], "nb string, cl string, k string")
-                    .select(F.expr(job.session_id_sql("nb", "cl", "k")).alias("s"))
-                    .collect()[0]["s"]
-                )
-                self.assertEqual(sid, job.session_id("nb-1", cluster, r["k"]))
 
 
 class DesktopRulesInPython(unittest.TestCase):
