@@ -282,6 +282,22 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<Session> {
 
 const SESSION_COLS: &str = "id, notebook_id, notebook_path, cluster_id, users, start_ms, end_ms, cells, attached, end_reason";
 
+/// A session's cells. The session id is bound through a subquery, not compared with a bare `?`: SQLite
+/// re-prepares a statement on every run when a bound parameter could change whether a partial index of a
+/// table in it applies (`events` has two), and a bare parameter makes it ask — a whole prepare per session,
+/// 800k of them when a ten-million-event case is analyzed (6 % of the run). Pinned by
+/// `tests::per_session_statements_are_prepared_once`.
+pub(crate) const SESSION_CELLS_SQL: &str = "SELECT c.seq, e.id, e.command_id, e.time_ms, e.language, e.status, e.duration_ms, e.command_text, e.user,
+        e.shape, e.payload_block, e.payload_index,
+        e.service = 'databrickssql' AND e.action = 'commandSubmit', e.cluster_id
+ FROM session_cells c JOIN events e ON e.id = c.event_id
+ WHERE c.session_id = (SELECT ?1) ORDER BY c.seq";
+
+/// A cell's code and language (bound like [`SESSION_CELLS_SQL`]: called once per event detection).
+pub(crate) const CELL_CODE_SQL: &str =
+    "SELECT e.command_text, e.language FROM session_cells c JOIN events e ON e.id = c.event_id
+ WHERE c.event_id = (SELECT ?1) AND c.session_id = (SELECT ?2)";
+
 impl Case {
     /// Sessions matching `f`, by start time then id.
     pub fn sessions(&self, f: &SessionFilter) -> Result<Vec<Session>> {
@@ -559,10 +575,7 @@ impl Case {
     /// view highlights without loading the whole session. An id that is not a cell of that session is
     /// `None`.
     pub fn cell_code(&self, session_id: &str, event_ids: &[i64]) -> Result<Vec<Option<CellCode>>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT e.command_text, e.language FROM session_cells c JOIN events e ON e.id = c.event_id
-             WHERE c.event_id = ?1 AND c.session_id = ?2",
-        )?;
+        let mut st = self.conn.prepare_cached(CELL_CODE_SQL)?;
         let mut out = Vec::with_capacity(event_ids.len());
         for id in event_ids {
             let row = st
@@ -582,13 +595,7 @@ impl Case {
     /// was shown (their outputs), whether they ran silently, and status, duration and finish time from
     /// the kernel's `execute_reply`.
     pub fn session_cells(&self, session_id: &str) -> Result<Vec<SessionCell>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT c.seq, e.id, e.command_id, e.time_ms, e.language, e.status, e.duration_ms, e.command_text, e.user,
-                    e.shape, e.payload_block, e.payload_index,
-                    e.service = 'databrickssql' AND e.action = 'commandSubmit', e.cluster_id
-             FROM session_cells c JOIN events e ON e.id = c.event_id
-             WHERE c.session_id = ? ORDER BY c.seq",
-        )?;
+        let mut st = self.conn.prepare_cached(SESSION_CELLS_SQL)?;
         let mut captured = Vec::new();
         let mut statements = Vec::new();
         let rows = st.query_map([session_id], |r| {
@@ -1115,4 +1122,29 @@ fn trail_gaps_of(c: &rusqlite::Connection) -> Result<Vec<TrailGap>> {
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CELL_CODE_SQL, SESSION_CELLS_SQL};
+    use crate::Case;
+    use rusqlite::StatementStatus;
+
+    /// Regression (issue 21, found with perf on a ten-million-event `analyze`): the per-session statements
+    /// were re-prepared by SQLite on every run — a bare bound parameter beside `events`' partial indexes —
+    /// so caching them saved nothing. Run many times, they must be prepared once.
+    #[test]
+    fn per_session_statements_are_prepared_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let case = Case::create(dir.path()).unwrap();
+        for k in 0..20 {
+            case.session_cells(&format!("s{k}")).unwrap();
+            case.cell_code(&format!("s{k}"), &[k, k + 1]).unwrap();
+        }
+        for sql in [SESSION_CELLS_SQL, CELL_CODE_SQL] {
+            let st = case.conn.prepare_cached(sql).unwrap();
+            assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
+            assert!(st.get_status(StatementStatus::Run) >= 20, "{sql}");
+        }
+    }
 }
