@@ -307,11 +307,20 @@ mod tests {
     use tantivy::query::{BooleanQuery, BoostQuery, Occur, PhraseQuery, TermQuery};
     use tantivy::{DocAddress, doc};
 
+    /// A word whose first part is too long to be indexed (the tokenizer drops parts over 80 bytes).
+    fn long_word() -> String {
+        format!("{}.b.c", "a".repeat(90))
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(ToString::to_string).collect()
+    }
+
     /// Words the documents are made of: the identifier, its parts alone, in longer words, in another order,
     /// with other separators and case, and a word whose first part is too long to be indexed.
     fn vocabulary() -> Vec<String> {
-        let long = format!("{}.b.c", "a".repeat(90));
-        [
+        let long = long_word();
+        strings(&[
             "prod.sales.orders",
             "prod",
             "sales",
@@ -331,15 +340,12 @@ mod tests {
             "b.a",
             "b.c",
             long.as_str(),
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+        ])
     }
 
     fn queries() -> Vec<String> {
-        let long = format!("{}.b.c", "a".repeat(90));
-        [
+        let long = long_word();
+        strings(&[
             "prod.sales.orders",
             "sales.orders",
             "to_csv",
@@ -348,10 +354,7 @@ mod tests {
             "b.c",
             "read.table",
             long.as_str(),
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+        ])
     }
 
     /// (doc → score) of a query, scored.

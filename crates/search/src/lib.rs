@@ -1534,32 +1534,42 @@ mod tests {
         nbtrail_analyzer::tables::tables(&Cell::new(String::new(), code, language))
     }
 
-    /// The finding codes a search reports (hits' `rules`, the `rule` facet) are cached per findings
-    /// version: a re-analysis with other findings must show at once in the same open index, as in the app.
-    #[test]
-    fn rule_facets_follow_a_new_analysis_in_an_open_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("a.json");
-        let line = |i: u32, code: &str| {
-            serde_json::json!({"timestamp": 1_714_550_400_000i64 + i64::from(i) * 1000, "workspaceId": 1,
-                "userIdentity": {"email": "a@example.com"}, "serviceName": "notebook", "actionName": "runCommand",
-                "requestId": format!("r{i}"), "requestParams": {"notebookId": "n", "clusterId": "c",
-                "commandId": i.to_string(), "commandText": code}, "response": {"statusCode": 200}})
-            .to_string()
-        };
-        std::fs::write(
-            &log,
-            format!("{}\n{}\n", line(1, "x = 1"), line(2, "print(x)")),
-        )
-        .unwrap();
-        let mut case = Case::create(&dir.path().join("case")).unwrap();
-        let stream = nbtrail_ingest::RecordStream::open(&[log], &[]).unwrap();
+    /// A delivered audit-log record of a notebook command: request `i`, at `time_ms`, running `code`.
+    fn run_command(i: u32, time_ms: i64, code: &str) -> String {
+        serde_json::json!({"timestamp": time_ms, "workspaceId": 1,
+            "userIdentity": {"email": "a@example.com"}, "serviceName": "notebook", "actionName": "runCommand",
+            "requestId": format!("r{i}"), "requestParams": {"notebookId": "n", "clusterId": "c",
+            "commandId": i.to_string(), "commandText": code}, "response": {"statusCode": 200}})
+        .to_string()
+    }
+
+    /// Writes `lines` to `log` and ingests it into `case` (one run).
+    fn ingest_lines(case: &mut Case, log: &Path, lines: &[String]) {
+        std::fs::write(log, lines.join("\n") + "\n").unwrap();
+        let stream = nbtrail_ingest::RecordStream::open(&[log.to_path_buf()], &[]).unwrap();
         case.ingest(
             stream,
             &std::sync::atomic::AtomicBool::new(false),
             &mut |_| {},
         )
         .unwrap();
+    }
+
+    /// The finding codes a search reports (hits' `rules`, the `rule` facet) are cached per findings
+    /// version: a re-analysis with other findings must show at once in the same open index, as in the app.
+    #[test]
+    fn rule_facets_follow_a_new_analysis_in_an_open_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = |i: u32| 1_714_550_400_000i64 + i64::from(i) * 1000;
+        let mut case = Case::create(&dir.path().join("case")).unwrap();
+        ingest_lines(
+            &mut case,
+            &dir.path().join("a.json"),
+            &[
+                run_command(1, t(1), "x = 1"),
+                run_command(2, t(2), "print(x)"),
+            ],
+        );
         let (index, _) = SearchIndex::open(&mut case).unwrap();
         let req = SearchRequest {
             query: "print".into(),
@@ -1628,29 +1638,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut case = Case::create(&dir.path().join("case")).unwrap();
         for run in 0..3u32 {
-            let log = dir.path().join(format!("{run}.json"));
             let lines: Vec<String> = (0..40u32)
                 .map(|k| {
                     let i = run * 40 + k;
                     // Out of order, and only 11 distinct times: ties everywhere.
                     let t = 1_714_550_400_000i64 + i64::from((i * 37) % 11) * 1000;
-                    let code = if i % 3 == 0 { format!("x = {i}") } else { format!("print({i})") };
-                    serde_json::json!({"timestamp": t, "workspaceId": 1,
-                        "userIdentity": {"email": "a@example.com"}, "serviceName": "notebook",
-                        "actionName": "runCommand", "requestId": format!("r{i}"),
-                        "requestParams": {"notebookId": "n", "clusterId": "c", "commandId": i.to_string(),
-                        "commandText": code}, "response": {"statusCode": 200}})
-                    .to_string()
+                    let code = if i % 3 == 0 {
+                        format!("x = {i}")
+                    } else {
+                        format!("print({i})")
+                    };
+                    run_command(i, t, &code)
                 })
                 .collect();
-            std::fs::write(&log, lines.join("\n") + "\n").unwrap();
-            let stream = nbtrail_ingest::RecordStream::open(&[log], &[]).unwrap();
-            case.ingest(
-                stream,
-                &std::sync::atomic::AtomicBool::new(false),
-                &mut |_| {},
-            )
-            .unwrap();
+            ingest_lines(&mut case, &dir.path().join(format!("{run}.json")), &lines);
             SearchIndex::open(&mut case).unwrap(); // one commit, one segment per run
         }
         let (index, _) = SearchIndex::open(&mut case).unwrap();
