@@ -1430,10 +1430,17 @@ fn rebuild_derived(
              ORDER BY notebook_id, coalesce(cluster_id, ''), time_ms"
         }
     })?;
-    let mut key_of = tx.prepare("SELECT natural_key FROM events WHERE id = ?1")?;
+    // A session's id needs its first event's natural key: looked up in the (time, key) index rather than
+    // the events table — an index entry is a few dozen bytes where a table row is hundreds, so the lookups
+    // (one per session, in notebook order: random) mostly hit the page cache even in a ten-million-event
+    // case — and bound through subqueries, which SQLite does not re-plan per run (see query::SESSION_CELLS_SQL).
+    let mut key_of = tx.prepare(
+        "SELECT natural_key FROM events INDEXED BY events_key
+         WHERE time_ms = (SELECT ?1) AND id = (SELECT ?2)",
+    )?;
     let mut natural_key = |r: &Row| -> Vec<u8> {
         key_of
-            .query_row([r.event_id], |x| x.get(0))
+            .query_row([r.time_ms, r.event_id], |x| x.get(0))
             .unwrap_or_default()
     };
     let mut rows = st.query([])?;
