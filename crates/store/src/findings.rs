@@ -205,25 +205,8 @@ impl Case {
         sessions: &[&str],
         events: &[i64],
     ) -> Result<Vec<StoredFinding>> {
-        self.conn.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS sel_sessions(id TEXT PRIMARY KEY);
-             CREATE TEMP TABLE IF NOT EXISTS sel_events(id INTEGER PRIMARY KEY);
-             DELETE FROM temp.sel_sessions; DELETE FROM temp.sel_events;",
-        )?;
-        {
-            let mut ins = self
-                .conn
-                .prepare("INSERT OR IGNORE INTO temp.sel_sessions(id) VALUES(?1)")?;
-            for s in sessions {
-                ins.execute([s])?;
-            }
-            let mut ins = self
-                .conn
-                .prepare("INSERT OR IGNORE INTO temp.sel_events(id) VALUES(?1)")?;
-            for e in events {
-                ins.execute([e])?;
-            }
-        }
+        crate::fill_temp_ids(&self.conn, "sel_sessions", "TEXT", sessions)?;
+        crate::fill_temp_ids(&self.conn, "sel_events", "INTEGER", events)?;
         let mut st = self.conn.prepare(&format!(
             "SELECT {FINDING_COLS}
              FROM findings f LEFT JOIN sessions s ON s.id = f.session_id

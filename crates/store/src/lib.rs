@@ -655,6 +655,27 @@ pub fn check(paths: &[PathBuf]) -> Result<IngestReport> {
 }
 
 /// Files a directory walk left out because of their names.
+/// Makes the temporary table `temp.{table}` (one `id` column of SQL type `id_type`, its primary key) hold
+/// exactly `ids`, repeats once: what a query joins from to follow a selection rather than walk the case.
+/// `table` and `id_type` are this crate's own literals.
+fn fill_temp_ids<T: rusqlite::ToSql>(
+    conn: &Connection,
+    table: &str,
+    id_type: &str,
+    ids: impl IntoIterator<Item = T>,
+) -> Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE TEMP TABLE IF NOT EXISTS {table}(id {id_type} PRIMARY KEY); DELETE FROM temp.{table};"
+    ))?;
+    let mut ins = conn.prepare(&format!(
+        "INSERT OR IGNORE INTO temp.{table}(id) VALUES (?1)"
+    ))?;
+    for id in ids {
+        ins.execute([id])?;
+    }
+    Ok(())
+}
+
 fn skipped_by_name(inputs: &nbtrail_ingest::Inputs) -> Vec<SkippedFile> {
     inputs
         .skipped

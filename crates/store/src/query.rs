@@ -781,17 +781,7 @@ impl Case {
         ids: &[i64],
         f: &mut dyn FnMut(EventRow) -> Result<()>,
     ) -> Result<()> {
-        self.conn.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS selection(id INTEGER PRIMARY KEY); DELETE FROM temp.selection;",
-        )?;
-        {
-            let mut ins = self
-                .conn
-                .prepare("INSERT OR IGNORE INTO temp.selection(id) VALUES (?1)")?;
-            for id in ids {
-                ins.execute([id])?;
-            }
-        }
+        crate::fill_temp_ids(&self.conn, "selection", "INTEGER", ids)?;
         let mut reader = crate::payload::BlockReader::default();
         let mut st = self.conn.prepare(&format!(
             // The selection first (CROSS JOIN fixes SQLite's loop order), then a sort of it: otherwise the
