@@ -854,7 +854,6 @@ fn add_bounded(
     meta.push('\n');
 }
 
-/// Indexing threads: one per core up to 4 (`NBTRAIL_INDEX_THREADS` overrides, for benchmarks).
 /// The index writer's memory budget, shared by its threads: each flushes a segment when its share is full.
 const WRITER_MEMORY: usize = 256 << 20;
 
@@ -865,8 +864,8 @@ const WRITER_MEMORY: usize = 256 << 20;
 /// the writer's flushed segments (~56k events each) are merged once into ~450k-event segments; at 10M those
 /// would be merged again into ~3.6M-event segments, a further rewrite of nearly everything, which made the
 /// index phase 11× the 1M time (issue 21). Capped here, flushed segments are merged once (~450k events
-/// each) and left alone after: ingest cost is linear in the events, and a 10M case has ~22 segments, which
-/// searches run in parallel.
+/// each) and left alone after: ingest cost is linear in the events, and a 10M case has two dozen segments
+/// (24 measured), which searches run in parallel.
 const MAX_DOCS_BEFORE_MERGE: usize = 200_000;
 
 fn merge_policy() -> tantivy::merge_policy::LogMergePolicy {
@@ -875,6 +874,7 @@ fn merge_policy() -> tantivy::merge_policy::LogMergePolicy {
     p
 }
 
+/// Indexing threads: one per core up to 4 (`NBTRAIL_INDEX_THREADS` overrides, for benchmarks).
 fn index_threads() -> usize {
     std::env::var("NBTRAIL_INDEX_THREADS")
         .ok()
