@@ -7,11 +7,16 @@
 /// (Time-ordered reads use the natural-key index, which leads with the time: see migration 6.)
 pub const SECONDARY_INDEXES: &[(&str, &str)] = &[
     ("events_user", "events(user, time_ms)"),
-    ("events_action", "events(action, time_ms)"),
-    // Covers everything sessionization reads (see migration 7), so building sessions never visits the table.
+    // The service rides along (migration 13) so that counting a `service.action` (the case summary's
+    // notable events and commands) reads the index alone.
+    ("events_action", "events(action, time_ms, service)"),
+    // Covers everything sessionization reads (see migrations 7 and 13), so building sessions never visits
+    // the table: whether a row was captured by the gateway is the index's last column, an expression that
+    // costs one header byte per entry (the integers 0 and 1 take no content bytes).
     (
         "events_notebook",
-        "events(notebook_id, coalesce(cluster_id, ''), time_ms, action, service, duration_ms, command_id, user)
+        "events(notebook_id, coalesce(cluster_id, ''), time_ms, action, service, duration_ms, command_id, user,
+                shape = 'jupyter_capture')
          WHERE notebook_id IS NOT NULL",
     ),
 ];
@@ -324,5 +329,13 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE findings ADD COLUMN time_ms INTEGER;
     UPDATE findings SET time_ms = (SELECT e.time_ms FROM events e WHERE e.id = findings.event_id);
+    "#,
+    // 13: sessionization read each notebook event's `shape` from the table (the notebook index did not
+    // cover it since capture sessions became kernel lifetimes: 5M table lookups in a 10M-event case), and
+    // the summary read each counted event's `service` from the table. Both indexes are recreated with the
+    // column added by `create_secondary_indexes`, which runs after every migration.
+    r#"
+    DROP INDEX IF EXISTS events_notebook;
+    DROP INDEX IF EXISTS events_action;
     "#,
 ];
