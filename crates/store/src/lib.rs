@@ -1368,7 +1368,7 @@ fn with_sort_cache<T>(c: &rusqlite::Connection, f: impl FnOnce() -> Result<T>) -
 /// checks the plan). The few non-session actions that carry a notebook id are skipped by the caller rather
 /// than in SQL, which would make SQLite sort instead.
 const SESSION_ROWS_SQL: &str = "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, service,
-            shape = 'jupyter_capture'
+            shape = 'jupyter_capture', natural_key
      FROM events WHERE notebook_id IS NOT NULL
      ORDER BY notebook_id, coalesce(cluster_id, ''), time_ms";
 
@@ -1383,9 +1383,24 @@ const NEW_PATHS_SQL: &str = "INSERT INTO notebook_paths(notebook_id, path, time_
 
 /// [`SESSION_ROWS_SQL`] for the notebooks an incremental ingest touched.
 const SESSION_ROWS_TOUCHED_SQL: &str = "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, service,
-            shape = 'jupyter_capture'
+            shape = 'jupyter_capture', natural_key
      FROM events WHERE notebook_id IS NOT NULL AND notebook_id IN temp.touched_notebooks
      ORDER BY notebook_id, coalesce(cluster_id, ''), time_ms";
+
+/// The rows of SQL warehouse sessions, in their order, from the warehouse statement index alone (named:
+/// without statistics SQLite prefers the action index and a table lookup per statement; checked by
+/// `sessionization_reads_only_the_notebook_index`).
+fn warehouse_rows_sql(scope: Derive) -> String {
+    format!(
+        "SELECT id, cluster_id, coalesce(user, ''), time_ms, command_id, action, duration_ms, natural_key
+         FROM events INDEXED BY events_warehouse WHERE {WAREHOUSE_STATEMENT_SQL} {}
+         ORDER BY cluster_id, coalesce(user, ''), time_ms",
+        match scope {
+            Derive::All => String::new(),
+            Derive::Since(_) => format!("AND {WAREHOUSE_KEY_SQL} IN temp.touched_notebooks"),
+        }
+    )
+}
 
 /// Brings notebook paths, sessions and trail gaps up to date with the events. Returns (sessions, gaps).
 fn rebuild_derived(
@@ -1407,15 +1422,17 @@ fn rebuild_derived(
                 "DROP TABLE IF EXISTS temp.touched_notebooks;
                  CREATE TEMP TABLE touched_notebooks(notebook_id TEXT PRIMARY KEY) WITHOUT ROWID;",
             )?;
+            // The new events by id range (`NOT INDEXED`), not every notebook or warehouse event of the
+            // case through a partial index.
             tx.execute(
                 "INSERT OR IGNORE INTO temp.touched_notebooks(notebook_id)
-                   SELECT notebook_id FROM events WHERE id > ?1 AND notebook_id IS NOT NULL",
+                   SELECT notebook_id FROM events NOT INDEXED WHERE id > ?1 AND notebook_id IS NOT NULL",
                 [id],
             )?;
             tx.execute(
                 &format!(
                     "INSERT OR IGNORE INTO temp.touched_notebooks(notebook_id)
-                       SELECT {WAREHOUSE_KEY_SQL} FROM events
+                       SELECT {WAREHOUSE_KEY_SQL} FROM events NOT INDEXED
                        WHERE id > ?1 AND {WAREHOUSE_STATEMENT_SQL}"
                 ),
                 [id],
@@ -1486,19 +1503,6 @@ fn rebuild_derived(
         Derive::All => SESSION_ROWS_SQL,
         Derive::Since(_) => SESSION_ROWS_TOUCHED_SQL,
     })?;
-    // A session's id needs its first event's natural key: looked up in the (time, key) index rather than
-    // the events table — an index entry is a few dozen bytes where a table row is hundreds, so the lookups
-    // (one per session, in notebook order: random) mostly hit the page cache even in a ten-million-event
-    // case — and bound through subqueries, which SQLite does not re-plan per run (see query::SESSION_CELLS_SQL).
-    let mut key_of = tx.prepare(
-        "SELECT natural_key FROM events INDEXED BY events_key
-         WHERE time_ms = (SELECT ?1) AND id = (SELECT ?2)",
-    )?;
-    let mut natural_key = |r: &Row| -> Vec<u8> {
-        key_of
-            .query_row([r.time_ms, r.event_id], |x| x.get(0))
-            .unwrap_or_default()
-    };
     let mut rows = st.query([])?;
     let mut group: Option<(String, String)> = None;
     let mut buf: Vec<Row> = Vec::new();
@@ -1515,7 +1519,6 @@ fn rebuild_derived(
             kernel_lifetime,
             idle_gap_ms,
             trail_end,
-            &mut natural_key,
         ) {
             ins_s.execute(params![
                 s.id,
@@ -1544,6 +1547,16 @@ fn rebuild_derived(
     // and user are copied out.
     fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str> {
         Ok(r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?)
+    }
+    // A natural key as stored (16 bytes; anything else is a damaged case, reported, not guessed at).
+    fn key16(r: &rusqlite::Row<'_>, i: usize) -> Result<[u8; 16]> {
+        let blob = r.get_ref(i)?.as_blob().map_err(rusqlite::Error::from)?;
+        <[u8; 16]>::try_from(blob).map_err(|_| {
+            StoreError::Invalid(format!(
+                "an event's natural key is {} bytes, not 16",
+                blob.len()
+            ))
+        })
     }
     while let Some(r) = rows.next()? {
         let (notebook, cluster) = (text(r, 1)?, text(r, 2)?);
@@ -1579,6 +1592,7 @@ fn rebuild_derived(
             duration_ms: r.get(5)?,
             command_id: r.get(6)?,
             user: r.get(7)?,
+            natural_key: key16(r, 10)?,
         });
     }
     if let Some(k) = group.take() {
@@ -1591,15 +1605,7 @@ fn rebuild_derived(
     // in order like cells; each statement's status and duration come from its `commandFinish`
     // ([`Case::session_cells`]).
     {
-        let mut st = tx.prepare(&format!(
-            "SELECT id, cluster_id, coalesce(user, ''), time_ms, command_id, action, duration_ms FROM events
-             WHERE {WAREHOUSE_STATEMENT_SQL} {}
-             ORDER BY cluster_id, coalesce(user, ''), time_ms",
-            match scope {
-                Derive::All => String::new(),
-                Derive::Since(_) => format!("AND {WAREHOUSE_KEY_SQL} IN temp.touched_notebooks"),
-            }
-        ))?;
+        let mut st = tx.prepare(&warehouse_rows_sql(scope))?;
         let mut rows = st.query([])?;
         let mut group: Option<(String, String)> = None;
         let mut buf: Vec<Row> = Vec::new();
@@ -1643,6 +1649,7 @@ fn rebuild_derived(
                 },
                 command_id,
                 user: (!user.is_empty()).then_some(user),
+                natural_key: key16(r, 7)?,
             });
         }
         if let Some(k) = group.take() {
@@ -1745,7 +1752,9 @@ fn verbose_logging_value(keys: &str, values: &str) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Case, NEW_PATHS_SQL, SESSION_ROWS_SQL, SESSION_ROWS_TOUCHED_SQL};
+    use super::{
+        Case, Derive, NEW_PATHS_SQL, SESSION_ROWS_SQL, SESSION_ROWS_TOUCHED_SQL, warehouse_rows_sql,
+    };
 
     /// SQLite's plan for `sql`, one line per step.
     pub(crate) fn plan(c: &rusqlite::Connection, sql: &str) -> Vec<String> {
@@ -1768,11 +1777,17 @@ mod tests {
                 "CREATE TEMP TABLE touched_notebooks(notebook_id TEXT PRIMARY KEY) WITHOUT ROWID;",
             )
             .unwrap();
-        for sql in [SESSION_ROWS_SQL, SESSION_ROWS_TOUCHED_SQL] {
+        for (sql, index) in [
+            (SESSION_ROWS_SQL.to_string(), "events_notebook"),
+            (SESSION_ROWS_TOUCHED_SQL.to_string(), "events_notebook"),
+            (warehouse_rows_sql(Derive::All), "events_warehouse"),
+            (warehouse_rows_sql(Derive::Since(0)), "events_warehouse"),
+        ] {
+            let sql = sql.as_str();
             let plan = plan(&case.conn, sql);
             assert!(
                 plan.iter()
-                    .any(|l| l.contains("USING COVERING INDEX events_notebook")),
+                    .any(|l| l.contains(&format!("USING COVERING INDEX {index}"))),
                 "{plan:?}"
             );
             assert!(

@@ -11,13 +11,24 @@ pub const SECONDARY_INDEXES: &[(&str, &str)] = &[
     // notable events and commands) reads the index alone.
     ("events_action", "events(action, time_ms, service)"),
     // Covers everything sessionization reads (see migrations 7 and 13), so building sessions never visits
-    // the table: whether a row was captured by the gateway is the index's last column, an expression that
-    // costs one header byte per entry (the integers 0 and 1 take no content bytes).
+    // the table: whether a row was captured by the gateway is an expression that costs one header byte per
+    // entry (the integers 0 and 1 take no content bytes); the natural key names a session (its first
+    // row's), and looking 800k sessions' keys up one by one in a 10M-event case missed the page cache.
     (
         "events_notebook",
         "events(notebook_id, coalesce(cluster_id, ''), time_ms, action, service, duration_ms, command_id, user,
-                shape = 'jupyter_capture')
+                shape = 'jupyter_capture', natural_key)
          WHERE notebook_id IS NOT NULL",
+    ),
+    // The same for SQL warehouse statements (their sessions are per warehouse and user): the condition is
+    // `WAREHOUSE_STATEMENT_SQL` in the store, word for word, and the columns it tests are in the index too
+    // (SQLite reads them to check the condition even where the index implies it).
+    (
+        "events_warehouse",
+        "events(cluster_id, coalesce(user, ''), time_ms, command_id, action, duration_ms, natural_key,
+                service, notebook_id)
+         WHERE action IN ('commandSubmit', 'queryHistory') AND service = 'databrickssql'
+           AND cluster_id IS NOT NULL AND notebook_id IS NULL",
     ),
 ];
 
@@ -331,9 +342,10 @@ pub const MIGRATIONS: &[&str] = &[
     UPDATE findings SET time_ms = (SELECT e.time_ms FROM events e WHERE e.id = findings.event_id);
     "#,
     // 13: sessionization read each notebook event's `shape` from the table (the notebook index did not
-    // cover it since capture sessions became kernel lifetimes: 5M table lookups in a 10M-event case), and
-    // the summary read each counted event's `service` from the table. Both indexes are recreated with the
-    // column added by `create_secondary_indexes`, which runs after every migration.
+    // cover it since capture sessions became kernel lifetimes: 5M table lookups in a 10M-event case) and
+    // each session's first natural key from the key index, and the summary read each counted event's
+    // `service` from the table. Both indexes are recreated with the columns added, and the new warehouse
+    // statement index created, by `create_secondary_indexes`, which runs after every migration.
     r#"
     DROP INDEX IF EXISTS events_notebook;
     DROP INDEX IF EXISTS events_action;

@@ -41,6 +41,8 @@ pub struct Row {
     pub command_id: Option<String>,
     /// Who.
     pub user: Option<String>,
+    /// The event's natural key (a session's id hashes its first row's).
+    pub natural_key: [u8; 16],
 }
 
 impl Row {
@@ -89,8 +91,8 @@ pub struct Built {
 
 /// Splits the rows of one (notebook, cluster) group into sessions. `trail_end_ms` is the newest event time
 /// in the case: a session still running at the end of the trail is `open`, one idle for longer than the gap
-/// before it is `idle`. `natural_key` gives a row's natural key (only asked for each session's first row):
-/// session ids hash it, so they stay stable however the case was loaded.
+/// before it is `idle`. A session's id hashes its first row's natural key, so it stays stable however the
+/// case was loaded.
 ///
 /// With `kernel_lifetime` (a kernel seen by the capture gateway, where the group is one kernel) a session
 /// is the kernel's lifetime: a re-attach (the browser reconnecting, a page reload) continues it, idle time
@@ -103,7 +105,6 @@ pub fn sessionize(
     kernel_lifetime: bool,
     idle_gap_ms: i64,
     trail_end_ms: i64,
-    natural_key: &mut dyn FnMut(&Row) -> Vec<u8>,
 ) -> Vec<Built> {
     use nbtrail_model::SessionEnd;
     let idle_gap_ms = if kernel_lifetime {
@@ -115,13 +116,12 @@ pub fn sessionize(
     let mut out = Vec::new();
     let mut cur: Option<Built> = None;
     let mut last_activity = i64::MIN;
-    let mut new_session = |first: &Row, attached: bool| -> Built {
-        let key = natural_key(first);
+    let new_session = |first: &Row, attached: bool| -> Built {
         let mut h = Sha256::new();
         for part in [
             notebook_id.as_bytes(),
             cluster_id.unwrap_or("").as_bytes(),
-            &key,
+            &first.natural_key,
         ] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
@@ -296,11 +296,8 @@ mod tests {
             duration_ms: None,
             command_id: cmd.map(str::to_string),
             user: Some(user.into()),
+            natural_key: u128::from(id.unsigned_abs()).to_le_bytes(),
         }
-    }
-
-    fn key(r: &Row) -> Vec<u8> {
-        r.event_id.to_le_bytes().to_vec()
     }
 
     fn summary(b: &[Built]) -> Vec<(Vec<i64>, SessionEnd, bool)> {
@@ -332,11 +329,13 @@ mod tests {
         let built = sessionize(
             "3141592653589793",
             Some("0501-123456-abcd1234"),
-            vec![row(1, RowKind::Attach, 0, None, "a")],
+            vec![Row {
+                natural_key: key.0,
+                ..row(1, RowKind::Attach, 0, None, "a")
+            }],
             false,
             DEFAULT_IDLE_GAP_MS,
             0,
-            &mut |_| key.0.to_vec(),
         );
         assert_eq!(built[0].id, "885df3f0bca6");
     }
@@ -354,7 +353,7 @@ mod tests {
             row(7, Command, 50 + 3 * H, Some("12"), "a"), // idle gap
             row(8, Attach, 60 + 3 * H, None, "c"), // re-attach ends the previous session
         ];
-        let s = sessionize("nb", Some("c1"), rows, false, 2 * H, 60 + 3 * H, &mut key);
+        let s = sessionize("nb", Some("c1"), rows, false, 2 * H, 60 + 3 * H);
         assert_eq!(
             summary(&s),
             vec![
@@ -375,7 +374,6 @@ mod tests {
             false,
             2 * H,
             0,
-            &mut key,
         );
         assert_eq!(again[0].id, s[0].id);
         assert_ne!(s[0].id, s[1].id);
@@ -384,7 +382,6 @@ mod tests {
     #[test]
     fn a_captured_kernel_session_survives_reconnects_and_idle_and_ends_at_restart() {
         use RowKind::*;
-        let mut key = |r: &Row| r.event_id.to_le_bytes().to_vec();
         let rows = vec![
             row(1, Attach, 0, None, "a"),
             row(2, Command, 10, Some("m1"), "a"),
@@ -394,7 +391,7 @@ mod tests {
             row(6, Attach, 50 + 5 * H, None, "a"),
             row(7, Command, 60 + 5 * H, Some("m3"), "a"),
         ];
-        let s = sessionize("k", Some("k"), rows, true, 2 * H, 100 * H, &mut key);
+        let s = sessionize("k", Some("k"), rows, true, 2 * H, 100 * H);
         assert_eq!(
             summary(&s),
             vec![
@@ -409,7 +406,7 @@ mod tests {
         let mut r = row(2, RowKind::Command, 5 * H, Some("2"), "a");
         r.duration_ms = Some(4 * H);
         let rows = vec![row(1, RowKind::Command, 0, Some("1"), "a"), r];
-        let s = sessionize("nb", None, rows, false, 2 * H, 5 * H, &mut key);
+        let s = sessionize("nb", None, rows, false, 2 * H, 5 * H);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].cells, vec![1, 2]);
     }
