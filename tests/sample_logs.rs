@@ -1104,14 +1104,14 @@ fn a_schema_5_case_is_upgraded_in_place_and_keeps_every_event_and_session() {
     downgrade_to_schema_5(&case);
     assert!(indexes_on_events(&case).contains(&"sqlite_autoindex_events_1".to_string()));
 
-    // Opening the case runs migrations 6 to 12.
+    // Opening the case runs migrations 6 to 13.
     assert_eq!(listing("events"), events);
     assert_eq!(listing("sessions"), sessions);
     let conn = rusqlite::Connection::open(case.join("case.sqlite")).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 12);
+    assert_eq!(version, 13);
     assert_no_dangling_rows(&case);
     let ok: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -1127,11 +1127,12 @@ fn a_schema_5_case_is_upgraded_in_place_and_keeps_every_event_and_session() {
             "events_lineage",
             "events_notebook",
             "events_sql_finish",
-            "events_user"
+            "events_user",
+            "events_warehouse"
         ]
     );
 
-    // Migration 7 gave the notebook index the columns sessionization reads.
+    // Migrations 7 and 13 gave the notebook index the columns sessionization reads.
     let notebook_index: String = rusqlite::Connection::open(case.join("case.sqlite"))
         .unwrap()
         .query_row(
@@ -1141,7 +1142,8 @@ fn a_schema_5_case_is_upgraded_in_place_and_keeps_every_event_and_session() {
         )
         .unwrap();
     assert!(
-        notebook_index.contains("duration_ms, command_id, user"),
+        notebook_index.contains("duration_ms, command_id, user")
+            && notebook_index.contains("shape = 'jupyter_capture', natural_key"),
         "{notebook_index}"
     );
 
