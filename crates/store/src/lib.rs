@@ -1362,15 +1362,25 @@ fn with_sort_cache<T>(c: &rusqlite::Connection, f: impl FnOnce() -> Result<T>) -
     Ok(out)
 }
 
+/// The text of [`SESSION_ROWS_SQL`] with a filter on the notebooks (`AND …`), one place for both scopes.
+macro_rules! session_rows_sql {
+    ($filter:literal) => {
+        concat!(
+            "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user,
+                    service, shape = 'jupyter_capture', natural_key
+             FROM events WHERE notebook_id IS NOT NULL",
+            $filter,
+            " ORDER BY notebook_id, coalesce(cluster_id, ''), time_ms"
+        )
+    };
+}
+
 /// The rows sessionization reads, in its order: a walk of the partial notebook index in its own order (no
 /// sort), reading nothing else (the index covers every column named here, including the capture test —
 /// it must stay the index's expression, word for word; `sessionization_reads_only_the_notebook_index`
 /// checks the plan). The few non-session actions that carry a notebook id are skipped by the caller rather
 /// than in SQL, which would make SQLite sort instead.
-const SESSION_ROWS_SQL: &str = "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, service,
-            shape = 'jupyter_capture', natural_key
-     FROM events WHERE notebook_id IS NOT NULL
-     ORDER BY notebook_id, coalesce(cluster_id, ''), time_ms";
+const SESSION_ROWS_SQL: &str = session_rows_sql!("");
 
 /// The notebook paths recorded by the events after `?1`, read by id range (`NOT INDEXED`): SQLite would
 /// otherwise walk every attach and detach of the whole case through the action index and look each one up
@@ -1382,10 +1392,8 @@ const NEW_PATHS_SQL: &str = "INSERT INTO notebook_paths(notebook_id, path, time_
                         'cloneNotebook','restoreNotebook','detachNotebook','deleteNotebook')";
 
 /// [`SESSION_ROWS_SQL`] for the notebooks an incremental ingest touched.
-const SESSION_ROWS_TOUCHED_SQL: &str = "SELECT id, notebook_id, coalesce(cluster_id, ''), action, time_ms, duration_ms, command_id, user, service,
-            shape = 'jupyter_capture', natural_key
-     FROM events WHERE notebook_id IS NOT NULL AND notebook_id IN temp.touched_notebooks
-     ORDER BY notebook_id, coalesce(cluster_id, ''), time_ms";
+const SESSION_ROWS_TOUCHED_SQL: &str =
+    session_rows_sql!(" AND notebook_id IN temp.touched_notebooks");
 
 /// The rows of SQL warehouse sessions, in their order, from the warehouse statement index alone (named:
 /// without statistics SQLite prefers the action index and a table lookup per statement; checked by
