@@ -1761,7 +1761,8 @@ fn verbose_logging_value(keys: &str, values: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::{
-        Case, Derive, NEW_PATHS_SQL, SESSION_ROWS_SQL, SESSION_ROWS_TOUCHED_SQL, warehouse_rows_sql,
+        Case, Derive, NEW_PATHS_SQL, PAGE_CACHE_KIB, SESSION_ROWS_SQL, SESSION_ROWS_TOUCHED_SQL,
+        SORT_CACHE_KIB, warehouse_rows_sql, with_sort_cache,
     };
 
     /// SQLite's plan for `sql`, one line per step.
@@ -1808,6 +1809,29 @@ mod tests {
                 "{plan:?}"
             );
         }
+    }
+
+    /// Sorts run with the small cache, and the case's page cache comes back afterwards — also when the
+    /// work inside fails (a failed index build must not leave a case connection with a 16 MB cache).
+    #[test]
+    fn sort_cache_is_restored_after_the_sort_even_when_it_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let case = Case::create(dir.path()).unwrap();
+        let cache = |c: &rusqlite::Connection| -> i64 {
+            c.pragma_query_value(None, "cache_size", |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(cache(&case.conn), -PAGE_CACHE_KIB);
+        let inside = with_sort_cache(&case.conn, || Ok(cache(&case.conn))).unwrap();
+        assert_eq!(inside, -SORT_CACHE_KIB);
+        assert_eq!(cache(&case.conn), -PAGE_CACHE_KIB);
+        let failed: crate::Result<()> = with_sort_cache(&case.conn, || {
+            Ok(case
+                .conn
+                .execute_batch("CREATE INDEX x ON no_such_table(y)")?)
+        });
+        assert!(failed.is_err());
+        assert_eq!(cache(&case.conn), -PAGE_CACHE_KIB);
     }
 
     /// Regression (issue 21): the notebook paths of an ingest's new events were found by walking every
