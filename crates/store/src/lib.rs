@@ -658,7 +658,6 @@ pub fn check(paths: &[PathBuf]) -> Result<IngestReport> {
     Ok(report)
 }
 
-/// Files a directory walk left out because of their names.
 /// Makes the temporary table `temp.{table}` (one `id` column of SQL type `id_type`, its primary key) hold
 /// exactly `ids`, repeats once: what a query joins from to follow a selection rather than walk the case.
 /// `table` and `id_type` are this crate's own literals.
@@ -680,6 +679,7 @@ fn fill_temp_ids<T: rusqlite::ToSql>(
     Ok(())
 }
 
+/// Files a directory walk left out because of their names.
 fn skipped_by_name(inputs: &nbtrail_ingest::Inputs) -> Vec<SkippedFile> {
     inputs
         .skipped
