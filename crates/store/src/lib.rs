@@ -1765,10 +1765,11 @@ mod tests {
         SORT_CACHE_KIB, warehouse_rows_sql, with_sort_cache,
     };
 
-    /// SQLite's plan for `sql`, one line per step.
+    /// SQLite's plan for `sql`, one line per step (its parameters, if any, bound to NULL).
     pub(crate) fn plan(c: &rusqlite::Connection, sql: &str) -> Vec<String> {
         let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        st.query_map([], |r| r.get::<_, String>(3))
+        let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+        st.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap()

@@ -995,6 +995,14 @@ fn store_summary(c: &rusqlite::Connection, key: &str, summary: &CaseSummary) -> 
     Ok(())
 }
 
+/// How many events of one `service.action` the case holds (the summary's notable events): from the action
+/// index alone, which carries the service (migration 13).
+const NOTABLE_COUNT_SQL: &str = "SELECT count(*) FROM events WHERE service = ?1 AND action = ?2";
+
+/// How many notebook and job commands the case holds, from the action index alone.
+const COMMANDS_COUNT_SQL: &str =
+    "SELECT count(*) FROM events WHERE action = 'runCommand' AND service IN ('notebook','jobs')";
+
 /// `count(DISTINCT user)` by skipping through the user index from one value to the next: a probe per user
 /// instead of a pass over every event's entry (0.36 s in a 10M-event case).
 const DISTINCT_USERS_SQL: &str = "WITH RECURSIVE v(x) AS (
@@ -1026,11 +1034,7 @@ fn compute_summary(c: &rusqlite::Connection) -> Result<CaseSummary> {
         let mut count = 0u64;
         for a in *actions {
             let (s, act) = a.split_once('.').expect("service.action");
-            count += c.query_row(
-                "SELECT count(*) FROM events WHERE service = ? AND action = ?",
-                [s, act],
-                |r| r.get::<_, i64>(0),
-            )? as u64;
+            count += c.query_row(NOTABLE_COUNT_SQL, [s, act], |r| r.get::<_, i64>(0))? as u64;
         }
         notable.push(NotableCount {
             category: cat.to_string(),
@@ -1042,9 +1046,7 @@ fn compute_summary(c: &rusqlite::Connection) -> Result<CaseSummary> {
         });
     }
     let events = one("SELECT count(*) FROM events")?;
-    let commands = one(
-        "SELECT count(*) FROM events WHERE action = 'runCommand' AND service IN ('notebook','jobs')",
-    )?;
+    let commands = one(COMMANDS_COUNT_SQL)?;
     let mut warnings = Vec::new();
     if events > 0 && commands == 0 {
         warnings.push(
@@ -1135,7 +1137,10 @@ fn trail_gaps_of(c: &rusqlite::Connection) -> Result<Vec<TrailGap>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{CELL_CODE_SQL, DISTINCT_NOTEBOOKS_SQL, DISTINCT_USERS_SQL, SESSION_CELLS_SQL};
+    use super::{
+        CELL_CODE_SQL, COMMANDS_COUNT_SQL, DISTINCT_NOTEBOOKS_SQL, DISTINCT_USERS_SQL,
+        NOTABLE_COUNT_SQL, SESSION_CELLS_SQL,
+    };
     use crate::Case;
     use crate::tests::plan;
     use rusqlite::StatementStatus;
@@ -1157,10 +1162,7 @@ mod tests {
         )
         .unwrap();
         let c = &case.conn;
-        for sql in [
-            "SELECT count(*) FROM events WHERE service = 'secrets' AND action = 'getSecret'",
-            "SELECT count(*) FROM events WHERE action = 'runCommand' AND service IN ('notebook','jobs')",
-        ] {
+        for sql in [NOTABLE_COUNT_SQL, COMMANDS_COUNT_SQL] {
             let plan = plan(c, sql);
             assert!(
                 plan.iter()
