@@ -327,6 +327,11 @@ struct PipeOut<'a> {
 /// writes one JSON line per input line: the findings, or `{"line": N, "error": …}` for a bad line, so the
 /// output stays aligned with the input (as Spark's `pipe` expects). Returns the number of findings.
 pub fn analyze_pipe(rules: &Rules) -> Result<usize> {
+    // One deep stack for every session's analysis (`guard::deep_stack_scope`), not one per line.
+    nbtrail_analyzer::guard::deep_stack_scope(|| pipe_sessions(rules))
+}
+
+fn pipe_sessions(rules: &Rules) -> Result<usize> {
     let stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut total = 0;

@@ -257,37 +257,41 @@ pub fn analyze_case(
     let mut out = CaseAnalysis::default();
     let mut per_session = Vec::new();
     let total = units.len() as u64;
-    for (k, unit) in units.iter().enumerate() {
-        let mut cells: Vec<Cell> = Vec::new();
-        // cell id → index of its session in the unit
-        let mut session_of: HashMap<String, usize> = HashMap::new();
-        for (j, s) in unit.iter().enumerate() {
-            for c in case.session_cells(&s.id)? {
-                let id = c.event_id.to_string();
-                session_of.insert(id.clone(), j);
-                cells.push(Cell::new(
-                    id,
-                    c.code.unwrap_or_default(),
-                    c.language.as_deref(),
-                ));
+    // One deep stack for every unit's analysis (`guard::deep_stack_scope`), not one per unit.
+    nbtrail_analyzer::guard::deep_stack_scope(|| -> Result<()> {
+        for (k, unit) in units.iter().enumerate() {
+            let mut cells: Vec<Cell> = Vec::new();
+            // cell id → index of its session in the unit
+            let mut session_of: HashMap<String, usize> = HashMap::new();
+            for (j, s) in unit.iter().enumerate() {
+                for c in case.session_cells(&s.id)? {
+                    let id = c.event_id.to_string();
+                    session_of.insert(id.clone(), j);
+                    cells.push(Cell::new(
+                        id,
+                        c.code.unwrap_or_default(),
+                        c.language.as_deref(),
+                    ));
+                }
             }
+            out.cells += cells.len() as u64;
+            let a = analyze(&cells, rules);
+            out.diagnostics += a.diagnostics.len() as u64;
+            // Each finding belongs to the session of the cell it is reported at.
+            let mut by_session: Vec<(String, Vec<StoredFinding>)> =
+                unit.iter().map(|s| (s.id.clone(), Vec::new())).collect();
+            for f in &a.findings {
+                let j = session_of.get(&f.location.cell_id).copied().unwrap_or(0);
+                by_session[j].1.push(stored(&unit[j].id, f));
+            }
+            per_session.extend(by_session);
+            if keep_analyses {
+                out.analyses.push((unit[0].id.clone(), a));
+            }
+            progress(k as u64 + 1, total);
         }
-        out.cells += cells.len() as u64;
-        let a = analyze(&cells, rules);
-        out.diagnostics += a.diagnostics.len() as u64;
-        // Each finding belongs to the session of the cell it is reported at.
-        let mut by_session: Vec<(String, Vec<StoredFinding>)> =
-            unit.iter().map(|s| (s.id.clone(), Vec::new())).collect();
-        for f in &a.findings {
-            let j = session_of.get(&f.location.cell_id).copied().unwrap_or(0);
-            by_session[j].1.push(stored(&unit[j].id, f));
-        }
-        per_session.extend(by_session);
-        if keep_analyses {
-            out.analyses.push((unit[0].id.clone(), a));
-        }
-        progress(k as u64 + 1, total);
-    }
+        Ok(())
+    })?;
     let mut rules_sha = rules_sha.to_string();
     if let Some(set) = detections {
         let (found, evaluated) = detect_case(case, set)?;

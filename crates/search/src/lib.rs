@@ -478,148 +478,151 @@ impl SearchIndex {
             let mut payloads = nbtrail_store::payload::BlockReader::default();
             let mut table_memo = TableMemo::default();
             let case: &Case = case;
-            case.scan_events_after(through, |ev| -> Result<()> {
-                let nbtrail_store::IndexRow { event, payload } = ev;
-                let nbtrail_store::EventRow {
-                    id,
-                    fields:
-                        nbtrail_model::EventFields {
-                            time,
-                            user,
-                            workspace_id: workspace,
-                            service,
-                            action,
-                            notebook_id,
-                            notebook_path,
-                            cluster_id: cluster,
-                            language,
-                            command_text: code,
-                            status,
-                            source_ip: ip,
-                            response_status,
-                            response_error,
-                            ..
-                        },
-                    shape,
-                    ..
-                } = event;
-                let time_ms = time.timestamp_millis();
+            // One deep stack for every cell's table derivation (`guard::deep_stack_scope`), not one each.
+            nbtrail_analyzer::guard::deep_stack_scope(|| {
+                case.scan_events_after(through, |ev| -> Result<()> {
+                    let nbtrail_store::IndexRow { event, payload } = ev;
+                    let nbtrail_store::EventRow {
+                        id,
+                        fields:
+                            nbtrail_model::EventFields {
+                                time,
+                                user,
+                                workspace_id: workspace,
+                                service,
+                                action,
+                                notebook_id,
+                                notebook_path,
+                                cluster_id: cluster,
+                                language,
+                                command_text: code,
+                                status,
+                                source_ip: ip,
+                                response_status,
+                                response_error,
+                                ..
+                            },
+                        shape,
+                        ..
+                    } = event;
+                    let time_ms = time.timestamp_millis();
 
-                let mut doc = TantivyDocument::default();
-                doc.add_u64(f.event_id, id as u64);
-                doc.add_i64(f.time, time_ms);
-                let full_action = format!("{service}.{action}");
-                doc.add_text(f.action, &action);
-                doc.add_text(f.action, &full_action);
-                doc.add_text(f.f_action, &full_action);
-                doc.add_text(f.service, &service);
-                let mut meta = format!("{full_action}\n");
-                if let Some(u) = &user {
-                    doc.add_text(f.user, u);
-                    doc.add_text(f.f_user, u);
-                    meta.push_str(u);
-                    meta.push('\n');
-                }
-                let mut shown_path = notebook_path.clone();
-                if let Some(nb) = &notebook_id {
-                    doc.add_text(f.notebook, nb);
-                    if let Some(known) = paths.get(nb) {
-                        for p in known {
-                            if Some(p) != notebook_path.as_ref() {
-                                doc.add_text(f.notebook, p);
+                    let mut doc = TantivyDocument::default();
+                    doc.add_u64(f.event_id, id as u64);
+                    doc.add_i64(f.time, time_ms);
+                    let full_action = format!("{service}.{action}");
+                    doc.add_text(f.action, &action);
+                    doc.add_text(f.action, &full_action);
+                    doc.add_text(f.f_action, &full_action);
+                    doc.add_text(f.service, &service);
+                    let mut meta = format!("{full_action}\n");
+                    if let Some(u) = &user {
+                        doc.add_text(f.user, u);
+                        doc.add_text(f.f_user, u);
+                        meta.push_str(u);
+                        meta.push('\n');
+                    }
+                    let mut shown_path = notebook_path.clone();
+                    if let Some(nb) = &notebook_id {
+                        doc.add_text(f.notebook, nb);
+                        if let Some(known) = paths.get(nb) {
+                            for p in known {
+                                if Some(p) != notebook_path.as_ref() {
+                                    doc.add_text(f.notebook, p);
+                                }
+                            }
+                            if shown_path.is_none() {
+                                shown_path = known.last().cloned();
                             }
                         }
-                        if shown_path.is_none() {
-                            shown_path = known.last().cloned();
+                    }
+                    if let Some(p) = &notebook_path {
+                        doc.add_text(f.notebook, p);
+                    }
+                    match (&shown_path, &notebook_id) {
+                        (Some(p), _) => {
+                            doc.add_text(f.f_notebook, p);
+                            meta.push_str(p);
+                            meta.push('\n');
+                        }
+                        (None, Some(nb)) => doc.add_text(f.f_notebook, nb),
+                        _ => {}
+                    }
+                    for (field, v) in [
+                        (f.workspace, &workspace),
+                        (f.cluster, &cluster),
+                        (f.language, &language),
+                        (f.ip, &ip),
+                    ] {
+                        if let Some(v) = v {
+                            doc.add_text(field, v);
                         }
                     }
-                }
-                if let Some(p) = &notebook_path {
-                    doc.add_text(f.notebook, p);
-                }
-                match (&shown_path, &notebook_id) {
-                    (Some(p), _) => {
-                        doc.add_text(f.f_notebook, p);
-                        meta.push_str(p);
+                    if let Some(s) = &status {
+                        doc.add_text(f.status, s);
+                        doc.add_text(f.f_status, s);
+                    } else if let Some(code) = response_status {
+                        doc.add_text(f.f_status, code.to_string());
+                    }
+                    if let Some(code) = response_status {
+                        doc.add_text(f.status, code.to_string());
+                    }
+                    if let Some(e) = &response_error {
+                        meta.push_str(e);
                         meta.push('\n');
                     }
-                    (None, Some(nb)) => doc.add_text(f.f_notebook, nb),
-                    _ => {}
-                }
-                for (field, v) in [
-                    (f.workspace, &workspace),
-                    (f.cluster, &cluster),
-                    (f.language, &language),
-                    (f.ip, &ip),
-                ] {
-                    if let Some(v) = v {
-                        doc.add_text(field, v);
-                    }
-                }
-                if let Some(s) = &status {
-                    doc.add_text(f.status, s);
-                    doc.add_text(f.f_status, s);
-                } else if let Some(code) = response_status {
-                    doc.add_text(f.f_status, code.to_string());
-                }
-                if let Some(code) = response_status {
-                    doc.add_text(f.status, code.to_string());
-                }
-                if let Some(e) = &response_error {
-                    meta.push_str(e);
-                    meta.push('\n');
-                }
-                if let Some(code) = &code {
-                    add_bounded(&mut doc, f.code, code, &mut meta);
-                    for t in table_memo.tables(code, language.as_deref()) {
-                        let access_field = match t.access {
-                            nbtrail_analyzer::tables::Access::Read => f.table_read,
-                            nbtrail_analyzer::tables::Access::Write => f.table_write,
-                        };
-                        for suffix in name_suffixes(&t.name) {
-                            doc.add_text(f.table, suffix);
-                            doc.add_text(access_field, suffix);
+                    if let Some(code) = &code {
+                        add_bounded(&mut doc, f.code, code, &mut meta);
+                        for t in table_memo.tables(code, language.as_deref()) {
+                            let access_field = match t.access {
+                                nbtrail_analyzer::tables::Access::Read => f.table_read,
+                                nbtrail_analyzer::tables::Access::Write => f.table_write,
+                            };
+                            for suffix in name_suffixes(&t.name) {
+                                doc.add_text(f.table, suffix);
+                                doc.add_text(access_field, suffix);
+                            }
+                            doc.add_text(f.f_table, &t.name);
+                            meta.push_str(&t.name);
+                            meta.push('\n');
+                            facts.push((id, t.name.clone(), t.access.as_str()));
                         }
-                        doc.add_text(f.f_table, &t.name);
-                        meta.push_str(&t.name);
-                        meta.push('\n');
-                        facts.push((id, t.name.clone(), t.access.as_str()));
                     }
-                }
-                if service == "lineage" {
-                    // Unity Catalog lineage names the tables itself: found by `table:` like a cell's,
-                    // and marked as lineage-derived by the event's own service.
-                    let params = case.payload_params(&mut payloads, payload)?;
-                    for (name, access) in lineage_tables(&params) {
-                        let access_field = match access {
-                            nbtrail_analyzer::tables::Access::Read => f.table_read,
-                            nbtrail_analyzer::tables::Access::Write => f.table_write,
-                        };
-                        for suffix in name_suffixes(&name) {
-                            doc.add_text(f.table, suffix);
-                            doc.add_text(access_field, suffix);
+                    if service == "lineage" {
+                        // Unity Catalog lineage names the tables itself: found by `table:` like a cell's,
+                        // and marked as lineage-derived by the event's own service.
+                        let params = case.payload_params(&mut payloads, payload)?;
+                        for (name, access) in lineage_tables(&params) {
+                            let access_field = match access {
+                                nbtrail_analyzer::tables::Access::Read => f.table_read,
+                                nbtrail_analyzer::tables::Access::Write => f.table_write,
+                            };
+                            for suffix in name_suffixes(&name) {
+                                doc.add_text(f.table, suffix);
+                                doc.add_text(access_field, suffix);
+                            }
+                            doc.add_text(f.f_table, &name);
+                            meta.push_str(&name);
+                            meta.push('\n');
+                            facts.push((id, name, access.as_str()));
                         }
-                        doc.add_text(f.f_table, &name);
-                        meta.push_str(&name);
-                        meta.push('\n');
-                        facts.push((id, name, access.as_str()));
                     }
-                }
-                if shape == Shape::Capture.as_str() && service == "jupyter" {
-                    // What the user was shown: captured outputs carry their text in the parameters.
-                    let params = case.payload_params(&mut payloads, payload)?;
-                    if let Some(text) = output_text(&params) {
-                        add_bounded(&mut doc, f.output, &text, &mut meta);
+                    if shape == Shape::Capture.as_str() && service == "jupyter" {
+                        // What the user was shown: captured outputs carry their text in the parameters.
+                        let params = case.payload_params(&mut payloads, payload)?;
+                        if let Some(text) = output_text(&params) {
+                            add_bounded(&mut doc, f.output, &text, &mut meta);
+                        }
                     }
-                }
-                doc.add_text(f.meta, &meta);
-                writer.add_document(doc).map_err(ix_err(&self.dir))?;
-                through = id;
-                done += 1;
-                if done.is_multiple_of(10_000) {
-                    progress(SyncProgress { done, total });
-                }
-                Ok(())
+                    doc.add_text(f.meta, &meta);
+                    writer.add_document(doc).map_err(ix_err(&self.dir))?;
+                    through = id;
+                    done += 1;
+                    if done.is_multiple_of(10_000) {
+                        progress(SyncProgress { done, total });
+                    }
+                    Ok(())
+                })
             })?;
             progress(SyncProgress { done, total });
             report.indexed = done;
