@@ -23,17 +23,19 @@ INGEST_RUNS=${NBTRAIL_BENCH_INGEST_RUNS:-3}
 all_runs=()
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}'); $(date -u +%Y-%m-%dT%H:%MZ)"
-measure() { # out-var-prefix, command...  → sets ${prefix}_s and ${prefix}_mb
+measure() { # out-var-prefix, command...  → sets ${prefix}_s, ${prefix}_mb, ${prefix}_cpu (user + sys s), ${prefix}_sys
   local p=$1; shift
-  /usr/bin/time -f "%e %M" -o "$DATA/time.txt" "$@" > "$DATA/out.txt" 2> "$DATA/err.txt" || {
+  /usr/bin/time -f "%e %M %U %S" -o "$DATA/time.txt" "$@" > "$DATA/out.txt" 2> "$DATA/err.txt" || {
     local rc=$?
     # analyze exits 1 when it finds something; anything else is a failure
     [ "$rc" = 1 ] || { cat "$DATA/err.txt" >&2; exit "$rc"; }
   }
   # (a non-zero exit adds a "Command exited with non-zero status" line first)
-  read -r s kb < <(tail -1 "$DATA/time.txt")
+  read -r s kb user sys < <(tail -1 "$DATA/time.txt")
   printf -v "${p}_s" '%s' "$s"
   printf -v "${p}_mb" '%s' "$((kb / 1024))"
+  printf -v "${p}_cpu" '%s' "$(python3 -c "print(round($user + $sys, 1))")"
+  printf -v "${p}_sys" '%s' "$sys"
 }
 rows=()
 for N in "${SIZES[@]}"; do
@@ -50,11 +52,11 @@ for N in "${SIZES[@]}"; do
     read -r events store index < <(python3 -c "
 import json; r = json.load(open('$DATA/ingest-$N.json'))
 print(r['events'], r['elapsed_ms'] / 1000, r['index']['elapsed_ms'] / 1000)")
-    runs+=("$ing_s $store $index $ing_mb")
-    echo "ingest $N run $k: ${ing_s} s (store ${store} s, index ${index} s), peak RSS ${ing_mb} MB"
+    runs+=("$ing_s $store $index $ing_mb $ing_cpu $ing_sys")
+    echo "ingest $N run $k: ${ing_s} s (store ${store} s, index ${index} s; CPU ${ing_cpu} s, of it system ${ing_sys} s), peak RSS ${ing_mb} MB"
   done
   all_runs+=("$N: $(printf '%s s; ' "${runs[@]%% *}")")
-  read -r ing_s store index ing_mb < <(printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(((INGEST_RUNS + 1) / 2))p")
+  read -r ing_s store index ing_mb ing_cpu ing_sys < <(printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(((INGEST_RUNS + 1) / 2))p")
   case_mb=$(du -sm "$CASE" | cut -f1)
   index_mb=$(du -sm "$CASE/index" | cut -f1)
   NBTRAIL_BENCH_CASE="$CASE" NBTRAIL_BENCH_RUNS=$RUNS cargo bench -q --locked -p nbtrail-search --bench latency 2>/dev/null \
@@ -75,7 +77,7 @@ PY
   selected=$(python3 -c "import json; print(json.load(open('$DATA/out.txt')).get('events', '?'))" 2>/dev/null || echo "?")
   zip_mb=$(( $(stat -c %s "$DATA/sel-$N.zip") / 1000000 ))
   measure sum "$NB" summary --case "$CASE"
-  rows+=("| $N | $events | ${ing_s} s (store ${store} s, index ${index} s) | ${ing_mb} MB | ${case_mb} MB (index ${index_mb} MB) | ${p50} / ${p95} ms | ${ana_s} s, ${ana_mb} MB | ${selected} events: ${exp_s} s, ${exp_mb} MB, ${zip_mb} MB zip | ${sum_s} s |")
+  rows+=("| $N | $events | ${ing_s} s (store ${store} s, index ${index} s; CPU ${ing_cpu} s, sys ${ing_sys} s) | ${ing_mb} MB | ${case_mb} MB (index ${index_mb} MB) | ${p50} / ${p95} ms | ${ana_s} s (CPU ${ana_cpu} s), ${ana_mb} MB | ${selected} events: ${exp_s} s, ${exp_mb} MB, ${zip_mb} MB zip | ${sum_s} s |")
   echo "${rows[-1]}"
 done
 echo
