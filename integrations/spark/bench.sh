@@ -22,6 +22,7 @@ read -r ing_s ing_kb < <(t target/release/nbtrail ingest --no-index --case "$CAS
 read -r ana_s ana_kb < <(t target/release/nbtrail analyze --case "$CASE" --no-detections)
 desk=$(echo "$ing_s + $ana_s" | bc)
 sessions=$(python3 -c "import sqlite3; print(sqlite3.connect('$CASE/case.sqlite').execute('select count(*) from sessions where notebook_id not like \"sql-warehouse/%\"').fetchone()[0])")
+desk_findings=$(python3 -c "import sqlite3; print(sqlite3.connect('$CASE/case.sqlite').execute('select count(*) from findings').fetchone()[0])")
 OUT="$DATA/spark-bench.out"
 rm -rf "$OUT"
 read -r sp_s sp_kb < <(cd integrations/spark && t "$PWD/../../$venv/bin/python" -m nbtrail_spark.job --master 'local[2]' \
@@ -32,6 +33,6 @@ echo
 echo "| run | wall | events/s | peak RSS | sessions | findings |"
 echo "|---|---:|---:|---:|---:|---:|"
 printf "| desktop: ingest (no index) + analyze | %.1f s (%.1f + %.1f) | %'.0f | %d MB | %s | %s |\n" "$desk" "$ing_s" "$ana_s" \
-  "$(echo "$N / $desk" | bc)" "$(( (ing_kb > ana_kb ? ing_kb : ana_kb) / 1024 ))" "$sessions" "$(grep -o '[0-9]* finding' "$DATA/err.txt" | head -1 | cut -d' ' -f1)"
+  "$(echo "$N / $desk" | bc)" "$(( (ing_kb > ana_kb ? ing_kb : ana_kb) / 1024 ))" "$sessions" "$desk_findings"
 printf "| spark job, local[2] (JVM start included; job alone %s s) | %.1f s | %'.0f | %d MB (driver) | %s | %s |\n" "$j_inner" "$sp_s" \
   "$(echo "$N / $sp_s" | bc)" "$((sp_kb / 1024))" "$j_sessions" "$j_findings"
