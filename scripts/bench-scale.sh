@@ -5,7 +5,7 @@
 #   13-query mix of crates/search/benches/latency.rs), analysis (code + event detections), export of a
 #   100k-event selection (ids spread evenly over the case), and re-opening the case (`summary`).
 # Usage: bash scripts/bench-scale.sh [N1 N2 ...]   (default: 1000000 10000000)
-#   NBTRAIL_BENCH_INGEST_RUNS (default 3): ingests per size, the median reported; NBTRAIL_BENCH_RUNS (10):
+#   NBTRAIL_BENCH_INGEST_RUNS (default 3): ingests per size (sizes taking turns), the median reported; NBTRAIL_BENCH_RUNS (10):
 #   runs of each search query.
 # Needs ~16 GB of free disk for 10M (input 7.8 GB, case ~7 GB). Slow: not part of CI.
 set -euo pipefail
@@ -38,25 +38,34 @@ measure() { # out-var-prefix, command...  → sets ${prefix}_s, ${prefix}_mb, ${
   printf -v "${p}_sys" '%s' "$sys"
 }
 rows=()
+# Ingest with index INGEST_RUNS times per size into a new case, the sizes taking turns (1M, 10M, 1M, 10M,
+# …) so that both sample the same minutes of this machine's drift (±10 % at 1M within minutes); the row
+# reports the run with the median wall time, and every run is listed below the table.
+declare -A runs_of
 for N in "${SIZES[@]}"; do
   FILE="$DATA/bench-varied-$N.json"
   [ -f "$FILE" ] || target/release/nbtrail-samplegen bench --out "$FILE" --events "$N"
-  CASE="$PWD/$DATA/scale-$N.case"
-  # Ingest with index INGEST_RUNS times into a new case (run-to-run spread here is ±5-10 %); the row
-  # reports the run with the median wall time, and every run is listed below the table.
-  runs=()
-  for ((k = 1; k <= INGEST_RUNS; k++)); do
+  runs_of[$N]=""
+done
+for ((k = 1; k <= INGEST_RUNS; k++)); do
+  for N in "${SIZES[@]}"; do
+    FILE="$DATA/bench-varied-$N.json"
+    CASE="$PWD/$DATA/scale-$N.case"
     rm -rf "$CASE"
     measure ing "$NB" ingest --case "$CASE" "$FILE" -q
     cp "$DATA/out.txt" "$DATA/ingest-$N.json"
     read -r events store index < <(python3 -c "
 import json; r = json.load(open('$DATA/ingest-$N.json'))
 print(r['events'], r['elapsed_ms'] / 1000, r['index']['elapsed_ms'] / 1000)")
-    runs+=("$ing_s $store $index $ing_mb $ing_cpu $ing_sys")
+    runs_of[$N]+="$ing_s $store $index $ing_mb $ing_cpu $ing_sys $events"$'\n'
     echo "ingest $N run $k: ${ing_s} s (store ${store} s, index ${index} s; CPU ${ing_cpu} s, of it system ${ing_sys} s), peak RSS ${ing_mb} MB"
   done
+done
+for N in "${SIZES[@]}"; do
+  CASE="$PWD/$DATA/scale-$N.case"
+  mapfile -t runs < <(printf '%s' "${runs_of[$N]}")
   all_runs+=("$N: $(printf '%s s; ' "${runs[@]%% *}")")
-  read -r ing_s store index ing_mb ing_cpu ing_sys < <(printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(((INGEST_RUNS + 1) / 2))p")
+  read -r ing_s store index ing_mb ing_cpu ing_sys events < <(printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(((INGEST_RUNS + 1) / 2))p")
   case_mb=$(du -sm "$CASE" | cut -f1)
   index_mb=$(du -sm "$CASE/index" | cut -f1)
   NBTRAIL_BENCH_CASE="$CASE" NBTRAIL_BENCH_RUNS=$RUNS cargo bench -q --locked -p nbtrail-search --bench latency 2>/dev/null \
@@ -67,7 +76,8 @@ print(r['events'], r['elapsed_ms'] / 1000, r['index']['elapsed_ms'] / 1000)")
   range=$(python3 - "$CASE/case.sqlite" <<'PY'
 import sqlite3, sys, datetime as dt
 db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-t = [db.execute("SELECT time_ms FROM events ORDER BY time_ms LIMIT 1 OFFSET ?", (k,)).fetchone()[0] for k in (0, 99999)]
+n = db.execute("SELECT count(*) FROM events").fetchone()[0]
+t = [db.execute("SELECT time_ms FROM events ORDER BY time_ms LIMIT 1 OFFSET ?", (k,)).fetchone()[0] for k in (0, min(99999, n - 1))]
 iso = lambda ms: dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 print(f"time:[{iso(t[0])} TO {iso(t[1])}]")
 PY
@@ -87,4 +97,15 @@ printf '%s\n' "${rows[@]}"
 echo
 echo "ingest + index, every run (wall; the table shows the median):"
 printf '  %s\n' "${all_runs[@]}"
+if [ "${#SIZES[@]}" = 2 ]; then
+  python3 - "${runs_of[${SIZES[0]}]}" "${runs_of[${SIZES[1]}]}" <<'PY'
+import statistics, sys
+small, large = ([[float(x) for x in l.split()] for l in a.splitlines() if l.strip()] for a in sys.argv[1:3])
+for name, col in (("wall", 0), ("CPU", 4)):
+    turns = [b[col] / a[col] for a, b in zip(small, large)]
+    med = statistics.median(b[col] for b in large) / statistics.median(a[col] for a in small)
+    print(f"ingest {name} ratio, larger / smaller size, per turn (same minutes): "
+          + ", ".join(f"{r:.2f}x" for r in turns) + f"; median of turns {statistics.median(turns):.2f}x; ratio of medians {med:.2f}x")
+PY
+fi
 for N in "${SIZES[@]}"; do echo; echo "search at $N:"; cat "$DATA/search-$N.md"; done
