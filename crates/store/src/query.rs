@@ -957,6 +957,20 @@ fn summary_key(c: &rusqlite::Connection) -> Result<String> {
 /// distinct users over ten million events takes seconds), else computed and cached when the case is
 /// writable.
 pub(crate) fn summary_cached(c: &rusqlite::Connection) -> Result<CaseSummary> {
+    // Key, counts and cache write in one savepoint: the counts and the key stored with them come from one
+    // snapshot of the case, and the two cache rows are written together or not at all.
+    c.execute_batch("SAVEPOINT summary_cached")?;
+    let result = summary_cached_in_savepoint(c);
+    let end = match &result {
+        Ok(_) => c.execute_batch("RELEASE summary_cached"),
+        Err(_) => c.execute_batch("ROLLBACK TO summary_cached; RELEASE summary_cached"),
+    };
+    let summary = result?;
+    end?;
+    Ok(summary)
+}
+
+fn summary_cached_in_savepoint(c: &rusqlite::Connection) -> Result<CaseSummary> {
     let key = summary_key(c)?;
     let cached: Option<(String, String)> = c
         .query_row(
@@ -984,15 +998,27 @@ pub(crate) fn refresh_summary(c: &rusqlite::Connection) -> Result<()> {
     store_summary(c, &key, &summary)
 }
 
+/// Writes the summary and its key as one unit (a savepoint of their own): a failure or a crash between the
+/// two rows must not leave a new key over an old summary, which would be served as current.
 fn store_summary(c: &rusqlite::Connection, key: &str, summary: &CaseSummary) -> Result<()> {
     let json = serde_json::to_string(summary).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    for (k, v) in [("summary_key", key), ("summary", json.as_str())] {
-        c.execute(
-            "INSERT INTO settings(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [k, v],
-        )?;
+    c.execute_batch("SAVEPOINT store_summary")?;
+    let written = [("summary", json.as_str()), ("summary_key", key)]
+        .into_iter()
+        .try_for_each(|(k, v)| {
+            c.execute(
+                "INSERT INTO settings(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [k, v],
+            )
+            .map(drop)
+        });
+    match written {
+        Ok(()) => Ok(c.execute_batch("RELEASE store_summary")?),
+        Err(e) => {
+            c.execute_batch("ROLLBACK TO store_summary; RELEASE store_summary")?;
+            Err(e.into())
+        }
     }
-    Ok(())
 }
 
 /// How many events of one `service.action` the case holds (the summary's notable events): from the action
@@ -1144,6 +1170,63 @@ mod tests {
     use crate::Case;
     use crate::tests::plan;
     use rusqlite::StatementStatus;
+
+    /// Regression: the summary cache was written as two rows, key first, outside any transaction when a read
+    /// found it stale — a failure (or a crash) after the key left a new key over the old counts, and the
+    /// old counts were then served as current. Here the second row's write fails (a trigger): neither row
+    /// may change, and the summary returned is still the fresh one.
+    #[test]
+    fn summary_cache_is_never_a_new_key_over_old_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut case = Case::create(dir.path()).unwrap();
+        let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-logs");
+        let stream = nbtrail_ingest::RecordStream::open(&[logs], &[]).unwrap();
+        case.ingest(
+            stream,
+            &std::sync::atomic::AtomicBool::new(false),
+            &mut |_| {},
+        )
+        .unwrap();
+        let fresh = case.summary().unwrap();
+        let c = &case.conn;
+        let rows = |c: &rusqlite::Connection| -> Vec<(String, String)> {
+            c.prepare("SELECT key, value FROM settings WHERE key IN ('summary', 'summary_key') ORDER BY key")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        // A stale cache: an old key over old counts, as a case written by an earlier run would hold.
+        c.execute_batch(
+            "UPDATE settings SET value = 'stale' WHERE key = 'summary_key';
+             UPDATE settings SET value = '{}' WHERE key = 'summary';",
+        )
+        .unwrap();
+        let before = rows(c);
+        for order in ["summary_key", "summary"] {
+            c.execute_batch(&format!(
+                "CREATE TEMP TRIGGER fail_{order} BEFORE UPDATE ON settings WHEN NEW.key = '{order}'
+                 BEGIN SELECT RAISE(ABORT, 'disk full'); END;"
+            ))
+            .unwrap();
+            assert_eq!(case.summary().unwrap(), fresh, "the read still answers");
+            assert_eq!(
+                rows(c),
+                before,
+                "a failed cache write changed a row (trigger on {order})"
+            );
+            c.execute_batch(&format!("DROP TRIGGER fail_{order}"))
+                .unwrap();
+        }
+        assert_eq!(case.summary().unwrap(), fresh);
+        assert_ne!(
+            rows(c),
+            before,
+            "with nothing failing the cache is refreshed"
+        );
+        assert_eq!(case.summary().unwrap(), fresh, "and read back");
+    }
 
     /// Regression (issue 21, a ten-million-event ingest spent 5 s on its summary): the summary's counts
     /// looked every counted event up in the table for its `service`, scanned the table for distinct
