@@ -958,16 +958,28 @@ fn summary_key(c: &rusqlite::Connection) -> Result<String> {
 /// writable.
 pub(crate) fn summary_cached(c: &rusqlite::Connection) -> Result<CaseSummary> {
     // Key, counts and cache write in one savepoint: the counts and the key stored with them come from one
-    // snapshot of the case, and the two cache rows are written together or not at all.
-    c.execute_batch("SAVEPOINT summary_cached")?;
-    let result = summary_cached_in_savepoint(c);
-    let end = match &result {
-        Ok(_) => c.execute_batch("RELEASE summary_cached"),
-        Err(_) => c.execute_batch("ROLLBACK TO summary_cached; RELEASE summary_cached"),
-    };
-    let summary = result?;
-    end?;
-    Ok(summary)
+    // snapshot of the case.
+    in_savepoint(c, "summary_cached", || summary_cached_in_savepoint(c))
+}
+
+/// Runs `f` inside the savepoint `name` (a literal of this module): released when `f` succeeds, rolled
+/// back (then released) when it fails, so that its writes land together or not at all.
+fn in_savepoint<T>(
+    c: &rusqlite::Connection,
+    name: &str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    c.execute_batch(&format!("SAVEPOINT {name}"))?;
+    match f() {
+        Ok(value) => {
+            c.execute_batch(&format!("RELEASE {name}"))?;
+            Ok(value)
+        }
+        Err(e) => {
+            c.execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))?;
+            Err(e)
+        }
+    }
 }
 
 fn summary_cached_in_savepoint(c: &rusqlite::Connection) -> Result<CaseSummary> {
@@ -1002,23 +1014,15 @@ pub(crate) fn refresh_summary(c: &rusqlite::Connection) -> Result<()> {
 /// two rows must not leave a new key over an old summary, which would be served as current.
 fn store_summary(c: &rusqlite::Connection, key: &str, summary: &CaseSummary) -> Result<()> {
     let json = serde_json::to_string(summary).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    c.execute_batch("SAVEPOINT store_summary")?;
-    let written = [("summary", json.as_str()), ("summary_key", key)]
-        .into_iter()
-        .try_for_each(|(k, v)| {
+    in_savepoint(c, "store_summary", || {
+        for (k, v) in [("summary", json.as_str()), ("summary_key", key)] {
             c.execute(
                 "INSERT INTO settings(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 [k, v],
-            )
-            .map(drop)
-        });
-    match written {
-        Ok(()) => Ok(c.execute_batch("RELEASE store_summary")?),
-        Err(e) => {
-            c.execute_batch("ROLLBACK TO store_summary; RELEASE store_summary")?;
-            Err(e.into())
+            )?;
         }
-    }
+        Ok(())
+    })
 }
 
 /// How many events of one `service.action` the case holds (the summary's notable events): from the action
@@ -1171,12 +1175,8 @@ mod tests {
     use crate::tests::plan;
     use rusqlite::StatementStatus;
 
-    /// Regression: the summary cache was written as two rows, key first, outside any transaction when a read
-    /// found it stale — a failure (or a crash) after the key left a new key over the old counts, and the
-    /// old counts were then served as current. Here the second row's write fails (a trigger): neither row
-    /// may change, and the summary returned is still the fresh one.
-    #[test]
-    fn summary_cache_is_never_a_new_key_over_old_counts() {
+    /// A new case holding the sample logs (the directory goes when the first value is dropped).
+    fn sample_case() -> (tempfile::TempDir, Case) {
         let dir = tempfile::tempdir().unwrap();
         let mut case = Case::create(dir.path()).unwrap();
         let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-logs");
@@ -1187,6 +1187,16 @@ mod tests {
             &mut |_| {},
         )
         .unwrap();
+        (dir, case)
+    }
+
+    /// Regression: the summary cache was written as two rows, key first, outside any transaction when a read
+    /// found it stale — a failure (or a crash) after the key left a new key over the old counts, and the
+    /// old counts were then served as current. Here the second row's write fails (a trigger): neither row
+    /// may change, and the summary returned is still the fresh one.
+    #[test]
+    fn summary_cache_is_never_a_new_key_over_old_counts() {
+        let (_dir, case) = sample_case();
         let fresh = case.summary().unwrap();
         let c = &case.conn;
         let rows = |c: &rusqlite::Connection| -> Vec<(String, String)> {
@@ -1234,16 +1244,7 @@ mod tests {
     /// distinct counts probe once per value; on the sample logs they give what the plain SQL gives.
     #[test]
     fn summary_counts_read_indexes_only_and_agree_with_plain_sql() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut case = Case::create(dir.path()).unwrap();
-        let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-logs");
-        let stream = nbtrail_ingest::RecordStream::open(&[logs], &[]).unwrap();
-        case.ingest(
-            stream,
-            &std::sync::atomic::AtomicBool::new(false),
-            &mut |_| {},
-        )
-        .unwrap();
+        let (_dir, case) = sample_case();
         let c = &case.conn;
         for sql in [NOTABLE_COUNT_SQL, COMMANDS_COUNT_SQL] {
             let plan = plan(c, sql);
