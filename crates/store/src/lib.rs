@@ -49,6 +49,17 @@
 //! how it was delivered (shape, the raw bytes, file and line), and fields some export shapes do not carry
 //! or write differently — notebook path, workspace id, user agent, web session id, duration.
 
+/// The condition that makes an event a SQL warehouse statement, as SQL text: one text for the store's
+/// queries ([`WAREHOUSE_STATEMENT_SQL`]) and the condition of the partial index they read
+/// (`schema::SECONDARY_INDEXES`, `events_warehouse`) — SQLite uses a partial index only for a query whose
+/// condition implies the index's. A macro, not a constant, so that the index definition can `concat!` it
+/// (defined before the modules that use it).
+macro_rules! warehouse_statement_sql {
+    () => {
+        "action IN ('commandSubmit', 'queryHistory') AND service = 'databrickssql' AND cluster_id IS NOT NULL AND notebook_id IS NULL"
+    };
+}
+
 pub mod custody;
 pub use custody::{NOTE_KINDS, NoteRow};
 mod detect_feed;
@@ -1322,7 +1333,7 @@ pub const WAREHOUSE_SESSION_PREFIX: &str = "sql-warehouse/";
 /// The events that are SQL warehouse statements (cells of warehouse sessions).
 /// (`commandSubmit` from the audit log, `queryHistory` rows from `system.query.history`.)
 /// A history row of a statement a notebook ran has the notebook's id and is that notebook's event.
-const WAREHOUSE_STATEMENT_SQL: &str = "action IN ('commandSubmit', 'queryHistory') AND service = 'databrickssql' AND cluster_id IS NOT NULL AND notebook_id IS NULL";
+const WAREHOUSE_STATEMENT_SQL: &str = warehouse_statement_sql!();
 /// A statement event's warehouse session key, in SQL.
 const WAREHOUSE_KEY_SQL: &str = "('sql-warehouse/' || cluster_id || '/' || coalesce(user, ''))";
 

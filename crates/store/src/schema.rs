@@ -21,14 +21,16 @@ pub const SECONDARY_INDEXES: &[(&str, &str)] = &[
          WHERE notebook_id IS NOT NULL",
     ),
     // The same for SQL warehouse statements (their sessions are per warehouse and user): the condition is
-    // `WAREHOUSE_STATEMENT_SQL` in the store, word for word, and the columns it tests are in the index too
+    // the store's `WAREHOUSE_STATEMENT_SQL` (one macro text), and the columns it tests are in the index too
     // (SQLite reads them to check the condition even where the index implies it).
     (
         "events_warehouse",
-        "events(cluster_id, coalesce(user, ''), time_ms, command_id, action, duration_ms, natural_key,
+        concat!(
+            "events(cluster_id, coalesce(user, ''), time_ms, command_id, action, duration_ms, natural_key,
                 service, notebook_id)
-         WHERE action IN ('commandSubmit', 'queryHistory') AND service = 'databrickssql'
-           AND cluster_id IS NOT NULL AND notebook_id IS NULL",
+         WHERE ",
+            warehouse_statement_sql!()
+        ),
     ),
 ];
 
